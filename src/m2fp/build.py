@@ -1,0 +1,171 @@
+"""Build M2FP networks from a ModelScope ``configuration.json`` ``model`` section or a preset.
+
+The literal hyperparameters of the official checkpoint live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from m2fp.errors import ModelConfigError
+from m2fp.labels import CIHP_CLASSES
+from m2fp.modeling.backbone import DeepLabResNet
+from m2fp.modeling.m2fp import M2FP, M2FPHead
+from m2fp.modeling.pixel_decoder import MSDeformAttnPixelDecoder
+from m2fp.modeling.transformer_decoder import MaskedTransformerDecoder
+
+
+def m2fp_r101_cihp() -> dict[str, Any]:
+    """``model`` section of ``damo/cv_resnet101_image-multiple-human-parsing`` (63.1M params)."""
+    return {
+        "type": "m2fp",
+        "backbone": {
+            "out_features": ["res2", "res3", "res4", "res5"],
+            "depth": 101,
+            "num_groups": 1,
+            "width_per_group": 64,
+            "norm": "BN",
+            "stem_out_channels": 128,
+            "res2_out_channels": 256,
+            "stride_in_1x1": False,
+            "res4_dilation": 1,
+            "res5_dilation": 1,
+            "res5_multi_grid": [1, 1, 1],
+        },
+        "encoder": {
+            "in_features": ["res2", "res3", "res4", "res5"],
+            "transformer_dropout": 0.0,
+            "transformer_nheads": 8,
+            "transformer_dim_feedforward": 1024,
+            "transformer_enc_layers": 6,
+            "conv_dim": 256,
+            "mask_dim": 256,
+            "transformer_in_features": ["res3", "res4", "res5"],
+            "common_stride": 4,
+        },
+        "decoder": {
+            "num_classes": 21,
+            "hidden_dim": 256,
+            "num_queries": 100,
+            "nheads": 8,
+            "dim_feedforward": 2048,
+            "dec_layers": 9,
+            "pre_norm": False,
+            "mask_dim": 256,
+            "enforce_input_project": False,
+        },
+        "classes": list(CIHP_CLASSES),
+        "num_parsing": 20,
+        "single_human": False,
+        "parsing_on": True,
+        "semantic_on": False,
+        "parsing_ins_score_thr": 0.3,
+        "sem_seg_postprocess_before_inference": True,
+    }
+
+
+PRESETS: dict[str, Callable[[], dict[str, Any]]] = {"m2fp_r101_cihp": m2fp_r101_cihp}
+
+
+def preset(name: str) -> dict[str, Any]:
+    """A fresh copy of a named preset's ``model`` section."""
+    if name not in PRESETS:
+        raise ModelConfigError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+    return copy.deepcopy(PRESETS[name]())
+
+
+def _section(config: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = config.get(name)
+    if not isinstance(value, Mapping):
+        raise ModelConfigError(f"model config: section '{name}' is missing or not an object")
+    return value
+
+
+def _get(section: Mapping[str, Any], where: str, key: str, kind: type | tuple[type, ...]) -> Any:
+    if key not in section:
+        raise ModelConfigError(f"model config: '{where}.{key}' is missing")
+    value = section[key]
+    # bool is an int subclass: refuse it where a number is expected
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise ModelConfigError(f"model config: '{where}.{key}' has the wrong type")
+    return value
+
+
+def validate_config(config: Mapping[str, Any]) -> None:
+    """Raise ModelConfigError unless ``config`` describes a multi-person parsing model."""
+    if config.get("single_human"):
+        raise ModelConfigError("model config: single-human models are not supported")
+    if not config.get("parsing_on", False):
+        raise ModelConfigError("model config: only 'parsing_on' models are supported")
+    classes = config.get("classes")
+    num_parsing = config.get("num_parsing")
+    decoder = _section(config, "decoder")
+    num_classes = _get(decoder, "decoder", "num_classes", int)
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise ModelConfigError("model config: 'classes' must be a list of names")
+    if len(classes) != num_classes:
+        raise ModelConfigError("model config: 'classes' does not match 'decoder.num_classes'")
+    if not isinstance(num_parsing, int) or num_parsing != num_classes - 1:
+        raise ModelConfigError("model config: 'num_parsing' must be num_classes - 1")
+    thr = config.get("parsing_ins_score_thr", 0.5)
+    if not isinstance(thr, (int, float)) or not 0.0 <= thr <= 1.0:
+        raise ModelConfigError("model config: 'parsing_ins_score_thr' must be in [0, 1]")
+
+
+def build_model(config: Mapping[str, Any]) -> M2FP:
+    """An M2FP network (random init, eval mode) for a ModelScope ``model`` config section.
+
+    Raises:
+        ModelConfigError: a key is missing, mistyped or unsupported.
+    """
+    validate_config(config)
+    b, e, d = _section(config, "backbone"), _section(config, "encoder"), _section(config, "decoder")
+    backbone = DeepLabResNet(
+        depth=_get(b, "backbone", "depth", int),
+        out_features=_get(b, "backbone", "out_features", list),
+        stem_out_channels=_get(b, "backbone", "stem_out_channels", int),
+        res2_out_channels=_get(b, "backbone", "res2_out_channels", int),
+        num_groups=_get(b, "backbone", "num_groups", int),
+        width_per_group=_get(b, "backbone", "width_per_group", int),
+        norm=_get(b, "backbone", "norm", str),
+        stride_in_1x1=_get(b, "backbone", "stride_in_1x1", bool),
+        res4_dilation=_get(b, "backbone", "res4_dilation", int),
+        res5_dilation=_get(b, "backbone", "res5_dilation", int),
+        res5_multi_grid=_get(b, "backbone", "res5_multi_grid", list),
+    )
+    in_features = _get(e, "encoder", "in_features", list)
+    missing = [f for f in in_features if f not in backbone.channels]
+    if missing:
+        raise ModelConfigError(f"model config: encoder reads {missing}, not produced by backbone")
+    conv_dim = _get(e, "encoder", "conv_dim", int)
+    pixel_decoder = MSDeformAttnPixelDecoder(
+        input_channels={f: backbone.channels[f] for f in in_features},
+        input_strides={f: backbone.strides[f] for f in in_features},
+        transformer_in_features=_get(e, "encoder", "transformer_in_features", list),
+        conv_dim=conv_dim,
+        mask_dim=_get(e, "encoder", "mask_dim", int),
+        transformer_nheads=_get(e, "encoder", "transformer_nheads", int),
+        transformer_dim_feedforward=_get(e, "encoder", "transformer_dim_feedforward", int),
+        transformer_enc_layers=_get(e, "encoder", "transformer_enc_layers", int),
+        common_stride=_get(e, "encoder", "common_stride", int),
+    )
+    if _get(d, "decoder", "pre_norm", bool):
+        raise ModelConfigError("model config: 'decoder.pre_norm' models are not supported")
+    predictor = MaskedTransformerDecoder(
+        in_channels=conv_dim,
+        num_classes=_get(d, "decoder", "num_classes", int),
+        hidden_dim=_get(d, "decoder", "hidden_dim", int),
+        num_queries=_get(d, "decoder", "num_queries", int),
+        nheads=_get(d, "decoder", "nheads", int),
+        dim_feedforward=_get(d, "decoder", "dim_feedforward", int),
+        dec_layers=_get(d, "decoder", "dec_layers", int),
+        mask_dim=_get(d, "decoder", "mask_dim", int),
+        enforce_input_project=_get(d, "decoder", "enforce_input_project", bool),
+    )
+    model = M2FP(
+        backbone=backbone,
+        sem_seg_head=M2FPHead(pixel_decoder=pixel_decoder, predictor=predictor),
+    )
+    return model.eval()

@@ -1,0 +1,123 @@
+"""Fetch the official model files from the ModelScope hub: HTTPS, resumable, size- and
+hash-checked, with the sha256 of every file recorded next to it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from m2fp.errors import M2FPError
+from m2fp.model_location import MODEL_ID
+
+DEFAULT_BASE_URL = "https://modelscope.cn"
+DEFAULT_REVISION = "v1.0.1"
+FILES = ("configuration.json", "pytorch_model.pt")
+CHECKSUMS_FILE = "SHA256SUMS"
+TIMEOUT_S = 30
+BLOCK = 1 << 20
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class DownloadError(M2FPError):
+    """The model could not be fetched; the message says why in one line."""
+
+
+def _check_base_url(base_url: str) -> str:
+    parsed = urllib.parse.urlparse(base_url)
+    # plain HTTP only to this machine (tests serve fake files from loopback)
+    if parsed.scheme == "https" or (parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS):
+        return base_url.rstrip("/")
+    raise DownloadError("the download base URL must use https://")
+
+
+def _open(request: urllib.request.Request) -> Any:
+    try:
+        return urllib.request.urlopen(request, timeout=TIMEOUT_S)  # noqa: S310 - scheme checked
+    except urllib.error.HTTPError as exc:
+        raise DownloadError(f"the model hub answered HTTP {exc.code}") from exc
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        host = urllib.parse.urlparse(request.full_url).hostname
+        raise DownloadError(f"could not reach {host} (offline?)") from exc
+
+
+def _file_index(base: str, revision: str) -> dict[str, dict[str, Any]]:
+    """Name -> {"Size", "Sha256"} from the hub's file listing."""
+    query = urllib.parse.urlencode({"Revision": revision, "Recursive": "true"})
+    url = f"{base}/api/v1/models/{MODEL_ID}/repo/files?{query}"
+    with _open(urllib.request.Request(url)) as response:  # noqa: S310 - scheme checked
+        try:
+            listing = json.loads(response.read(4 << 20))
+            files = listing["Data"]["Files"]
+            return {f["Path"] if "Path" in f else f["Name"]: f for f in files}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DownloadError("the model hub sent an unexpected file listing") from exc
+
+
+def _fetch(base: str, revision: str, name: str, dest: Path, expected: dict[str, Any]) -> str:
+    from tqdm import tqdm
+
+    size = int(expected["Size"])
+    final = dest / name
+    partial = dest / f"{name}.part"
+    have = partial.stat().st_size if partial.exists() else 0
+    if have > size:
+        partial.unlink()
+        have = 0
+    query = urllib.parse.urlencode({"Revision": revision, "FilePath": name})
+    url = f"{base}/api/v1/models/{MODEL_ID}/repo?{query}"
+    request = urllib.request.Request(url)  # noqa: S310 - scheme checked
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    digest = hashlib.sha256()
+    with _open(request) as response:
+        if have and response.status != 206:
+            have = 0  # the server ignored the range: start again
+        mode = "ab" if have else "wb"
+        if have:
+            with partial.open("rb") as previous:
+                for block in iter(lambda: previous.read(BLOCK), b""):
+                    digest.update(block)
+        with (
+            partial.open(mode) as out,
+            tqdm(
+                total=size, initial=have, unit="B", unit_scale=True, desc=name, file=sys.stderr
+            ) as bar,
+        ):
+            for block in iter(lambda: response.read(BLOCK), b""):
+                out.write(block)
+                digest.update(block)
+                bar.update(len(block))
+    got = partial.stat().st_size
+    if got != size:
+        raise DownloadError(f"{name}: got {got} bytes, expected {size}; run the command again")
+    sha = digest.hexdigest()
+    wanted = str(expected.get("Sha256") or "").lower()
+    if wanted and sha != wanted:
+        partial.unlink()
+        raise DownloadError(f"{name}: sha256 does not match the hub's; the download was removed")
+    partial.replace(final)
+    return sha
+
+
+def download_model(dest: Path, *, base_url: str | None = None, revision: str | None = None) -> None:
+    """Download the model files into ``dest`` and write ``SHA256SUMS``.
+
+    Raises:
+        DownloadError: network, HTTP, size or hash problem (one line).
+    """
+    base = _check_base_url(base_url or DEFAULT_BASE_URL)
+    rev = revision or DEFAULT_REVISION
+    index = _file_index(base, rev)
+    missing = [name for name in FILES if name not in index]
+    if missing:
+        raise DownloadError(f"the model hub does not list {', '.join(missing)}")
+    dest.mkdir(parents=True, exist_ok=True)
+    sums = {name: _fetch(base, rev, name, dest, index[name]) for name in FILES}
+    lines = "".join(f"{sha}  {name}\n" for name, sha in sums.items())
+    (dest / CHECKSUMS_FILE).write_text(lines, encoding="utf-8")

@@ -1,0 +1,31 @@
+"""Exceptions that carry a message safe to show a user: no paths of theirs, no data."""
+
+from __future__ import annotations
+
+
+class M2FPError(Exception):
+    """Base class: ``str(error)`` is one clear line."""
+
+
+class ModelConfigError(M2FPError):
+    """The model configuration is missing, malformed or unsupported."""
+
+
+class CheckpointError(M2FPError):
+    """Weights are missing, unreadable, tampered with, or do not fit the network."""
+
+
+class ModelNotFoundError(CheckpointError):
+    """No weights where they were expected."""
+
+
+class ImageError(M2FPError):
+    """An input image was refused.
+
+    Attributes:
+        kind: a short machine-readable reason (``unsupported_format``, ``too_large`` ...).
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind

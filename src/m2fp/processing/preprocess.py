@@ -1,0 +1,48 @@
+"""Resize, normalise and pad an RGB image the way ModelScope's M2FP pipeline does."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+
+def target_size(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
+    """(new_h, new_w): short side ``min_size``, long side at most ``max_size``, rounded half up."""
+    scale = min_size / min(height, width)
+    if height < width:
+        new_h, new_w = float(min_size), scale * width
+    else:
+        new_h, new_w = scale * height, float(min_size)
+    if max(new_h, new_w) > max_size:
+        shrink = max_size / max(new_h, new_w)
+        new_h, new_w = new_h * shrink, new_w * shrink
+    return int(new_h + 0.5), int(new_w + 0.5)
+
+
+def resize(image: Image.Image, min_size: int, max_size: int) -> Image.Image:
+    """Resize with PIL bilinear (antialiased when shrinking), as torchvision's Resize does."""
+    new_h, new_w = target_size(image.height, image.width, min_size, max_size)
+    return image.resize((new_w, new_h), Image.Resampling.BILINEAR)
+
+
+def to_input_tensor(
+    image: Image.Image,
+    pixel_mean: torch.Tensor,
+    pixel_std: torch.Tensor,
+    size_divisibility: int,
+) -> torch.Tensor:
+    """A resized RGB image as a normalised 1x3xHpxWp tensor, zero-padded to the divisibility.
+
+    Padding comes after normalisation, so padded pixels are 0 in the normalised frame.
+    """
+    array = np.array(image, dtype=np.uint8)
+    tensor = torch.from_numpy(array).permute(2, 0, 1).float()
+    tensor = (tensor - pixel_mean) / pixel_std
+    height, width = tensor.shape[-2:]
+    pad_h = -height % size_divisibility
+    pad_w = -width % size_divisibility
+    if pad_h or pad_w:
+        tensor = F.pad(tensor, (0, pad_w, 0, pad_h), value=0.0)
+    return tensor.unsqueeze(0)

@@ -1,0 +1,222 @@
+"""What a parse returns: persons with their parts, a label map, and ways to export them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from m2fp.imaging import encode_png
+from m2fp.labels import palette_bytes
+from m2fp.processing.masks import CroppedMask
+from m2fp.processing.postprocess import Instance, ParsedOutput
+from m2fp.visualization import render_overlay
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part instance (e.g. the hair of one person).
+
+    Attributes:
+        label: class name, e.g. ``"Hair"``.
+        label_id: class index in the label map.
+        score: instance score in [0, 1].
+        mask_data: the binary mask, stored cropped; see ``mask``.
+    """
+
+    label: str
+    label_id: int
+    score: float
+    mask_data: CroppedMask = field(repr=False)
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) in pixels of the original image, ends exclusive."""
+        return self.mask_data.bbox
+
+    @property
+    def area(self) -> int:
+        return self.mask_data.area
+
+    @property
+    def mask(self) -> np.ndarray:
+        """HxW boolean mask at the original size."""
+        return self.mask_data.full()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "score": round(self.score, 4),
+            "bbox": list(self.bbox),
+            "area": self.area,
+        }
+
+
+@dataclass(frozen=True)
+class Person:
+    """One human instance and the parts assigned to it.
+
+    Attributes:
+        score: human instance score in [0, 1].
+        mask_data: the person's binary mask, stored cropped; see ``mask``.
+        parts: parts that overlap this person more than any other, best score first.
+    """
+
+    score: float
+    mask_data: CroppedMask = field(repr=False)
+    parts: tuple[Part, ...] = ()
+
+    @property
+    def bbox(self) -> tuple[int, int, int, int]:
+        return self.mask_data.bbox
+
+    @property
+    def area(self) -> int:
+        return self.mask_data.area
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.mask_data.full()
+
+    def part_mask(self, *labels: str) -> np.ndarray:
+        """Union of this person's parts with the given labels, e.g. ``("Face", "Hair")``."""
+        out = np.zeros(self.mask_data.size, dtype=bool)
+        for part in self.parts:
+            if part.label in labels:
+                part.mask_data.paint(out, True)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score": round(self.score, 4),
+            "bbox": list(self.bbox),
+            "area": self.area,
+            "parts": [p.to_dict() for p in self.parts],
+        }
+
+
+@dataclass(frozen=True)
+class ParsingResult:
+    """Everything one parse produced, at the original image size.
+
+    Attributes:
+        image: the (upright, RGB) image that was parsed; used by ``visualize``.
+        label_map: HxW uint8 semantic labels, indices into ``class_names``.
+        persons: human instances, best score first, each with its parts.
+        unassigned_parts: parts that overlap no person.
+        class_names: names of all classes, index = label id ("Human" last).
+    """
+
+    image: Image.Image = field(repr=False)
+    label_map: np.ndarray = field(repr=False)
+    persons: tuple[Person, ...]
+    unassigned_parts: tuple[Part, ...]
+    class_names: tuple[str, ...]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return self.image.size
+
+    def classes_present(self) -> list[str]:
+        """Semantic classes that cover at least one pixel, background excluded."""
+        ids = np.unique(self.label_map)
+        return [self.class_names[i] for i in ids.tolist() if i != 0]
+
+    def class_mask(self, *labels: str) -> np.ndarray:
+        """HxW boolean union of semantic classes, e.g. ``class_mask("Face", "Hair")``."""
+        unknown = [name for name in labels if name not in self.class_names[:-1]]
+        if unknown:
+            raise ValueError(f"unknown class names: {', '.join(unknown)}")
+        ids = [self.class_names.index(name) for name in labels]
+        return np.isin(self.label_map, ids)
+
+    def person_map(self) -> np.ndarray:
+        """HxW uint8: 0 for no person, i for ``persons[i - 1]`` (better scores on top)."""
+        out = np.zeros(self.label_map.shape, dtype=np.uint8)
+        for index in range(min(len(self.persons), 255), 0, -1):
+            self.persons[index - 1].mask_data.paint(out, index)
+        return out
+
+    def to_modelscope(self) -> dict[str, list[Any]]:
+        """ModelScope's pipeline output: parts then humans, masks as HxW float32 0/1 arrays."""
+        parts = [p for person in self.persons for p in person.parts] + list(self.unassigned_parts)
+        parts.sort(key=lambda p: -p.score)
+        masks: list[np.ndarray] = []
+        labels: list[str] = []
+        scores: list[float] = []
+        for label, score, mask in [(p.label, p.score, p.mask_data) for p in parts] + [
+            (self.class_names[-1], h.score, h.mask_data) for h in self.persons
+        ]:
+            masks.append(mask.full().astype(np.float32))
+            labels.append(label)
+            scores.append(score)
+        return {"masks": masks, "labels": labels, "scores": scores}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary: sizes, persons, parts, scores, boxes and areas."""
+        width, height = self.size
+        return {
+            "width": width,
+            "height": height,
+            "classes_present": self.classes_present(),
+            "persons": [p.to_dict() for p in self.persons],
+            "unassigned_parts": [p.to_dict() for p in self.unassigned_parts],
+        }
+
+    def label_map_png(self) -> bytes:
+        """The label map as a palette PNG (pixel value = class index, CIHP colours)."""
+        image = Image.fromarray(self.label_map, mode="P")
+        image.putpalette(palette_bytes())
+        return encode_png(image)
+
+    def visualize(self, alpha: float = 0.6, *, legend: bool = True) -> bytes:
+        """PNG of the CIHP colours blended over the photo, with a legend of classes present.
+
+        Args:
+            alpha: weight of the colours (0 = photo only, 1 = colours only).
+            legend: append a legend strip below the image.
+        """
+        overlay = render_overlay(
+            self.image,
+            self.label_map,
+            alpha=alpha,
+            legend=self.classes_present() if legend else None,
+            class_names=self.class_names,
+        )
+        return encode_png(overlay)
+
+
+def assemble(
+    parsed: ParsedOutput, image: Image.Image, class_names: tuple[str, ...]
+) -> ParsingResult:
+    """Group part instances under the human instance each overlaps most."""
+    humans = parsed.humans
+    assigned: list[list[Part]] = [[] for _ in humans]
+    unassigned: list[Part] = []
+    for inst in parsed.parts:
+        part = _part(inst, class_names)
+        overlaps = [inst.mask.intersection(h.mask) for h in humans]
+        if overlaps and max(overlaps) > 0:
+            assigned[int(np.argmax(overlaps))].append(part)
+        else:
+            unassigned.append(part)
+    persons = tuple(
+        Person(score=h.score, mask_data=h.mask, parts=tuple(parts))
+        for h, parts in zip(humans, assigned, strict=True)
+    )
+    return ParsingResult(
+        image=image,
+        label_map=parsed.label_map,
+        persons=persons,
+        unassigned_parts=tuple(unassigned),
+        class_names=class_names,
+    )
+
+
+def _part(inst: Instance, class_names: tuple[str, ...]) -> Part:
+    return Part(
+        label=class_names[inst.label], label_id=inst.label, score=inst.score, mask_data=inst.mask
+    )

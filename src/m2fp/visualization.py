@@ -1,0 +1,66 @@
+"""Colour overlay of a label map on its photo, with a legend strip."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from m2fp.labels import CIHP_PALETTE
+
+LEGEND_ROW = 18
+LEGEND_SWATCH = 12
+LEGEND_COLUMN = 120
+
+
+def colorize(label_map: np.ndarray) -> np.ndarray:
+    """HxW class indices -> HxWx3 uint8 CIHP colours."""
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    palette[: len(CIHP_PALETTE)] = np.asarray(CIHP_PALETTE, dtype=np.uint8)
+    return palette[label_map]
+
+
+def render_overlay(
+    image: Image.Image,
+    label_map: np.ndarray,
+    *,
+    alpha: float,
+    legend: Sequence[str] | None,
+    class_names: Sequence[str],
+) -> Image.Image:
+    """Blend the colours over the photo where a class other than background is present.
+
+    Args:
+        image: RGB photo, same size as ``label_map``.
+        label_map: HxW uint8.
+        alpha: colour weight in [0, 1].
+        legend: class names to list under the image, or None for no legend.
+        class_names: all class names, index = label id.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError("alpha must be between 0 and 1")
+    colours = Image.fromarray(colorize(label_map), mode="RGB")
+    foreground = Image.fromarray((label_map != 0).astype(np.uint8) * 255, mode="L")
+    overlay = Image.composite(Image.blend(image, colours, alpha), image, foreground)
+    if not legend:
+        return overlay
+    return _with_legend(overlay, legend, class_names)
+
+
+def _with_legend(
+    overlay: Image.Image, legend: Sequence[str], class_names: Sequence[str]
+) -> Image.Image:
+    per_row = max(1, overlay.width // LEGEND_COLUMN)
+    rows = (len(legend) + per_row - 1) // per_row
+    canvas = Image.new("RGB", (overlay.width, overlay.height + rows * LEGEND_ROW + 4), "white")
+    canvas.paste(overlay, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    for i, name in enumerate(legend):
+        x = (i % per_row) * LEGEND_COLUMN + 4
+        y = overlay.height + (i // per_row) * LEGEND_ROW + 4
+        colour = CIHP_PALETTE[class_names.index(name)]
+        draw.rectangle((x, y, x + LEGEND_SWATCH, y + LEGEND_SWATCH), fill=colour, outline="black")
+        draw.text((x + LEGEND_SWATCH + 4, y), name, fill="black", font=font)
+    return canvas

@@ -1,0 +1,41 @@
+"""Building networks from ModelScope configs and presets."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from m2fp.build import build_model, preset
+from m2fp.errors import ModelConfigError
+from tests.conftest import golden_config
+
+
+def test_r101_preset_has_the_official_size():
+    model = build_model(preset("m2fp_r101_cihp"))
+    count = sum(p.numel() for p in model.parameters())
+    assert round(count / 1e6, 1) == 63.1
+    assert not model.training
+
+
+def test_unknown_preset():
+    with pytest.raises(ModelConfigError, match="unknown preset"):
+        preset("nope")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: c["backbone"].pop("depth"), "backbone.depth' is missing"),
+        (lambda c: c["backbone"].update(depth=34), "unsupported ResNet depth"),
+        (lambda c: c["decoder"].update(num_queries="100"), "wrong type"),
+        (lambda c: c.update(classes=c["classes"][:-1]), "classes"),
+        (lambda c: c.update(single_human=True), "single-human"),
+        (lambda c: c.pop("encoder"), "section 'encoder'"),
+    ],
+)
+def test_bad_configs_are_clear_errors(mutate, message):
+    config = copy.deepcopy(golden_config())
+    mutate(config)
+    with pytest.raises((ModelConfigError, ValueError), match=message):
+        build_model(config)

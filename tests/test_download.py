@@ -1,0 +1,113 @@
+"""`m2fp model download` against a fake ModelScope hub on loopback (no real network)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from m2fp.download import DownloadError, download_model
+
+FILES = {"configuration.json": b'{"model": {}}', "pytorch_model.pt": bytes(range(256)) * 4000}
+
+
+class FakeHub(BaseHTTPRequestHandler):
+    files: dict[str, bytes] = FILES
+    listing_sizes: dict[str, int] = {}
+    listing_hashes: dict[str, str] = {}
+    ranges_seen: list[str] = []
+    cut_after: int | None = None
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        parsed = urllib.parse.urlparse(self.path)
+        query = urllib.parse.parse_qs(parsed.query)
+        if parsed.path.endswith("/repo/files"):
+            files = [
+                {
+                    "Name": name,
+                    "Path": name,
+                    "Size": self.listing_sizes.get(name, len(body)),
+                    "Sha256": self.listing_hashes.get(name, hashlib.sha256(body).hexdigest()),
+                }
+                for name, body in self.files.items()
+            ]
+            self._send(200, json.dumps({"Code": 200, "Data": {"Files": files}}).encode())
+            return
+        body = self.files[query["FilePath"][0]]
+        start = 0
+        if "Range" in self.headers:
+            self.ranges_seen.append(self.headers["Range"])
+            start = int(self.headers["Range"].split("=")[1].rstrip("-"))
+        chunk = body[start:]
+        if self.cut_after is not None:
+            chunk = chunk[: self.cut_after]
+        self._send(206 if start else 200, chunk)
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def hub():
+    FakeHub.listing_sizes, FakeHub.listing_hashes, FakeHub.ranges_seen = {}, {}, []
+    FakeHub.cut_after = None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_records_hashes(hub, tmp_path):
+    download_model(tmp_path, base_url=hub)
+    for name, body in FILES.items():
+        assert (tmp_path / name).read_bytes() == body
+    sums = (tmp_path / "SHA256SUMS").read_text().splitlines()
+    assert f"{hashlib.sha256(FILES['pytorch_model.pt']).hexdigest()}  pytorch_model.pt" in sums
+
+
+def test_download_resumes_a_partial_file(hub, tmp_path):
+    body = FILES["pytorch_model.pt"]
+    (tmp_path / "pytorch_model.pt.part").write_bytes(body[:1000])
+    download_model(tmp_path, base_url=hub)
+    assert FakeHub.ranges_seen == ["bytes=1000-"]
+    assert (tmp_path / "pytorch_model.pt").read_bytes() == body
+
+
+def test_short_download_is_an_error_and_can_resume(hub, tmp_path):
+    FakeHub.cut_after = 5000
+    with pytest.raises(DownloadError, match="expected"):
+        download_model(tmp_path, base_url=hub)
+    assert not (tmp_path / "pytorch_model.pt").exists()
+    FakeHub.cut_after = None
+    download_model(tmp_path, base_url=hub)
+    assert (tmp_path / "pytorch_model.pt").read_bytes() == FILES["pytorch_model.pt"]
+
+
+def test_hash_mismatch_removes_the_file(hub, tmp_path):
+    FakeHub.listing_hashes = {"pytorch_model.pt": "0" * 64}
+    with pytest.raises(DownloadError, match="sha256"):
+        download_model(tmp_path, base_url=hub)
+    assert not (tmp_path / "pytorch_model.pt").exists()
+    assert not (tmp_path / "pytorch_model.pt.part").exists()
+
+
+def test_offline_is_one_clear_line(tmp_path):
+    with pytest.raises(DownloadError, match=r"could not reach 127\.0\.0\.1 \(offline\?\)"):
+        download_model(tmp_path, base_url="http://127.0.0.1:9")
+
+
+def test_plain_http_to_a_remote_host_is_refused(tmp_path):
+    with pytest.raises(DownloadError, match="https"):
+        download_model(tmp_path, base_url="http://example.com")

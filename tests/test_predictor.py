@@ -1,0 +1,61 @@
+"""HumanParser: every input kind gives the same result; calls are independent and thread-safe."""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from m2fp.errors import ImageError
+
+
+def summary(result) -> tuple:
+    return (
+        result.label_map.tobytes(),
+        tuple((round(p.score, 6), p.bbox) for p in result.persons),
+    )
+
+
+def test_all_input_kinds_agree(tiny_parser, golden_image_path):
+    data = golden_image_path.read_bytes()
+    pil = Image.open(io.BytesIO(data)).convert("RGB")
+    results = [
+        tiny_parser(golden_image_path),
+        tiny_parser(str(golden_image_path)),
+        tiny_parser(data),
+        tiny_parser(np.asarray(pil)),
+        tiny_parser(pil),
+    ]
+    assert len({summary(r) for r in results}) == 1
+    assert results[0].size == (150, 100)
+    assert results[0].label_map.shape == (100, 150) and results[0].label_map.dtype == np.uint8
+
+
+def test_threads_share_one_parser(tiny_parser, golden_image_path):
+    expected = summary(tiny_parser(golden_image_path))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: summary(tiny_parser(golden_image_path)), range(8)))
+    assert all(r == expected for r in results)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((10, 10), dtype=np.uint8),
+        np.zeros((10, 10, 3), dtype=np.float32),
+        b"not an image",
+        "/nonexistent/image.png",
+    ],
+)
+def test_bad_inputs_raise_image_error(tiny_parser, bad):
+    with pytest.raises(ImageError):
+        tiny_parser(bad)
+
+
+def test_rgba_and_grey_pil_images_are_converted(tiny_parser, golden_image_path):
+    image = Image.open(golden_image_path)
+    assert tiny_parser(image.convert("RGBA")).size == (150, 100)
+    assert tiny_parser(image.convert("L")).size == (150, 100)
