@@ -14,6 +14,7 @@ from m2fp.checkpoint import load_model_dir
 from m2fp.errors import ImageError
 from m2fp.imaging import DEFAULT_MAX_PIXELS, decode_image, prepare_image
 from m2fp.modeling.m2fp import M2FP
+from m2fp.precision import Precision, compute, prepare_model
 from m2fp.processing.postprocess import parse_outputs
 from m2fp.processing.preprocess import resize, to_input_tensor
 from m2fp.result import ParsingResult, assemble
@@ -31,6 +32,9 @@ class HumanParser:
         min_size: short side of the network input.
         max_size: upper bound of the network input's long side.
         max_pixels: images declaring more pixels are refused before decoding.
+        precision: ``"fp32"`` (default) computes what ModelScope computes; ``"bf16"`` and
+            ``"int8"`` are faster approximations (see ``m2fp.precision``). The network is
+            prepared for it in place.
     """
 
     def __init__(
@@ -42,12 +46,14 @@ class HumanParser:
         min_size: int = 640,
         max_size: int = 1333,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        precision: Precision | str = Precision.FP32,
     ) -> None:
         if min_size <= 0 or max_size < min_size:
             raise ValueError("need 0 < min_size <= max_size")
         if len(class_names) != model.num_classes:
             raise ValueError("class_names does not match the network's classes")
-        self.model = model.eval()
+        self.precision = Precision(precision)
+        self.model = prepare_model(model, self.precision)
         self.class_names = tuple(class_names)
         self.num_parsing = len(class_names) - 1
         self.ins_score_thr = ins_score_thr
@@ -63,14 +69,23 @@ class HumanParser:
         min_size: int = 640,
         max_size: int = 1333,
         expected_sha256: str | None = None,
+        precision: Precision | str = Precision.FP32,
     ) -> HumanParser:
         """Load a ModelScope model directory (``configuration.json`` plus weights)."""
         model, config, _ = load_model_dir(Path(path), expected_sha256=expected_sha256)
-        return cls.from_config(model, config, min_size=min_size, max_size=max_size)
+        return cls.from_config(
+            model, config, min_size=min_size, max_size=max_size, precision=precision
+        )
 
     @classmethod
     def from_config(
-        cls, model: M2FP, config: dict[str, Any], *, min_size: int = 640, max_size: int = 1333
+        cls,
+        model: M2FP,
+        config: dict[str, Any],
+        *,
+        min_size: int = 640,
+        max_size: int = 1333,
+        precision: Precision | str = Precision.FP32,
     ) -> HumanParser:
         """Wrap a loaded network using the ``model`` section it was built from."""
         return cls(
@@ -79,6 +94,7 @@ class HumanParser:
             ins_score_thr=float(config.get("parsing_ins_score_thr", 0.5)),
             min_size=min_size,
             max_size=max_size,
+            precision=precision,
         )
 
     def load_image(self, image: ImageInput) -> Image.Image:
@@ -104,12 +120,37 @@ class HumanParser:
     def __call__(self, image: ImageInput) -> ParsingResult:
         """Parse one image. See ``ParsingResult``."""
         picture = self.load_image(image)
+        resized, batch = self.preprocess(picture)
+        class_logits, mask_logits = self.forward(batch)
+        return self.postprocess(class_logits, mask_logits, picture, resized, batch)
+
+    def preprocess(self, picture: Image.Image) -> tuple[Image.Image, torch.Tensor]:
+        """The resized picture and the normalised, padded 1x3xHpxWp network input."""
         resized = resize(picture, self.min_size, self.max_size)
         batch = to_input_tensor(
             resized, self.model.pixel_mean, self.model.pixel_std, self.model.size_divisibility
         )
+        return resized, batch
+
+    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network outputs in float32: class logits 1xQx(K+1), mask logits 1xQxHp/4xWp/4."""
+        with compute(self.precision):
+            # channels-last like the conv weights (see m2fp.precision.prepare_model)
+            class_logits, mask_logits = self.model(
+                batch.contiguous(memory_format=torch.channels_last)
+            )
+        return class_logits.float(), mask_logits.float()
+
+    def postprocess(
+        self,
+        class_logits: torch.Tensor,
+        mask_logits: torch.Tensor,
+        picture: Image.Image,
+        resized: Image.Image,
+        batch: torch.Tensor,
+    ) -> ParsingResult:
+        """Instances, persons and label map at the size of ``picture``."""
         with torch.inference_mode():
-            class_logits, mask_logits = self.model(batch)
             parsed = parse_outputs(
                 class_logits[0],
                 mask_logits[0],

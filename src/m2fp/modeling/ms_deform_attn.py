@@ -1,6 +1,11 @@
-"""Multi-scale deformable attention written with ``grid_sample``.
+"""Multi-scale deformable attention in plain PyTorch.
 
 This is the main implementation, not a fallback: no compiled extension is needed at run time.
+The bilinear sampling is the one ``grid_sample(mode="bilinear", padding_mode="zeros",
+align_corners=False)`` does, written as one weighted gather: each sampling point reads its four
+neighbouring value rows, and the bilinear weights, the zero padding and the attention weights
+are folded into one weight per row, summed by ``embedding_bag``. That avoids materialising the
+sampled values of every point (BxMxDxQxLxP floats) and the separate weighting pass over them.
 """
 
 from __future__ import annotations
@@ -27,27 +32,45 @@ def ms_deform_attn_sample(
     Returns:
         BxQx(M*D).
     """
-    batch, _, heads, dim = value.shape
-    _, queries, _, levels, points, _ = sampling_locations.shape
-    values = value.split([h * w for h, w in spatial_shapes], dim=1)
-    # grid_sample wants coordinates in [-1, 1]
-    grids = 2 * sampling_locations - 1
-    sampled = []
-    for level, (height, width) in enumerate(spatial_shapes):
-        # B x HW x M x D -> (B*M) x D x H x W
-        value_l = values[level].permute(0, 2, 3, 1).reshape(batch * heads, dim, height, width)
-        # B x Q x M x P x 2 -> (B*M) x Q x P x 2
-        grid_l = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)
-        sampled.append(
-            F.grid_sample(
-                value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False
-            )
-        )
-    # (B*M) x D x Q x (L*P)
-    stacked = torch.stack(sampled, dim=-2).flatten(-2)
-    weights = attention_weights.transpose(1, 2).reshape(batch * heads, 1, queries, levels * points)
-    output = (stacked * weights).sum(-1).view(batch, heads * dim, queries)
-    return output.transpose(1, 2)
+    batch, total, heads, dim = value.shape
+    queries, levels = sampling_locations.shape[1], sampling_locations.shape[3]
+    device, dtype = value.device, sampling_locations.dtype
+    sizes = torch.tensor(spatial_shapes, device=device)  # L x (H, W)
+    heights = sizes[:, 0].view(levels, 1)
+    widths = sizes[:, 1].view(levels, 1)
+    starts = (torch.cumsum(sizes[:, 0] * sizes[:, 1], 0) - sizes[:, 0] * sizes[:, 1]).view(
+        levels, 1
+    )
+    # pixel coordinates as grid_sample computes them with align_corners=False
+    x = sampling_locations[..., 0] * widths.to(dtype) - 0.5
+    y = sampling_locations[..., 1] * heights.to(dtype) - 0.5
+    x_floor, y_floor = x.floor(), y.floor()
+    fx, fy = x - x_floor, y - y_floor
+    x0, y0 = x_floor.long(), y_floor.long()
+    # row of head m at flat position s of image b in value viewed as (B*S*M) x D
+    base = (torch.arange(batch, device=device) * total).view(batch, 1, 1, 1, 1)
+    head = torch.arange(heads, device=device).view(1, 1, heads, 1, 1)
+    rows, weights = [], []
+    for dx, dy, corner in (
+        (0, 0, (1 - fx) * (1 - fy)),
+        (1, 0, fx * (1 - fy)),
+        (0, 1, (1 - fx) * fy),
+        (1, 1, fx * fy),
+    ):
+        xc, yc = x0 + dx, y0 + dy
+        inside = (xc >= 0) & (xc < widths) & (yc >= 0) & (yc < heights)
+        position = torch.where(inside, starts + yc * widths + xc, 0)
+        rows.append((base + position) * heads + head)
+        # zero padding: a corner outside the level contributes nothing
+        weights.append(torch.where(inside, corner * attention_weights, 0.0))
+    bags = batch * queries * heads
+    sampled = F.embedding_bag(
+        torch.stack(rows, -1).view(bags, -1),
+        value.reshape(-1, dim),
+        per_sample_weights=torch.stack(weights, -1).view(bags, -1).to(value.dtype),
+        mode="sum",
+    )
+    return sampled.view(batch, queries, heads * dim)
 
 
 class MSDeformAttn(nn.Module):
