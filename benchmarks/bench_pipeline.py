@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import ctypes
 import gc
 import io
 import json
@@ -30,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +39,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from m2fp import HumanParser
 from m2fp.build import build_model, preset
+from m2fp.memory import release_free_memory
 from m2fp.modeling.m2fp import M2FP
 from m2fp.precision import Precision, native_bf16
 from m2fp.processing.postprocess import parse_outputs
@@ -157,29 +156,29 @@ def matmul_roof(dtype: torch.dtype, size: int, repeats: int) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def timed(fn: Callable[[], object]) -> tuple[object, float]:
-    start = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - start
-
-
 def run_pipeline(parser: HumanParser, photo: bytes) -> tuple[dict[str, float], object]:
-    """One image through every stage __call__ runs, plus both PNG encodings; seconds each."""
-    picture, t_decode = timed(lambda: parser.load_image(photo))
-    (resized, batch), t_pre = timed(lambda: parser.preprocess(picture))
-    (class_logits, mask_logits), t_fwd = timed(lambda: parser.forward(batch))
-    result, t_post = timed(
-        lambda: parser.postprocess(class_logits, mask_logits, picture, resized, batch)
-    )
-    _, t_png = timed(lambda: (result.visualize(alpha=0.6), result.label_map_png()))
-    times = {
-        "decode": t_decode,
-        "preprocess": t_pre,
-        "forward": t_fwd,
-        "postprocess": t_post,
-        "png": t_png,
-    }
-    times["end_to_end"] = sum(times.values())
+    """One image through every stage ``HumanParser.__call__`` runs, then both PNG encodings.
+
+    Returns seconds per stage and the result.
+    """
+    marks = [time.perf_counter()]
+    picture = parser.load_image(photo)
+    marks.append(time.perf_counter())
+    resized, batch = parser.preprocess(picture)
+    marks.append(time.perf_counter())
+    class_logits, mask_logits = parser.forward(batch)
+    marks.append(time.perf_counter())
+    result = parser.postprocess(class_logits, mask_logits, picture, resized, batch)
+    del batch, class_logits, mask_logits
+    if parser.release_memory:
+        release_free_memory()
+    marks.append(time.perf_counter())
+    result.visualize(alpha=0.6)
+    result.label_map_png()
+    marks.append(time.perf_counter())
+    stages = ("decode", "preprocess", "forward", "postprocess", "png")
+    times = {name: marks[i + 1] - marks[i] for i, name in enumerate(stages)}
+    times["end_to_end"] = marks[-1] - marks[0]
     return times, result
 
 
@@ -258,12 +257,7 @@ def _status(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def _trim() -> None:
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def memory_child(precision: str) -> None:
+def memory_child(precision: str, release: bool) -> None:
     """Run in a fresh process: idle RSS, peak RSS for one 1920x1280 image, RSS after."""
     photo_small = synthetic_photo(960, 640, SEED)
     model = realistic_model(photo_small)
@@ -272,43 +266,30 @@ def memory_child(precision: str) -> None:
         class_names=tuple(preset("m2fp_r101_cihp")["classes"]),
         ins_score_thr=0.3,
         precision=precision,
+        release_memory=release,
     )
     photo = synthetic_photo(1920, 1280, SEED + 1)
     # warm-up at the same size so the idle level includes oneDNN's primitive cache
     run_pipeline(parser, photo)
-    _trim()
+    gc.collect()
+    release_free_memory()
     idle = _status("VmRSS")
-    after = []
-    peak = 0
+    after, peak = [], 0
     for _ in range(2):
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
         times, result = run_pipeline(parser, photo)
         peak = max(peak, _status("VmHWM"))
         del result
+        gc.collect()
         after.append(_status("VmRSS"))
-        _trim()
-        after.append(_status("VmRSS"))
-    print(
-        json.dumps(
-            {
-                "idle": idle,
-                "peak": peak,
-                "after_no_trim": after[0],
-                "after_trim": after[1],
-                "after_second_trim": after[3],
-                "end_to_end": times["end_to_end"],
-            }
-        )
-    )
+    print(json.dumps({"idle": idle, "peak": peak, "after": after, "seconds": times["end_to_end"]}))
 
 
-def bench_memory(precision: str) -> dict[str, float]:
-    output = subprocess.run(
-        [sys.executable, __file__, "--memory-child", precision],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+def bench_memory(precision: str, release: bool) -> dict:
+    command = [sys.executable, __file__, "--memory-child", precision]
+    if not release:
+        command.append("--no-release")
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -319,7 +300,7 @@ def mb(value: float) -> str:
 def main() -> None:
     args = parse_args()
     if args.memory_child:
-        memory_child(args.memory_child)
+        memory_child(args.memory_child, release=not args.no_release)
         return
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -397,16 +378,17 @@ def main() -> None:
         print(f"  {output_hw[1]}x{output_hw[0]}: {seconds * 1e3:.0f} ms median, {count} instances")
 
     if not args.skip_memory:
+        print("\nmemory, fresh process per line, one 1920x1280 image twice:")
         for precision in precisions:
             if precision is Precision.BF16 and not native_bf16():
                 continue
-            mem = bench_memory(precision.value)
-            print(
-                f"\nmemory, {precision.value}, fresh process, one 1920x1280 image: idle "
-                f"{mb(mem['idle'])}, peak {mb(mem['peak'])}, after {mb(mem['after_no_trim'])} "
-                f"(after malloc_trim {mb(mem['after_trim'])}, second request "
-                f"{mb(mem['after_second_trim'])})"
-            )
+            for release in (True, False):
+                mem = bench_memory(precision.value, release)
+                print(
+                    f"  {precision.value}, release_memory={release}: idle {mb(mem['idle'])}, "
+                    f"peak {mb(mem['peak'])}, after each request "
+                    f"{', '.join(mb(a) for a in mem['after'])}"
+                )
     print(f"\n1-minute load at the end: {load():.2f}")
 
 
@@ -423,6 +405,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--agreement-images", type=int, default=3)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    parser.add_argument("--no-release", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 

@@ -39,7 +39,9 @@ def cmd_parse(args: argparse.Namespace) -> int:
     from m2fp.predictor import HumanParser
 
     model_path = _model_path(args.model)
-    parser = HumanParser.from_pretrained(model_path, min_size=args.min_size, max_size=args.max_size)
+    parser = HumanParser.from_pretrained(
+        model_path, min_size=args.min_size, max_size=args.max_size, precision=args.precision
+    )
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -102,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--min-size", type=_positive, default=640)
     parse.add_argument("--max-size", type=_positive, default=1333)
     parse.add_argument("--alpha", type=_fraction, default=0.6, help="overlay opacity")
+    parse.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "int8"],
+        default="fp32",
+        help="fp32: exact (default); bf16, int8: faster approximations (see BENCHMARKS.md)",
+    )
     parse.set_defaults(handler=cmd_parse)
 
     model = commands.add_parser("model", help="inspect, download or protect model files")

@@ -1,8 +1,9 @@
 """Numeric precision of inference: exact fp32 by default, faster approximations on request.
 
 ``fp32`` computes what ModelScope computes (up to float rounding); it is what the golden parity
-tests check. ``bf16`` (autocast) and ``int8`` (dynamically quantised transformer linears) trade
-a little accuracy for speed and are opt-in; BENCHMARKS.md has what each gains on which CPU.
+tests check. ``bf16`` (autocast) and ``int8`` (dynamically quantised linears of the deformable
+encoder) trade a little accuracy for speed and are opt-in; BENCHMARKS.md has what each gains
+on which CPU.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from m2fp.errors import PrecisionUnsupportedError
 from m2fp.modeling.m2fp import M2FP
 
 
@@ -24,10 +26,6 @@ class Precision(str, enum.Enum):
     FP32 = "fp32"
     BF16 = "bf16"
     INT8 = "int8"
-
-
-class PrecisionUnsupportedError(ValueError):
-    """The requested precision cannot run fast on this CPU."""
 
 
 def native_bf16() -> bool:
@@ -44,8 +42,8 @@ def prepare_model(model: M2FP, precision: Precision) -> M2FP:
 
     Every precision stores the conv weights channels-last (same values, the layout oneDNN
     computes in, so no reorder per call). ``int8`` replaces the ``nn.Linear`` layers of the
-    pixel decoder's encoder and of the transformer decoder by dynamically quantised ones; their
-    parameter names change, so such a model no longer round-trips a checkpoint.
+    pixel decoder's deformable encoder by dynamically quantised ones; their parameter names
+    change, so such a model no longer round-trips a checkpoint.
 
     Raises:
         PrecisionUnsupportedError: ``bf16`` on a CPU without native bf16.
@@ -69,9 +67,11 @@ def _quantize_linears(model: M2FP) -> None:
         warnings.simplefilter("ignore", UserWarning)
         from torch.ao.quantization import quantize_dynamic
 
-        head = model.sem_seg_head
-        for part in (head.pixel_decoder.transformer, head.predictor):
-            quantize_dynamic(part, {nn.Linear}, dtype=torch.qint8, inplace=True)
+        # the deformable encoder's linears run on every 1/8-1/32 pixel and carry almost all
+        # linear FLOPs; the decoder's run on 100 queries only and feed the class and mask heads
+        # directly, so quantising them buys nothing and costs agreement
+        encoder = model.sem_seg_head.pixel_decoder.transformer
+        quantize_dynamic(encoder, {nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
 @contextlib.contextmanager

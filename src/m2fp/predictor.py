@@ -13,6 +13,7 @@ from PIL import Image
 from m2fp.checkpoint import load_model_dir
 from m2fp.errors import ImageError
 from m2fp.imaging import DEFAULT_MAX_PIXELS, decode_image, prepare_image
+from m2fp.memory import release_free_memory
 from m2fp.modeling.m2fp import M2FP
 from m2fp.precision import Precision, compute, prepare_model
 from m2fp.processing.postprocess import parse_outputs
@@ -35,6 +36,9 @@ class HumanParser:
         precision: ``"fp32"`` (default) computes what ModelScope computes; ``"bf16"`` and
             ``"int8"`` are faster approximations (see ``m2fp.precision``). The network is
             prepared for it in place.
+        release_memory: after each call, give the freed heap pages (activations, upsampled
+            masks) back to the OS, so an idle process returns to its idle RSS; costs the next
+            call some page faults.
     """
 
     def __init__(
@@ -47,6 +51,7 @@ class HumanParser:
         max_size: int = 1333,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         precision: Precision | str = Precision.FP32,
+        release_memory: bool = True,
     ) -> None:
         if min_size <= 0 or max_size < min_size:
             raise ValueError("need 0 < min_size <= max_size")
@@ -60,6 +65,7 @@ class HumanParser:
         self.min_size = min_size
         self.max_size = max_size
         self.max_pixels = max_pixels
+        self.release_memory = release_memory
 
     @classmethod
     def from_pretrained(
@@ -122,7 +128,11 @@ class HumanParser:
         picture = self.load_image(image)
         resized, batch = self.preprocess(picture)
         class_logits, mask_logits = self.forward(batch)
-        return self.postprocess(class_logits, mask_logits, picture, resized, batch)
+        result = self.postprocess(class_logits, mask_logits, picture, resized, batch)
+        del batch, class_logits, mask_logits
+        if self.release_memory:
+            release_free_memory()
+        return result
 
     def preprocess(self, picture: Image.Image) -> tuple[Image.Image, torch.Tensor]:
         """The resized picture and the normalised, padded 1x3xHpxWp network input."""
