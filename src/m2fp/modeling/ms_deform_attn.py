@@ -36,38 +36,41 @@ def ms_deform_attn_sample(
     queries, levels = sampling_locations.shape[1], sampling_locations.shape[3]
     device, dtype = value.device, sampling_locations.dtype
     sizes = torch.tensor(spatial_shapes, device=device)  # L x (H, W)
-    heights = sizes[:, 0].view(levels, 1)
-    widths = sizes[:, 1].view(levels, 1)
-    starts = (torch.cumsum(sizes[:, 0] * sizes[:, 1], 0) - sizes[:, 0] * sizes[:, 1]).view(
-        levels, 1
-    )
+    heights = sizes[:, 0].view(levels, 1).to(dtype)
+    widths = sizes[:, 1].view(levels, 1).to(dtype)
+    areas = sizes[:, 0] * sizes[:, 1]
+    starts = (torch.cumsum(areas, 0) - areas).view(levels, 1).to(dtype)
     # pixel coordinates as grid_sample computes them with align_corners=False
-    x = sampling_locations[..., 0] * widths.to(dtype) - 0.5
-    y = sampling_locations[..., 1] * heights.to(dtype) - 0.5
-    x_floor, y_floor = x.floor(), y.floor()
-    fx, fy = x - x_floor, y - y_floor
-    x0, y0 = x_floor.long(), y_floor.long()
-    # row of head m at flat position s of image b in value viewed as (B*S*M) x D
-    base = (torch.arange(batch, device=device) * total).view(batch, 1, 1, 1, 1)
-    head = torch.arange(heads, device=device).view(1, 1, heads, 1, 1)
-    rows, weights = [], []
-    for dx, dy, corner in (
-        (0, 0, (1 - fx) * (1 - fy)),
-        (1, 0, fx * (1 - fy)),
-        (0, 1, (1 - fx) * fy),
-        (1, 1, fx * fy),
-    ):
-        xc, yc = x0 + dx, y0 + dy
-        inside = (xc >= 0) & (xc < widths) & (yc >= 0) & (yc < heights)
-        position = torch.where(inside, starts + yc * widths + xc, 0)
-        rows.append((base + position) * heads + head)
-        # zero padding: a corner outside the level contributes nothing
-        weights.append(torch.where(inside, corner * attention_weights, 0.0))
+    x = sampling_locations[..., 0] * widths - 0.5
+    y = sampling_locations[..., 1] * heights - 0.5
+    x0, y0 = x.floor(), y.floor()
+    fx, fy = x - x0, y - y0
+    # per axis, the weights of the lower and upper neighbour; zero where it lies outside
+    # the level (zero padding)
+    wx = torch.stack(
+        ((1 - fx) * ((x0 >= 0) & (x0 < widths)), fx * ((x0 >= -1) & (x0 < widths - 1))), -1
+    )
+    wy = torch.stack(
+        ((1 - fy) * ((y0 >= 0) & (y0 < heights)), fy * ((y0 >= -1) & (y0 < heights - 1))), -1
+    )
+    # B x Q x M x L x P x 4, corners ordered (y0, x0), (y0, x1), (y1, x0), (y1, x1)
+    weights = ((wy * attention_weights[..., None])[..., :, None] * wx[..., None, :]).flatten(-2)
+    # row of (flat position, head) in value viewed as (B*S*M) x D; flat positions are exact
+    # in float32 far beyond any feature map size
+    head = torch.arange(heads, device=device, dtype=dtype).view(1, 1, heads, 1, 1)
+    image = (torch.arange(batch, device=device, dtype=dtype) * total).view(batch, 1, 1, 1, 1)
+    top_left = ((image + starts + y0 * widths + x0) * heads + head).to(torch.int32)
+    steps = torch.stack(
+        (torch.zeros_like(widths), torch.ones_like(widths), widths, widths + 1), -1
+    )  # L x 1 x 4: the other corners are 1 column and/or 1 row further
+    corners = top_left[..., None] + (steps * heads).to(torch.int32)
+    # a corner outside the level has weight 0; clamping keeps its (unused) row in range
+    corners = corners.clamp_(0, batch * total * heads - 1)
     bags = batch * queries * heads
     sampled = F.embedding_bag(
-        torch.stack(rows, -1).view(bags, -1),
+        corners.view(bags, -1),
         value.reshape(-1, dim),
-        per_sample_weights=torch.stack(weights, -1).view(bags, -1).to(value.dtype),
+        per_sample_weights=weights.reshape(bags, -1).to(value.dtype),
         mode="sum",
     )
     return sampled.view(batch, queries, heads * dim)
