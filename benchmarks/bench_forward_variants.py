@@ -70,9 +70,12 @@ def build_variants(names: list[str]) -> dict[str, Callable[[], object]]:
 
         variants["channels_last_grid_sample"] = with_grid_sample
     if "int8" in names:
-        from m2fp.precision import Precision, prepare_model
+        # rejected candidate: dynamic int8 quantisation of the deformable encoder's linears
+        from torch.ao.quantization import quantize_dynamic
 
-        quantized = prepare_model(copy.deepcopy(base), Precision.INT8)
+        quantized = copy.deepcopy(cl)
+        encoder = quantized.sem_seg_head.pixel_decoder.transformer
+        quantize_dynamic(encoder, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
         variants["int8"] = lambda: quantized(x_cl)
     if "jit_freeze_backbone" in names:
         head = cl.sem_seg_head

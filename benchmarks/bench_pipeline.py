@@ -13,7 +13,7 @@ BENCHMARKS.md): BatchNorm statistics measured on the photo, then the class head 
 mask-embedding layer scaled so class logits have std 3 and mask logits std 4, and the
 "no object" bias raised until 25 of the 100 queries prefer a real class.
 
-Usage: .venv/bin/python benchmarks/bench_pipeline.py [--runs 5] [--precision fp32 int8]
+Usage: .venv/bin/python benchmarks/bench_pipeline.py [--runs 5] [--precision fp32 bf16]
 Measure on a quiet machine: the script prints the 1-minute load before each table.
 """
 
@@ -398,7 +398,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--precision",
         nargs="+",
-        default=["fp32", "int8", "bf16"],
+        default=["fp32", "bf16"],
         choices=[p.value for p in Precision],
     )
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: keep)")

@@ -106,9 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--alpha", type=_fraction, default=0.6, help="overlay opacity")
     parse.add_argument(
         "--precision",
-        choices=["fp32", "bf16", "int8"],
+        choices=["fp32", "bf16"],
         default="fp32",
-        help="fp32: exact (default); bf16, int8: faster approximations (see BENCHMARKS.md)",
+        help="fp32: exact (default); bf16: faster on CPUs with native bf16 (see BENCHMARKS.md)",
     )
     parse.set_defaults(handler=cmd_parse)
 

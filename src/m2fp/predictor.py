@@ -33,9 +33,9 @@ class HumanParser:
         min_size: short side of the network input.
         max_size: upper bound of the network input's long side.
         max_pixels: images declaring more pixels are refused before decoding.
-        precision: ``"fp32"`` (default) computes what ModelScope computes; ``"bf16"`` and
-            ``"int8"`` are faster approximations (see ``m2fp.precision``). The network is
-            prepared for it in place.
+        precision: ``"fp32"`` (default) computes what ModelScope computes; ``"bf16"`` is a
+            faster approximation on CPUs with native bf16 (see ``m2fp.precision``). The network
+            is prepared for it in place.
         release_memory: after each call, give the freed heap pages (activations, upsampled
             masks) back to the OS, so an idle process returns to its idle RSS; costs the next
             call some page faults.
