@@ -14,6 +14,7 @@ the padding; ``output_size`` the original photo.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,7 +103,9 @@ def parse_outputs(
     )
     mask_scores = torch.zeros(len(unique_queries))
     full_masks: dict[int, CroppedMask] = {}
-    windows: dict[int, _Window] = {}
+    regions: dict[int, tuple[slice, slice]] = {}
+    cache: dict[int, _Window] = {}
+    cached_bytes = 0
     for slot, query in enumerate(unique_queries.tolist()):
         window = _Window.upsample(resampler, mask_logits[query])
         if window is None:
@@ -111,11 +114,24 @@ def parse_outputs(
         positive_f = positive.float()
         mask_scores[slot] = (window.logits.sigmoid() * positive_f).sum() / (positive_f.sum() + 1e-6)
         rows, cols = positive.any(1), positive.any(0)
-        if rows.any():
+        if not rows.any():
+            continue
+        # the same products as final_scores below
+        pair = query_slot == slot
+        pair_scores, pair_labels = scores[pair] * mask_scores[slot], labels[pair]
+        human = pair_labels == num_parsing
+        part = ~human & (pair_labels != 0)
+        if (
+            (human & (pair_scores > HUMAN_MIN_SCORE)) | (part & (pair_scores >= PART_MIN_SCORE))
+        ).any():
             full_masks[slot] = CroppedMask.from_projections(
                 positive, rows, cols, origin=(window.top, window.left), size=output_size
             )
-            windows[slot] = window
+        if (~human & (pair_scores >= ins_score_thr)).any():
+            regions[slot] = window.region
+            if cached_bytes + 4 * window.logits.numel() <= CACHE_BYTES:
+                cache[slot] = window
+                cached_bytes += 4 * window.logits.numel()
 
     final_scores = scores * mask_scores[query_slot]
     parts: list[Instance] = []
@@ -128,8 +144,17 @@ def parse_outputs(
         elif label != 0 and score >= PART_MIN_SCORE:
             parts.append(Instance(label=label, score=score, mask=full_masks[slot]))
 
+    def window_of(slot: int) -> _Window:
+        cached = cache.get(slot)
+        if cached is not None:
+            return cached
+        window = _Window.upsample(resampler, mask_logits[int(unique_queries[slot])])
+        assert window is not None  # it had positive pixels in the first pass
+        return window
+
     label_map, semantic_max = _paste_semantics(
-        windows,
+        regions,
+        window_of,
         labels=labels,
         scores=final_scores,
         slots=query_slot,
@@ -171,7 +196,8 @@ class _Window:
 
 
 def _paste_semantics(
-    windows: dict[int, _Window],
+    regions: dict[int, tuple[slice, slice]],
+    window_of: Callable[[int], _Window],
     *,
     labels: torch.Tensor,
     scores: torch.Tensor,
@@ -183,8 +209,9 @@ def _paste_semantics(
     """Per class, average the probabilities of its instances above ``ins_score_thr`` where they
     exceed 0.5, then take the argmax over classes (first class wins ties, as torch.argmax).
 
-    Outside an instance's window its probability is <= 0.5, so it adds nothing there; outside
-    the union of a class's windows its average is 0 and cannot beat the running best (>= 0).
+    ``regions`` holds the window of every query that can be pasted. Outside an instance's
+    window its probability is <= 0.5, so it adds nothing there; outside the union of a class's
+    windows its average is 0 and cannot beat the running best (>= 0).
     """
     best = torch.zeros(output_size)
     best_label = torch.zeros(output_size, dtype=torch.uint8)
@@ -192,17 +219,17 @@ def _paste_semantics(
         selected = torch.nonzero((labels == cls) & (scores >= ins_score_thr)).flatten()
         # ascending score: the order ModelScope adds them in
         selected = [
-            int(i) for i in selected[scores[selected].argsort()] if int(slots[i]) in windows
+            int(i) for i in selected[scores[selected].argsort()] if int(slots[i]) in regions
         ]
         if not selected:
             continue
-        regions = [windows[int(slots[i])].region for i in selected]
-        top, bottom = min(r[0].start for r in regions), max(r[0].stop for r in regions)
-        left, right = min(r[1].start for r in regions), max(r[1].stop for r in regions)
+        boxes = [regions[int(slots[i])] for i in selected]
+        top, bottom = min(r[0].start for r in boxes), max(r[0].stop for r in boxes)
+        left, right = min(r[1].start for r in boxes), max(r[1].stop for r in boxes)
         total = torch.zeros(bottom - top, right - left)
         times = torch.zeros(bottom - top, right - left)
-        for i, (rows, cols) in zip(selected, regions, strict=True):
-            weighted = windows[int(slots[i])].logits.sigmoid().mul_(scores[i])
+        for i, (rows, cols) in zip(selected, boxes, strict=True):
+            weighted = window_of(int(slots[i])).logits.sigmoid().mul_(scores[i])
             hit = weighted > 0.5
             local = (
                 slice(rows.start - top, rows.stop - top),
