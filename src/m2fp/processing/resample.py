@@ -53,11 +53,14 @@ class Taps:
 
 def _apply(x: torch.Tensor, rows: Taps, cols: Taps) -> torch.Tensor:
     """NxHxW -> Nx|rows|x|cols|: the width taps, then the height taps."""
-    wide = x[:, :, cols.first] * cols.first_weight + x[:, :, cols.second] * cols.second_weight
-    return (
-        wide[:, rows.first] * rows.first_weight[:, None]
-        + wide[:, rows.second] * rows.second_weight[:, None]
-    )
+    # only the source rows the height taps read
+    first_row = int(rows.first[0])
+    x = x[:, first_row : int(rows.second[-1]) + 1]
+    wide = torch.index_select(x, 2, cols.first) * cols.first_weight
+    wide += torch.index_select(x, 2, cols.second) * cols.second_weight
+    top = torch.index_select(wide, 1, rows.first - first_row) * rows.first_weight[:, None]
+    top += torch.index_select(wide, 1, rows.second - first_row) * rows.second_weight[:, None]
+    return top
 
 
 class MaskResampler:
