@@ -47,25 +47,23 @@ def ms_deform_attn_sample(
     fx, fy = x - x0, y - y0
     # per axis, the weights of the lower and upper neighbour; zero where it lies outside
     # the level (zero padding)
-    wx = torch.stack(
-        ((1 - fx) * ((x0 >= 0) & (x0 < widths)), fx * ((x0 >= -1) & (x0 < widths - 1))), -1
-    )
-    wy = torch.stack(
-        ((1 - fy) * ((y0 >= 0) & (y0 < heights)), fy * ((y0 >= -1) & (y0 < heights - 1))), -1
-    )
-    # B x Q x M x L x P x 4, corners ordered (y0, x0), (y0, x1), (y1, x0), (y1, x1)
-    weights = ((wy * attention_weights[..., None])[..., :, None] * wx[..., None, :]).flatten(-2)
+    wx0 = (1 - fx) * ((x0 >= 0) & (x0 < widths))
+    wx1 = fx * ((x0 >= -1) & (x0 < widths - 1))
+    wy0 = (1 - fy) * ((y0 >= 0) & (y0 < heights)) * attention_weights
+    wy1 = fy * ((y0 >= -1) & (y0 < heights - 1)) * attention_weights
     # row of (flat position, head) in value viewed as (B*S*M) x D; flat positions are exact
     # in float32 far beyond any feature map size
     head = torch.arange(heads, device=device, dtype=dtype).view(1, 1, heads, 1, 1)
     image = (torch.arange(batch, device=device, dtype=dtype) * total).view(batch, 1, 1, 1, 1)
-    top_left = ((image + starts + y0 * widths + x0) * heads + head).to(torch.int32)
-    steps = torch.stack(
-        (torch.zeros_like(widths), torch.ones_like(widths), widths, widths + 1), -1
-    )  # L x 1 x 4: the other corners are 1 column and/or 1 row further
-    corners = top_left[..., None] + (steps * heads).to(torch.int32)
-    # a corner outside the level has weight 0; clamping keeps its (unused) row in range
-    corners = corners.clamp_(0, batch * total * heads - 1)
+    top_left = (image + starts + y0 * widths + x0) * heads + head
+    below = widths * heads  # L x 1: one row further down
+    # B x Q x M x 4 x L x P: the four corners of every point, one bag per (image, query, head);
+    # a corner outside the level has weight 0, and clamping keeps its unused row in range
+    weights = torch.stack((wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1), dim=3)
+    corners = torch.stack(
+        (top_left, top_left + heads, top_left + below, top_left + (below + heads)), dim=3
+    )
+    corners = corners.clamp_(0, batch * total * heads - 1).to(torch.int32)
     bags = batch * queries * heads
     sampled = F.embedding_bag(
         corners.view(bags, -1),

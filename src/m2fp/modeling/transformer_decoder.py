@@ -231,7 +231,8 @@ class MaskedTransformerDecoder(nn.Module):
     def mask_logits(self, output: torch.Tensor, mask_features: torch.Tensor) -> torch.Tensor:
         """Mask logits of every query at the size of ``mask_features``: BxQxHxW."""
         mask_embed = self.mask_embed(self.decoder_norm(output))
-        return torch.einsum("bqc,bchw->bqhw", mask_embed, mask_features)
+        # channels last: a view of channels-last features, so no transposing copy of them
+        return torch.einsum("bqc,bhwc->bqhw", mask_embed, mask_features.permute(0, 2, 3, 1))
 
     def attention_block(self, masks: torch.Tensor) -> torch.Tensor:
         """Masked attention for the next layer from mask logits at its memory level's size
