@@ -119,15 +119,14 @@ def parse_outputs(
         # the same products as final_scores below
         pair = query_slot == slot
         pair_scores, pair_labels = scores[pair] * mask_scores[slot], labels[pair]
-        human = pair_labels == num_parsing
-        part = ~human & (pair_labels != 0)
-        if (
-            (human & (pair_scores > HUMAN_MIN_SCORE)) | (part & (pair_scores >= PART_MIN_SCORE))
-        ).any():
+        # a superset of the parts and humans returned below (whose float comparisons differ
+        # from these float32 ones at the last bit), so every returned instance has its mask
+        returned = (pair_labels != 0) & (pair_scores >= min(PART_MIN_SCORE, HUMAN_MIN_SCORE))
+        if returned.any():
             full_masks[slot] = CroppedMask.from_projections(
                 positive, rows, cols, origin=(window.top, window.left), size=output_size
             )
-        if (~human & (pair_scores >= ins_score_thr)).any():
+        if ((pair_labels != num_parsing) & (pair_scores >= ins_score_thr)).any():
             regions[slot] = window.region
             if cached_bytes + 4 * window.logits.numel() <= CACHE_BYTES:
                 cache[slot] = window
