@@ -77,9 +77,12 @@ class Samples:
 
 
 def test_sheds_above_threshold_until_below_with_hysteresis(caplog):
-    seen = []
+    seen, changes = [], []
     watchdog = MemoryWatchdog(
-        alert_percent=90, read=Samples(50, 91, 88, 86, 84.9, 89), on_sample=seen.append
+        alert_percent=90,
+        read=Samples(50, 91, 88, 86, 84.9, 89),
+        on_sample=seen.append,
+        on_change=changes.append,
     )
     states = []
     with caplog.at_level(logging.WARNING):
@@ -87,6 +90,7 @@ def test_sheds_above_threshold_until_below_with_hysteresis(caplog):
             asyncio.run(watchdog.check())
             states.append(watchdog.shedding)
     assert states == [False, True, True, True, False, False]
+    assert changes == [True, False]
     assert [round(s.percent) for s in seen] == [50, 91, 88, 86, 85, 89]
     assert "memory at 91%" in caplog.text
     assert "accepting parse requests again" in caplog.text

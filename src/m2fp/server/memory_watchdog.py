@@ -101,6 +101,7 @@ class MemoryWatchdog:
         interval: float = INTERVAL,
         hysteresis: float = HYSTERESIS,
         on_sample: Callable[[MemoryUsage], None] | None = None,
+        on_change: Callable[[bool], None] | None = None,
     ) -> None:
         """
         Args:
@@ -110,6 +111,7 @@ class MemoryWatchdog:
             interval: seconds between samples.
             hysteresis: points below ``alert_percent`` at which shedding stops.
             on_sample: called with every sample (the memory gauge).
+            on_change: called with the new shedding flag when it flips (readiness).
         """
         if not 0 < alert_percent <= 100:
             raise ValueError("M2FP_MEMORY_ALERT_PERCENT must be in (0, 100]")
@@ -119,6 +121,7 @@ class MemoryWatchdog:
         self._interval = interval
         self._resume_percent = alert_percent - hysteresis
         self._on_sample = on_sample
+        self._on_change = on_change
         self._task: asyncio.Task[None] | None = None
         self.shedding = False
 
@@ -134,7 +137,7 @@ class MemoryWatchdog:
         percent = usage.percent
         if percent >= self.alert_percent:
             if not self.shedding:
-                self.shedding = True
+                self._set_shedding(True)
                 logger.warning(
                     "memory at %.0f%% (alert threshold %.0f%%): refusing new parse requests",
                     percent,
@@ -143,8 +146,13 @@ class MemoryWatchdog:
             if self._alerts is not None:
                 await self._alerts.send(self._alert_text(percent))
         elif self.shedding and percent < self._resume_percent:
-            self.shedding = False
+            self._set_shedding(False)
             logger.warning("memory back to %.0f%%: accepting parse requests again", percent)
+
+    def _set_shedding(self, shedding: bool) -> None:
+        self.shedding = shedding
+        if self._on_change is not None:
+            self._on_change(shedding)
 
     def _alert_text(self, percent: float) -> str:
         return (
