@@ -113,13 +113,6 @@ def running_server(
     ``/healthz`` and always stop the whole process group afterwards."""
     min_size, max_size = golden_sizes()
     port = free_port()
-    full_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("M2FP_")},
-        "M2FP_MIN_SIZE": str(min_size),
-        "M2FP_MAX_SIZE": str(max_size),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        **(env or {}),
-    }
     command = [
         *wrapper,
         sys.executable,
@@ -133,9 +126,28 @@ def running_server(
         "--port",
         str(port),
     ]
+    sizes = {"M2FP_MIN_SIZE": str(min_size), "M2FP_MAX_SIZE": str(max_size)}
+    with running_process(command, port, log_path, env={**sizes, **(env or {})}) as server:
+        yield server
+
+
+@contextmanager
+def running_process(
+    command: Sequence[str], port: int, log_path: Path, *, env: dict[str, str]
+) -> Iterator[LiveServer]:
+    """Run an HTTP server command in its own process group until the block ends."""
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("M2FP_")},
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **env,
+    }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
+            list(command),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            start_new_session=True,
         )
     server = LiveServer(f"http://127.0.0.1:{port}", port, process, log_path)
     try:
