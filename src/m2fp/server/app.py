@@ -60,9 +60,7 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        model = parser
-        if model is None:
-            model = await anyio.to_thread.run_sync(load_parser, settings)
+        model = parser or await anyio.to_thread.run_sync(load_parser, settings)
         app.state.inference = Inference(
             parser=model,
             max_concurrency=settings.max_concurrency,
