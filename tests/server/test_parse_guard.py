@@ -13,6 +13,7 @@ from fastapi.routing import iter_route_contexts
 
 from m2fp.server.app import create_app
 from m2fp.server.deps import guard_parse
+from m2fp.server.settings import SettingsError, load_settings
 from tests.server.conftest import app_client, png_bytes, tiny_settings
 
 PARSE = "/api/v1/parse"
@@ -201,3 +202,17 @@ async def test_audit_client_is_the_forwarded_address_behind_a_trusted_proxy(tiny
         audit = app.state.audit
         lines = [r.fields for r in caplog.records if getattr(r, "fields", {}).get("event")]
         assert lines[-1]["client"] == audit.client_id("198.51.100.9")
+
+
+def test_guard_settings_fail_closed_with_one_line(monkeypatch):
+    monkeypatch.setenv("M2FP_API_KEYS_REQUIRED", "true")
+    with pytest.raises(SettingsError, match="M2FP_API_KEYS_REQUIRED needs"):
+        load_settings()
+    monkeypatch.delenv("M2FP_API_KEYS_REQUIRED")
+    monkeypatch.setenv("M2FP_API_KEY_RATE_LIMIT", "lots")
+    with pytest.raises(SettingsError, match="M2FP_API_KEY_RATE_LIMIT") as refused:
+        load_settings()
+    assert "lots" not in str(refused.value)
+    monkeypatch.delenv("M2FP_API_KEY_RATE_LIMIT")
+    settings = load_settings()
+    assert (settings.api_key_rate_limit, settings.api_keys_required) == ("60/minute", False)
