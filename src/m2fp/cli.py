@@ -45,11 +45,11 @@ def _model_key(key_file: str | None) -> bytes | None:
 
 def _required_key(key_file: str | None) -> bytes:
     from m2fp.errors import ModelKeyError
-    from m2fp.protection.keys import NO_KEY_HINT
+    from m2fp.protection.keys import MISSING_KEY
 
     key = _model_key(key_file)
     if key is None:
-        raise ModelKeyError(f"no model key: {NO_KEY_HINT}")
+        raise ModelKeyError(MISSING_KEY)
     return key
 
 

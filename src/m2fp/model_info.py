@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from m2fp.build import build_model
 from m2fp.checkpoint import check_state_dict, find_weights, read_config, sha256_file
 
@@ -31,7 +33,8 @@ def describe_protected(path: Path, *, key: bytes | str | None) -> dict[str, Any]
     from m2fp.protection.loading import open_protected
 
     with open_protected(path, key=key) as weights:
-        model = build_model(weights.config)
+        with torch.device("meta"):  # shapes only: the skeleton costs no memory
+            model = build_model(weights.config)
         check_state_dict(model, weights.state_dict)
         return {
             "config": weights.config,

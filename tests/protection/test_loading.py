@@ -124,7 +124,7 @@ def test_plain_directory_pin_still_works(tiny_model_dir):
 
 
 def test_missing_and_wrong_keys(encrypted_model):
-    with pytest.raises(ModelKeyError, match=r"no key was given.*M2FP_MODEL_KEY_FILE"):
+    with pytest.raises(ModelKeyError, match=r"no model key was given.*M2FP_MODEL_KEY_FILE"):
         HumanParser.from_pretrained(encrypted_model)
     with pytest.raises(ModelKeyError, match="wrong model key"):
         HumanParser.from_pretrained(encrypted_model, key=generate_key())

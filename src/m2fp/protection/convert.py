@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+import torch
 from safetensors.torch import save as save_safetensors
 
 from m2fp.build import build_model
@@ -65,7 +66,9 @@ def encrypt_model_dir(
         raise ModelNotFoundError("the model directory to encrypt was not found")
     config = read_config(model_dir)
     weights = load_weights_file(find_weights(model_dir))
-    check_state_dict(build_model(config), weights.state_dict)
+    with torch.device("meta"):  # shapes only: the skeleton costs no memory
+        skeleton = build_model(config)
+    check_state_dict(skeleton, weights.state_dict)
     payload = save_safetensors({k: v.contiguous() for k, v in weights.state_dict.items()})
     del weights
     header = new_header(

@@ -24,7 +24,7 @@ KEY_FILE_ENV = "M2FP_MODEL_KEY_FILE"
 # a key file is one short line; anything longer is not a key file
 MAX_KEY_FILE_BYTES = 1024
 KEY_FORMATS = "44 characters of base64 (a Fernet key) or 64 hex digits"
-NO_KEY_HINT = f"pass --key-file, or set {KEY_FILE_ENV} (or {KEY_ENV})"
+MISSING_KEY = f"no model key was given: pass --key-file, or set {KEY_FILE_ENV} (or {KEY_ENV})"
 
 
 def generate_key() -> bytes:

@@ -21,10 +21,9 @@ from m2fp.errors import CheckpointError, IntegrityError, ModelKeyError
 from m2fp.modeling.m2fp import M2FP
 from m2fp.protection.envelope import check_key, decrypt_chunks, is_envelope, open_envelope
 from m2fp.protection.fernet_compat import decrypt_checkpoint, is_fernet_token
-from m2fp.protection.keys import NO_KEY_HINT, parse_key
+from m2fp.protection.keys import MISSING_KEY, parse_key
 from m2fp.protection.plaintext_buffer import tensors_from_safetensors, wipe
 
-NO_KEY = f"the model file is encrypted and no key was given: {NO_KEY_HINT}"
 SNIFF_BYTES = 8
 
 
@@ -101,7 +100,7 @@ def open_protected(
         CheckpointError: not a protected weights file, or unreadable.
     """
     if key is None:
-        raise ModelKeyError(NO_KEY)
+        raise ModelKeyError(MISSING_KEY)
     raw_key = parse_key(key)
     prefix = _sniff(path)
     if is_envelope(prefix):
