@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -94,10 +96,18 @@ def test_existing_output_is_never_replaced(tmp_path, tiny_model_dir, model_key):
 
 def test_failed_write_leaves_nothing(tmp_path):
     out = tmp_path / "model.m2fp"
-    with pytest.raises(RuntimeError), new_file(out) as stream:
+    with pytest.raises(KeyboardInterrupt), new_file(out) as stream:
         stream.write(b"half")
-        raise RuntimeError("disk full")
+        raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+    no_space = pytest.raises(CheckpointError, match="could not be written: No space left")
+    with no_space, new_file(out) as stream:
+        stream.write(b"half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert list(tmp_path.iterdir()) == []
+    with new_file(out) as stream:
+        stream.write(b"whole")
+    assert [p.name for p in tmp_path.iterdir()] == ["model.m2fp"] and out.read_bytes() == b"whole"
 
 
 def test_rekey_moves_the_file_to_the_new_key(tmp_path, encrypted_model, model_key):

@@ -109,3 +109,22 @@ def test_pickle_payload_inside_the_token_is_not_executed(tmp_path, model_key):
     data = Fernet(encode_key(model_key)).decrypt(path.read_bytes())
     torch.load(io.BytesIO(data), weights_only=False)
     assert marker.exists()
+
+
+def test_decrypted_tensors_are_cleared_after_loading(
+    tmp_path, plain_checkpoint, model_key, monkeypatch
+):
+    from m2fp.protection import loading
+
+    seen: list[dict] = []
+    original = loading.load_into
+
+    def keep(model, state_dict):
+        seen.append(state_dict)
+        original(model, state_dict)
+
+    monkeypatch.setattr(loading, "load_into", keep)
+    path = wrap(tmp_path / "model", plain_checkpoint, encode_key(model_key))
+    model, _, _ = load_model(path, key=model_key)
+    assert all(not v.any() for v in seen[0].values())
+    assert any(p.abs().sum() > 0 for p in model.parameters())

@@ -48,6 +48,9 @@ def new_file(path: Path) -> Iterator[BinaryIO]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise CheckpointError(f"{path.name} could not be written: {exc.strerror}") from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

@@ -114,14 +114,20 @@ def open_protected(
         )
     config = read_config(path.parent)
     state_dict, digest, size = decrypt_checkpoint(path, raw_key)
-    _check_pin(digest, expected_sha256)
-    yield DecryptedWeights(
-        config=config,
-        state_dict=state_dict,
-        sha256=digest,
-        plaintext_bytes=size,
-        protection={"format": "fernet", "cipher": "Fernet (AES-128-CBC + HMAC-SHA256)"},
-    )
+    try:
+        _check_pin(digest, expected_sha256)
+        yield DecryptedWeights(
+            config=config,
+            state_dict=state_dict,
+            sha256=digest,
+            plaintext_bytes=size,
+            protection={"format": "fernet", "cipher": "Fernet (AES-128-CBC + HMAC-SHA256)"},
+        )
+    finally:
+        # the tensors can be cleared; the token's decrypted bytes (immutable) only dropped
+        with torch.no_grad():
+            for tensor in state_dict.values():
+                tensor.zero_()
 
 
 def load_protected_model(
