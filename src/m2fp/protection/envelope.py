@@ -270,7 +270,7 @@ def split_payload(header: Header, payload: bytes | bytearray) -> Iterator[memory
 def encrypt_chunks(
     out: BinaryIO, header: Header, key: bytes, chunks: Iterable[memoryview | bytes]
 ) -> None:
-    """Write the header, then each plaintext chunk sealed in place order.
+    """Write the header, then each plaintext chunk sealed, in order.
 
     Args:
         out: where the file is written.
