@@ -6,10 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +17,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from m2fp.labels import CIHP_PALETTE
+from tests.server.conftest import running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -77,51 +74,14 @@ def visible_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFac
     return directory
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_url(visible_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``m2fp serve`` (uvicorn) on a free loopback port, always stopped."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("webui_server") / "server.log"
-    env = {
-        **os.environ,
-        "M2FP_MIN_SIZE": "128",
-        "M2FP_MAX_SIZE": "256",
-        # the UI tests upload a few photos in a row; the abuse limits have their own tests
-        "M2FP_RATE_LIMIT": "1000/minute",
-        "M2FP_BAN_AFTER": "1000",
-    }
-    command = [sys.executable, "-m", "m2fp", "serve", "--model", str(visible_model_dir)]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"m2fp serve exited early:\n{log.read_text()}")
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"m2fp serve did not become ready:\n{log.read_text()}")
-                time.sleep(0.2)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    """A real ``m2fp serve`` on a free loopback port, always stopped."""
+    log_path = tmp_path_factory.mktemp("webui_server") / "server.log"
+    # the UI tests upload a few photos in a row; the abuse limits have their own tests
+    env = {"M2FP_RATE_LIMIT": "1000/minute", "M2FP_BAN_AFTER": "1000"}
+    with running_server(visible_model_dir, log_path, env=env) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")
