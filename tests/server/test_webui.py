@@ -164,7 +164,7 @@ def decode_png(base64_png: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(base64_png))))
 
 
-def test_upload_is_impossible_before_the_notice_is_accepted(browser, server_url):
+def test_upload_is_impossible_until_the_notice_is_accepted(browser, server_url):
     context, page, watch = open_page(browser, server_url)
     try:
         assert page.locator("#privacy").is_visible()
@@ -186,6 +186,15 @@ def test_upload_is_impossible_before_the_notice_is_accepted(browser, server_url)
         assert page.inner_text("#error") == "Accept the privacy notice first."
         assert watch.parse_calls() == 0
         assert page.locator("#results").is_hidden()
+
+        # acceptance lasts for the tab session (survives a reload) and can be withdrawn
+        page.click("#accept")
+        page.reload(wait_until="networkidle")
+        assert page.locator("#choose").is_enabled()
+        page.click("#withdraw")
+        assert page.locator("#choose").is_disabled()
+        assert page.evaluate("sessionStorage.getItem('m2fp.privacy-accepted')") is None
+        assert page.evaluate("localStorage.length") == 0
         watch.assert_clean(server_url)
     finally:
         context.close()
@@ -376,4 +385,56 @@ def test_errors_are_localised(browser, server_url):
         # the browser itself logs the 415 response as a failed resource load
         watch.assert_clean(server_url, allowed_errors=("status of 415",))
     finally:
+        context.close()
+
+
+def test_a_dropped_photo_is_parsed(browser, server_url, golden_image_path):
+    context, page, watch = open_page(browser, server_url)
+    try:
+        page.click("#accept")
+        with page.expect_response("**/api/v1/parse?**") as response_info:
+            page.evaluate(
+                """(base64) => {
+                    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+                    const data = new DataTransfer();
+                    data.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
+                    const zone = document.getElementById("dropzone");
+                    zone.dispatchEvent(new DragEvent("dragover",
+                        {dataTransfer: data, bubbles: true, cancelable: true}));
+                    zone.dispatchEvent(new DragEvent("drop",
+                        {dataTransfer: data, bubbles: true, cancelable: true}));
+                }""",
+                base64.b64encode(golden_image_path.read_bytes()).decode(),
+            )
+        data = response_info.value.json()
+        page.wait_for_selector("#results:not([hidden])")
+        assert page.locator("#persons button.person").count() == len(data["persons"])
+        assert page.inner_text("#persons-count") == f"({len(data['persons'])})"
+        assert page.inner_text("#status").startswith("Done in ")
+        assert page.locator("#error").is_hidden()
+        watch.assert_clean(server_url)
+    finally:
+        context.close()
+
+
+def test_a_parse_in_flight_can_be_cancelled(browser, server_url, golden_image_path):
+    context, page, watch = open_page(browser, server_url)
+    held = []
+    try:
+        page.route("**/api/v1/parse?**", lambda route: held.append(route))  # keep it pending
+        page.click("#accept")
+        page.set_input_files("#file", str(golden_image_path))
+        page.wait_for_selector("#busy:not([hidden])")
+        assert page.inner_text("#status") == "Analysing the photo…"
+        assert page.locator("#choose").is_disabled()  # one photo at a time
+        page.click("#cancel")
+        page.wait_for_selector("#busy", state="hidden")
+        assert page.inner_text("#status") == "Cancelled."
+        assert page.locator("#choose").is_enabled()
+        assert page.locator("#error").is_hidden()
+        assert page.locator("#results").is_hidden()
+        assert len(held) == 1
+        watch.assert_clean(server_url)
+    finally:
+        page.unroute_all(behavior="ignoreErrors")
         context.close()

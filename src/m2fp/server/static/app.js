@@ -24,6 +24,7 @@ const ui = {
   hint: $("upload-hint"),
   lockedHint: $("upload-locked"),
   busy: $("busy"),
+  elapsed: $("elapsed"),
   cancel: $("cancel"),
   status: $("status"),
   error: $("error"),
@@ -37,6 +38,7 @@ const ui = {
   legend: $("legend"),
   legendEmpty: $("legend-empty"),
   persons: $("persons"),
+  personsCount: $("persons-count"),
   personsEmpty: $("persons-empty"),
   showAll: $("show-all"),
   unassigned: $("unassigned"),
@@ -114,6 +116,7 @@ function renderTexts() {
   }
   ui.hint.textContent = t("upload.hint", { size: state.tr.bytes(MAX_UPLOAD_BYTES) });
   renderStatus();
+  renderElapsed();
   renderError();
   renderResult();
 }
@@ -152,6 +155,13 @@ function setStatus(key, params = () => ({})) {
 function renderStatus() {
   ui.status.textContent = state.status
     ? state.tr.t(state.status.key, state.status.params(state.tr))
+    : "";
+}
+
+function renderElapsed() {
+  const job = state.job;
+  ui.elapsed.textContent = job
+    ? state.tr.t("time.seconds", { n: Math.floor((performance.now() - job.started) / 1000) })
     : "";
 }
 
@@ -221,10 +231,11 @@ async function upload(files) {
   }
   clearError();
   const job = { controller: new AbortController(), started: performance.now(), timer: 0 };
-  const elapsed = (tr) => ({ seconds: tr.seconds((performance.now() - job.started) / 1000) });
   state.job = job;
-  job.timer = window.setInterval(renderStatus, 1000);
-  setStatus("status.working", elapsed);
+  // the elapsed time ticks outside the live region so screen readers are not flooded
+  job.timer = window.setInterval(renderElapsed, 1000);
+  setStatus("status.working");
+  renderElapsed();
   renderUploadControls();
   try {
     state.palette ??= await fetchClasses();
@@ -348,6 +359,7 @@ function renderPersons(result) {
       return item;
     }),
   );
+  ui.personsCount.textContent = `(${persons.length})`;
   ui.personsEmpty.hidden = persons.length > 0;
   ui.showAll.disabled = result.selected === 0;
   ui.unassigned.hidden = unassigned.length === 0;
