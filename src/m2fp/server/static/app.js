@@ -241,6 +241,7 @@ async function upload(files) {
     state.palette ??= await fetchClasses();
     const data = await parsePhoto(file, job.controller.signal);
     const layers = await loadLayers(file, data, state.palette);
+    job.controller.signal.throwIfAborted(); // cancelled or notice withdrawn while decoding
     const seconds = (performance.now() - job.started) / 1000;
     showResult(file, data, layers);
     setStatus("status.done", (tr) => ({
