@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import limits.storage.memory
 import numpy as np
 import pytest
 from PIL import Image
@@ -164,9 +165,55 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=20)
 
 
+# Validation tests send dozens of requests, many of them bad, from one address; with the
+# production defaults (5/minute, a ban after 3 bad uploads) they would be testing the rate
+# limiter and the ban list instead (test_abuse_http.py does that).
+GENEROUS_LIMITS = {"M2FP_RATE_LIMIT": "100000/minute", "M2FP_BAN_AFTER": "1000"}
+
+
 @pytest.fixture(scope="module")
 def live_server(tiny_model_dir, tmp_path_factory) -> Iterator[LiveServer]:
-    """One real server with default settings, shared by a test module."""
+    """One real server with default settings (but generous abuse limits), shared by a test
+    module."""
     log_path = tmp_path_factory.mktemp("live_server") / "server.log"
-    with running_server(tiny_model_dir, log_path) as server:
+    with running_server(tiny_model_dir, log_path, env=GENEROUS_LIMITS) as server:
         yield server
+
+
+class FakeClock:
+    """A clock tests move by hand; callable like ``time.time`` and with a ``time()`` method so
+    that it can also stand in for the ``time`` module inside ``limits``' memory storage."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """A fake clock that also drives ``limits``' memory storage, so windows, Retry-After and
+    ban expiry are tested without sleeping."""
+    fake = FakeClock()
+    monkeypatch.setattr(limits.storage.memory, "time", fake)
+    return fake
+
+
+@pytest.fixture
+def redis_server():
+    """A real redis-server on a free loopback port, stopped whatever happens in the test."""
+    from tests.server.redis_process import RedisProcess
+
+    server = RedisProcess()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
