@@ -77,6 +77,38 @@ def cmd_model_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from m2fp.server.app import create_app, load_parser
+    from m2fp.server.audit_log import log_config
+    from m2fp.server.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(model=str(_model_path(args.model)))
+        parser = load_parser(settings)
+    except (SettingsError, M2FPError) as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from None
+    uvicorn.run(
+        create_app(settings, parser=parser),
+        host=args.host,
+        port=args.port,
+        proxy_headers=False,
+        server_header=False,
+        date_header=True,
+        access_log=False,
+        log_config=log_config(),
+    )
+    return 0
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError("must be between 1 and 65535")
+    return value
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -115,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--base-url", default=None, help="ModelScope hub base URL")
     download.add_argument("--revision", default=None, help="model revision")
     download.set_defaults(handler=cmd_model_download)
+
+    serve = commands.add_parser("serve", help="run the web service (REST API and WebUI)")
+    serve.add_argument("--model", help="model directory (default: $M2FP_MODEL or the cache)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=_port, default=8000)
+    serve.set_defaults(handler=cmd_serve)
     return parser
 
 

@@ -1,0 +1,104 @@
+"""``create_app(settings)``: the FastAPI application, built fresh for each caller.
+
+The model is loaded once per app (in the lifespan, or injected by the caller, e.g. ``m2fp
+serve`` which loads it first to report a bad model in one line, or tests). Request flow,
+outermost first: security headers -> request id, audit line and catch-all -> CORS -> CSRF
+origin check -> routes (query validation, then parse guards, then the streamed upload).
+"""
+
+from __future__ import annotations
+
+import secrets
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+from PIL import Image
+
+from m2fp.predictor import HumanParser
+from m2fp.server.audit_log import AuditLog
+from m2fp.server.errors import install_error_handlers
+from m2fp.server.inference import Inference
+from m2fp.server.metrics import Metrics
+from m2fp.server.middleware.cors import CorsMiddleware
+from m2fp.server.middleware.origin_check import OriginCheckMiddleware
+from m2fp.server.middleware.request_context import RequestContextMiddleware
+from m2fp.server.middleware.security_headers import SecurityHeadersMiddleware
+from m2fp.server.routes import classes, health, metrics, parse, ui
+from m2fp.server.settings import Settings, SettingsError
+
+
+def load_parser(settings: Settings) -> HumanParser:
+    """The model of ``settings.model`` at the configured sizes, hash-checked if pinned.
+
+    Raises:
+        SettingsError: no model directory configured.
+        M2FPError: the model is missing, malformed or does not match its pinned hash.
+    """
+    if settings.model is None:
+        raise SettingsError("no model: pass --model DIR or set M2FP_MODEL")
+    return HumanParser.from_pretrained(
+        settings.model,
+        min_size=settings.min_size,
+        max_size=settings.max_size,
+        expected_sha256=settings.model_sha256,
+    )
+
+
+def create_app(settings: Settings, *, parser: HumanParser | None = None) -> FastAPI:
+    """Build the service.
+
+    Args:
+        settings: validated configuration.
+        parser: an already-loaded model; when None it is loaded from ``settings.model`` at
+            start-up.
+    """
+    # decompression bombs beyond Pillow's own limit must fail, not warn
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        model = parser or await anyio.to_thread.run_sync(load_parser, settings)
+        app.state.inference = Inference(
+            parser=model,
+            max_concurrency=settings.max_concurrency,
+            max_pixels=settings.max_pixels,
+            max_side=settings.max_side,
+            metrics=app.state.metrics,
+        )
+        try:
+            yield
+        finally:
+            app.state.inference = None
+
+    docs = settings.docs
+    app = FastAPI(
+        title="m2fp",
+        version="v1",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+        swagger_ui_oauth2_redirect_url=None,
+    )
+    salt = settings.log_salt.get_secret_value().encode() if settings.log_salt else None
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.audit = AuditLog(mode=settings.client_id_mode, salt=salt or secrets.token_bytes(32))
+    app.state.inference = None
+    app.state.not_ready = set()  # reasons to report not ready, e.g. {"memory"}
+
+    install_error_handlers(app)
+    for router in (parse.router, classes.router, health.router, metrics.router, ui.router):
+        app.include_router(router)
+    if ui.STATIC_DIR.is_dir():
+        app.mount("/static", ui.static_files(), name="static")
+
+    # add_middleware wraps: the last added is the outermost
+    app.add_middleware(OriginCheckMiddleware, allow_origins=settings.cors_origins)
+    app.add_middleware(CorsMiddleware, allow_origins=settings.cors_origins)
+    app.add_middleware(RequestContextMiddleware, audit=app.state.audit, metrics=app.state.metrics)
+    app.add_middleware(SecurityHeadersMiddleware, trusted_proxies=settings.trusted_proxies)
+    return app
