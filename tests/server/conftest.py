@@ -1,9 +1,182 @@
-"""Fixtures of the server tests."""
+"""Server fixtures: in-process apps over httpx's ASGI transport, and real ``m2fp serve``
+subprocesses on 127.0.0.1 that are always stopped."""
 
 from __future__ import annotations
 
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
 import limits.storage.memory
+import numpy as np
 import pytest
+from PIL import Image
+
+from tests.conftest import golden_sizes
+
+STARTUP_TIMEOUT = 90.0
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def tiny_settings(**values):
+    from m2fp.server.settings import Settings
+
+    min_size, max_size = golden_sizes()
+    return Settings(min_size=min_size, max_size=max_size, **values)
+
+
+async def _client_for(app, client_host: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=(client_host, 43210))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+async def make_client(tiny_parser):
+    """``await make_client(settings=..., parser=...)`` -> an AsyncClient on a fresh app."""
+    from m2fp.server.app import create_app
+
+    opened = []
+
+    async def make(settings=None, parser=None, client_host: str = "127.0.0.1"):
+        app = create_app(settings or tiny_settings(), parser=parser or tiny_parser)
+        generator = _client_for(app, client_host)
+        opened.append(generator)
+        client = await generator.__anext__()
+        client.app = app
+        return client
+
+    yield make
+    for generator in opened:
+        await generator.aclose()
+
+
+def png_bytes(width: int = 96, height: int = 64, seed: int = 0, **save_options) -> bytes:
+    """A small RGB noise image as PNG (extra ``save_options`` e.g. ``pnginfo``)."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", **save_options)
+    return buffer.getvalue()
+
+
+def jpeg_bytes(width: int = 96, height: int = 64, seed: int = 0) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    """A running ``m2fp serve``; ``log`` is everything it wrote to stderr so far."""
+
+    url: str
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+@contextmanager
+def running_server(
+    model_dir: Path,
+    log_path: Path,
+    *,
+    env: dict[str, str] | None = None,
+    wrapper: Sequence[str] = (),
+) -> Iterator[LiveServer]:
+    """Start ``python -m m2fp serve`` (optionally under ``wrapper``, e.g. strace), wait for
+    ``/healthz`` and always stop the whole process group afterwards."""
+    min_size, max_size = golden_sizes()
+    port = free_port()
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("M2FP_")},
+        "M2FP_MIN_SIZE": str(min_size),
+        "M2FP_MAX_SIZE": str(max_size),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **(env or {}),
+    }
+    command = [
+        *wrapper,
+        sys.executable,
+        "-m",
+        "m2fp",
+        "serve",
+        "--model",
+        str(model_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
+        )
+    server = LiveServer(f"http://127.0.0.1:{port}", port, process, log_path)
+    try:
+        _wait_healthy(server)
+        yield server
+    finally:
+        _stop(process)
+
+
+def _wait_healthy(server: LiveServer) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server did not become healthy:\n{server.log}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def live_server(tiny_model_dir, tmp_path_factory) -> Iterator[LiveServer]:
+    """One real server with default settings, shared by a test module."""
+    log_path = tmp_path_factory.mktemp("live_server") / "server.log"
+    with running_server(tiny_model_dir, log_path) as server:
+        yield server
 
 
 class FakeClock:
