@@ -133,7 +133,7 @@ def test_limits_and_timeouts(http: Block) -> None:
 def test_nginx_errors_follow_the_json_contract(http: Block) -> None:
     _, tls = _servers(http)
     handled = {code for args in tls.values("error_page") for code in args[:-2]}
-    assert {"413", "429", "502", "504"} <= handled
+    assert {"413", "429", "500", "502", "504"} <= handled
     for location in tls.blocks("location"):
         if location.args[0].startswith("@"):
             status, body = location.value("return")
