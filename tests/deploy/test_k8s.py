@@ -62,7 +62,7 @@ def test_app_settings_come_from_the_secret_and_trust_no_wildcard(manifests: dict
     (container,) = manifests[("Deployment", "m2fp")]["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
     secret = manifests[("Secret", "m2fp-secrets")]
-    for name in ("M2FP_MODEL_KEY", "REDIS_PASSWORD"):
+    for name in ("M2FP_MODEL_KEY", "REDIS_PASSWORD", "M2FP_LOG_SALT"):
         ref = env[name]["valueFrom"]["secretKeyRef"]
         assert ref["name"] == "m2fp-secrets" and ref["key"] in secret["stringData"]
     assert env["M2FP_STORAGE_URI"]["value"].startswith("redis://:$(REDIS_PASSWORD)@m2fp-redis:")
