@@ -114,13 +114,6 @@ def running_server(
     ``/healthz`` and always stop the whole process group afterwards."""
     min_size, max_size = golden_sizes()
     port = free_port()
-    full_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("M2FP_")},
-        "M2FP_MIN_SIZE": str(min_size),
-        "M2FP_MAX_SIZE": str(max_size),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        **(env or {}),
-    }
     command = [
         *wrapper,
         sys.executable,
@@ -134,9 +127,28 @@ def running_server(
         "--port",
         str(port),
     ]
+    sizes = {"M2FP_MIN_SIZE": str(min_size), "M2FP_MAX_SIZE": str(max_size)}
+    with running_process(command, port, log_path, env={**sizes, **(env or {})}) as server:
+        yield server
+
+
+@contextmanager
+def running_process(
+    command: Sequence[str], port: int, log_path: Path, *, env: dict[str, str]
+) -> Iterator[LiveServer]:
+    """Run an HTTP server command in its own process group until the block ends."""
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("M2FP_")},
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **env,
+    }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
+            list(command),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            start_new_session=True,
         )
     server = LiveServer(f"http://127.0.0.1:{port}", port, process, log_path)
     try:
@@ -171,11 +183,18 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait(timeout=20)
 
 
+# Validation tests send dozens of requests, many of them bad, from one address; with the
+# production defaults (5/minute, a ban after 3 bad uploads) they would be testing the rate
+# limiter and the ban list instead (test_abuse_http.py does that).
+GENEROUS_LIMITS = {"M2FP_RATE_LIMIT": "100000/minute", "M2FP_BAN_AFTER": "1000"}
+
+
 @pytest.fixture(scope="module")
 def live_server(tiny_model_dir, tmp_path_factory) -> Iterator[LiveServer]:
-    """One real server with default settings, shared by a test module."""
+    """One real server with default settings (but generous abuse limits), shared by a test
+    module."""
     log_path = tmp_path_factory.mktemp("live_server") / "server.log"
-    with running_server(tiny_model_dir, log_path) as server:
+    with running_server(tiny_model_dir, log_path, env=GENEROUS_LIMITS) as server:
         yield server
 
 

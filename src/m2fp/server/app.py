@@ -2,8 +2,8 @@
 
 The model is loaded once per app (in the lifespan, or injected by the caller, e.g. ``m2fp
 serve`` which loads it first to report a bad model in one line, or tests). Request flow,
-outermost first: security headers -> request id, audit line and catch-all -> CORS -> CSRF
-origin check -> routes (query validation, then parse guards, then the streamed upload).
+outermost first: client address -> security headers -> request id, audit line and catch-all ->
+CORS -> CSRF origin check -> routes (parse guard, query validation, then the streamed upload).
 """
 
 from __future__ import annotations
@@ -21,11 +21,14 @@ from m2fp.predictor import HumanParser
 from m2fp.server.audit_log import AuditLog
 from m2fp.server.errors import install_error_handlers
 from m2fp.server.inference import Inference
+from m2fp.server.inference_queue import InferenceQueue
 from m2fp.server.metrics import Metrics
+from m2fp.server.middleware.client_address import ClientAddressMiddleware
 from m2fp.server.middleware.cors import CorsMiddleware
 from m2fp.server.middleware.origin_check import OriginCheckMiddleware
 from m2fp.server.middleware.request_context import RequestContextMiddleware
 from m2fp.server.middleware.security_headers import SecurityHeadersMiddleware
+from m2fp.server.parse_guard import build_parse_guard
 from m2fp.server.routes import classes, health, metrics, parse, ui
 from m2fp.server.settings import Settings, SettingsError
 
@@ -61,17 +64,25 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = parser or await anyio.to_thread.run_sync(load_parser, settings)
+        queue = InferenceQueue(
+            max_concurrency=settings.max_concurrency,
+            max_queue=settings.max_queue,
+            timeout=settings.request_timeout,
+        )
         app.state.inference = Inference(
             parser=model,
-            max_concurrency=settings.max_concurrency,
+            queue=queue,
             max_pixels=settings.max_pixels,
             max_side=settings.max_side,
             metrics=app.state.metrics,
         )
+        app.state.parse_guard.start()
         try:
             yield
         finally:
             app.state.inference = None
+            queue.close()
+            await app.state.parse_guard.stop()
 
     docs = settings.docs
     app = FastAPI(
@@ -89,6 +100,9 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
     app.state.audit = AuditLog(mode=settings.client_id_mode, salt=salt or secrets.token_bytes(32))
     app.state.inference = None
     app.state.not_ready = set()  # reasons to report not ready, e.g. {"memory"}
+    app.state.parse_guard = build_parse_guard(
+        settings, audit=app.state.audit, metrics=app.state.metrics, not_ready=app.state.not_ready
+    )
 
     install_error_handlers(app)
     for router in (parse.router, classes.router, health.router, metrics.router, ui.router):
@@ -101,4 +115,5 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
     app.add_middleware(CorsMiddleware, allow_origins=settings.cors_origins)
     app.add_middleware(RequestContextMiddleware, audit=app.state.audit, metrics=app.state.metrics)
     app.add_middleware(SecurityHeadersMiddleware, trusted_proxies=settings.trusted_proxies)
+    app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
     return app

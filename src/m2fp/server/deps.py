@@ -3,14 +3,17 @@ built by ``create_app``; nothing is a module global."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
 from m2fp.server.audit_log import AuditLog
-from m2fp.server.errors import ApiError
+from m2fp.server.client_identity import ClientIdentity
+from m2fp.server.errors import ApiError, UploadRejected
 from m2fp.server.inference import Inference
 from m2fp.server.metrics import Metrics
+from m2fp.server.parse_guard import ParseGuard
 from m2fp.server.parse_query import ParseQuery
 from m2fp.server.settings import Settings
 
@@ -36,6 +39,23 @@ def get_inference(request: Request) -> Inference:
 
 def get_request_id(request: Request) -> str:
     return request.state.request_id
+
+
+async def guard_parse(request: Request) -> AsyncIterator[ClientIdentity]:
+    """The abuse and overload checks (see ``parse_guard``), then the route, then what its
+    outcome means for the client's strikes. Every state-changing /api route depends on this."""
+    guard: ParseGuard = request.app.state.parse_guard
+    client = await guard.admit(request)
+    try:
+        yield client
+    except UploadRejected:
+        await guard.upload_rejected(client)
+        raise
+    except ApiError as exc:
+        guard.refused(client, exc)
+        raise
+    else:
+        await guard.upload_accepted(client)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,8 +1,9 @@
 """The one place a parse runs: off the event loop, at most ``max_concurrency`` at a time.
 
 Decoding, the network and PNG encoding are all CPU-bound, so the whole job runs in a worker
-thread borrowed from a ``CapacityLimiter``. Overload policies (queue bound, deadline) wrap
-``Inference.run``; routes only call ``Inference.parse``.
+thread of the ``InferenceQueue``, which also bounds the wait queue and enforces the request
+deadline (503 ``overloaded`` / ``timeout`` with Retry-After). Routes only call
+``Inference.parse``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import anyio
-import anyio.to_thread
-
 from m2fp.predictor import HumanParser
+from m2fp.server.errors import ApiError
+from m2fp.server.inference_queue import InferenceQueue, InferenceTimeout, Overloaded
 from m2fp.server.metrics import Metrics
 from m2fp.server.parse_query import ParseQuery
 from m2fp.server.parse_response import json_body, png_body
@@ -37,7 +37,7 @@ class Inference:
 
     Args:
         parser: the loaded model (thread-safe, shared).
-        max_concurrency: parses computed at the same time.
+        queue: bounds concurrent parses, waiting requests and their deadline.
         max_pixels: uploads declaring more pixels are refused before decoding.
         max_side: longer sides are scaled down to this before parsing.
         metrics: where latency, queue depth and activity are recorded.
@@ -47,21 +47,31 @@ class Inference:
         self,
         *,
         parser: HumanParser,
-        max_concurrency: int,
+        queue: InferenceQueue,
         max_pixels: int,
         max_side: int,
         metrics: Metrics,
     ) -> None:
         self.parser = parser
-        self.limiter = anyio.CapacityLimiter(max_concurrency)
+        self.queue = queue
         self.max_pixels = max_pixels
         self.max_side = max_side
         self.metrics = metrics
-        metrics.queue_depth.set_function(lambda: self.limiter.statistics().tasks_waiting)
+        metrics.queue_depth.set_function(lambda: queue.depth)
 
     async def run(self, job: Callable[[], T]) -> T:
-        """Run ``job`` in a worker thread once a slot is free."""
-        return await anyio.to_thread.run_sync(job, limiter=self.limiter)
+        """Run ``job`` in a worker thread once a slot is free.
+
+        Raises:
+            ApiError: ``overloaded`` (queue full) or ``timeout`` (deadline), with Retry-After.
+        """
+        try:
+            return await self.queue.run(job)
+        except Overloaded as exc:
+            headers = {"Retry-After": str(exc.retry_after)}
+            raise ApiError("overloaded", headers=headers) from None
+        except InferenceTimeout as exc:
+            raise ApiError("timeout", headers={"Retry-After": str(exc.retry_after)}) from None
 
     async def parse(
         self, upload: Upload, query: ParseQuery, *, as_png: bool, request_id: str

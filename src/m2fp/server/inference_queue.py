@@ -131,10 +131,15 @@ class InferenceQueue:
             self._release()
             raise
         remaining = max(0.0, deadline - loop.time())
+        outcome = asyncio.wrap_future(job)
         try:
-            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(job)), remaining)
-        except asyncio.TimeoutError:
-            raise InferenceTimeout(retry_after=self.retry_after()) from None
+            return await asyncio.wait_for(asyncio.shield(outcome), remaining)
+        except BaseException as exc:
+            # Nobody will read the abandoned job's result or error: drop it quietly.
+            outcome.add_done_callback(_drop_outcome)
+            if isinstance(exc, asyncio.TimeoutError):
+                raise InferenceTimeout(retry_after=self.retry_after()) from None
+            raise
 
     def close(self) -> None:
         """Stop accepting work; queued-but-unstarted jobs are cancelled (app shutdown)."""
@@ -187,3 +192,8 @@ class InferenceQueue:
     def _finished(self, duration: float) -> None:
         self._mean_duration += DURATION_SMOOTHING * (duration - self._mean_duration)
         self._release()
+
+
+def _drop_outcome(outcome: asyncio.Future[object]) -> None:
+    if not outcome.cancelled():
+        outcome.exception()

@@ -48,6 +48,11 @@ class Metrics:
         self.inference_active = Gauge(
             "m2fp_inference_in_progress", "Parse requests being computed.", registry=self.registry
         )
+        self.memory_used_ratio = Gauge(
+            "m2fp_memory_used_ratio",
+            "Memory in use over its limit, as the memory watchdog sees it.",
+            registry=self.registry,
+        )
         ProcessCollector(registry=self.registry)
 
     def render(self) -> tuple[bytes, str]:

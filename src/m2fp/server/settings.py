@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     ban_seconds: int = Field(3600, ge=1, le=30 * 86400)
     storage_uri: SecretStr = SecretStr("memory://")
     api_keys: CommaList = ()
+    api_key_rate_limit: str = "60/minute"
+    api_keys_required: bool = False
     max_concurrency: int = Field(1, ge=1, le=64)
     max_queue: int = Field(8, ge=0, le=1000)
     request_timeout: float = Field(60.0, gt=0, le=3600)
@@ -85,7 +87,7 @@ class Settings(BaseSettings):
             raise ValueError("must be 64 hex digits")
         return value.lower() if value else None
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "api_key_rate_limit")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         try:
@@ -163,6 +165,12 @@ class Settings(BaseSettings):
     def _sizes(self) -> Settings:
         if self.max_size < self.min_size:
             raise ValueError("M2FP_MAX_SIZE must be at least M2FP_MIN_SIZE")
+        return self
+
+    @model_validator(mode="after")
+    def _required_keys(self) -> Settings:
+        if self.api_keys_required and not self.api_keys:
+            raise ValueError("M2FP_API_KEYS_REQUIRED needs at least one digest in M2FP_API_KEYS")
         return self
 
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from m2fp.server.deps import InferenceDep, ParseQueryDep, RequestIdDep, SettingsDep
+from m2fp.server.deps import (
+    InferenceDep,
+    ParseQueryDep,
+    RequestIdDep,
+    SettingsDep,
+    guard_parse,
+)
 from m2fp.server.errors import NO_STORE
 from m2fp.server.parse_response import wants_png
 from m2fp.server.upload_guard import read_upload
 
-router = APIRouter()
+# Every route here changes state and spends inference: all of them pass the parse guard.
+router = APIRouter(dependencies=[Depends(guard_parse)])
 
 
 @router.post("/api/v1/parse")
