@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,33 +38,15 @@ def tiny_settings(**values):
     return Settings(min_size=min_size, max_size=max_size, **values)
 
 
-async def _client_for(app, client_host: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
+@asynccontextmanager
+async def app_client(app, client_host: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking to ``app`` in-process, with its lifespan running."""
     transport = httpx.ASGITransport(app=app, client=(client_host, 43210))
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
     ):
         yield client
-
-
-@pytest.fixture
-async def make_client(tiny_parser):
-    """``await make_client(settings=..., parser=...)`` -> an AsyncClient on a fresh app."""
-    from m2fp.server.app import create_app
-
-    opened = []
-
-    async def make(settings=None, parser=None, client_host: str = "127.0.0.1"):
-        app = create_app(settings or tiny_settings(), parser=parser or tiny_parser)
-        generator = _client_for(app, client_host)
-        opened.append(generator)
-        client = await generator.__anext__()
-        client.app = app
-        return client
-
-    yield make
-    for generator in opened:
-        await generator.aclose()
 
 
 def png_bytes(width: int = 96, height: int = 64, seed: int = 0, **save_options) -> bytes:
