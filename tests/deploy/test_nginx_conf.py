@@ -97,9 +97,10 @@ def test_forwarded_headers_overwrite_what_the_client_sent(http: Block) -> None:
 
 
 def test_body_limit_matches_the_service_and_nothing_spills_to_disk(http: Block) -> None:
-    settings = pytest.importorskip("m2fp.server.settings", reason="needs the server branch")
+    from m2fp.server.settings import Settings
+
     limit = size_bytes(http.value("client_max_body_size")[0])
-    assert limit == settings.Settings.model_fields["max_upload_bytes"].default
+    assert limit == Settings.model_fields["max_upload_bytes"].default
     buffered_in_memory = size_bytes(http.value("client_body_buffer_size")[0]) >= limit
     assert buffered_in_memory or http.values("proxy_request_buffering") == [["off"]]
     assert http.value("proxy_max_temp_file_size") == ["0"]

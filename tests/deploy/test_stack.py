@@ -310,12 +310,25 @@ def test_no_server_or_app_version_in_headers(stack: Stack) -> None:
             assert response.json()["error"] == "not_found"
 
 
+def test_nginx_limits_a_flood_before_the_replicas(stack: Stack) -> None:
+    # limit_req 5 r/s with a burst of 20: 60 back-to-back requests exceed it unless each took
+    # longer than about 130 ms on loopback
+    with stack.client("127.0.0.10") as client:
+        responses = [client.get("/healthz") for _ in range(60)]
+    refused = [r for r in responses if r.status_code == 429]
+    assert refused and all(r.status_code in (200, 429) for r in responses)
+    assert refused[0].json()["error"] == "rate_limited"
+    assert refused[0].headers["retry-after"] == "1"
+    assert "x-request-id" not in refused[0].headers, "refused by nginx, not by a replica"
+
+
 def test_rate_limit_is_shared_by_both_replicas(stack: Stack) -> None:
     before = [stack.parses_served(i) for i in range(2)]
     with stack.client("127.0.0.4") as client:
         responses = [_parse(client, _golden_png()) for _ in range(RATE_LIMIT + 1)]
     assert [r.status_code for r in responses] == [200] * RATE_LIMIT + [429]
     assert responses[-1].json()["error"] == "rate_limited"
+    assert "x-request-id" in responses[-1].headers, "refused by a replica, not by nginx"
     assert int(responses[-1].headers["retry-after"]) >= 1
     served = [stack.parses_served(i) - before[i] for i in range(2)]
     assert sum(served) == RATE_LIMIT and min(served) >= 1, served
