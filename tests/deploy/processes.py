@@ -12,7 +12,17 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import httpx
+
 STOP_TIMEOUT = 10.0
+
+
+def http_ok(url: str, **kwargs: object) -> bool:
+    """``url`` answers 200 (False while nothing listens yet)."""
+    try:
+        return httpx.get(url, timeout=2.0, **kwargs).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def free_port() -> int:

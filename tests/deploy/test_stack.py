@@ -31,7 +31,7 @@ from PIL import Image
 
 from tests.conftest import GOLDEN, golden_sizes
 from tests.deploy.nginx_config import DEPLOY, TEMPLATE, render
-from tests.deploy.processes import ServerProcess, free_port
+from tests.deploy.processes import ServerProcess, free_port, http_ok
 
 SBIN = "/usr/sbin:/sbin"
 BINARIES = {
@@ -97,7 +97,7 @@ class Stack:
     def start_replica(self, replica: int) -> None:
         server, port = self.replicas[replica], self.replica_ports[replica]
         server.start()
-        server.wait_until(lambda: _ok(f"http://127.0.0.1:{port}/readyz"), timeout=START_TIMEOUT)
+        server.wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout=START_TIMEOUT)
 
     def start_redis(self) -> None:
         self.redis.start()
@@ -109,13 +109,6 @@ class Stack:
         password = self.redis.env["REDIS_PASSWORD"] if self.redis.env else ""
         port = int(self.redis.argv[self.redis.argv.index("--port") + 1])
         return bool(redis.Redis(host="127.0.0.1", port=port, password=password).ping())
-
-
-def _ok(url: str, **kwargs: object) -> bool:
-    try:
-        return httpx.get(url, timeout=2.0, **kwargs).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _golden_png() -> bytes:
@@ -232,12 +225,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Ite
         for index in range(len(replicas)):
             port = replica_ports[index]
             replicas[index].wait_until(
-                lambda port=port: _ok(f"http://127.0.0.1:{port}/readyz"), timeout=START_TIMEOUT
+                lambda port=port: http_ok(f"http://127.0.0.1:{port}/readyz"), timeout=START_TIMEOUT
             )
         cleanup.callback(nginx.stop)
         nginx.start()
         nginx.wait_until(
-            lambda: _ok(f"https://127.0.0.1:{https_port}/healthz", verify=built.tls_context()),
+            lambda: http_ok(f"https://127.0.0.1:{https_port}/healthz", verify=built.tls_context()),
             timeout=30,
         )
         yield built
@@ -396,7 +389,7 @@ def test_redis_outage_fails_closed_and_recovers(stack: Stack) -> None:
         assert _parse(client, _golden_png()).status_code == 200
     for index, port in enumerate(stack.replica_ports):
         assert stack.replicas[index].running, stack.replicas[index].log_tail()
-        assert _ok(f"http://127.0.0.1:{port}/readyz")
+        assert http_ok(f"http://127.0.0.1:{port}/readyz")
 
 
 def test_killed_replica_is_skipped_by_nginx(stack: Stack) -> None:
