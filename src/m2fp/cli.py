@@ -78,16 +78,21 @@ def cmd_model_download(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from m2fp.server.app import create_app, load_parser
-    from m2fp.server.audit_log import log_config
     from m2fp.server.settings import SettingsError, load_settings
 
     try:
         settings = load_settings(model=str(_model_path(args.model)))
+    except SettingsError as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from None
+
+    import uvicorn
+
+    from m2fp.server.app import create_app, load_parser
+    from m2fp.server.audit_log import log_config
+
+    try:
         parser = load_parser(settings)
-    except (SettingsError, M2FPError) as exc:
+    except M2FPError as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None
     uvicorn.run(
         create_app(settings, parser=parser),

@@ -153,7 +153,8 @@ async def test_docs_only_when_enabled(tiny_parser, docs):
     async with app_client(create_app(tiny_settings(docs=docs), parser=tiny_parser)) as client:
         openapi = await client.get("/openapi.json")
         page = await client.get("/docs")
-    assert openapi.status_code == page.status_code == (200 if docs else 404)
+    assert openapi.status_code == (200 if docs else 404)
+    assert page.status_code == 404  # no CDN-backed HTML docs page, ever
     if docs:
         assert openapi.json()["info"] == {"title": "m2fp", "version": "v1"}
 
@@ -345,3 +346,33 @@ async def test_inference_runs_off_the_event_loop_with_bounded_concurrency(tiny_p
             gated.release.set()
     assert statuses == [200, 200]
     assert gated.calls == 2
+
+
+async def test_webui_and_static_files_from_the_package(tiny_parser, tmp_path, monkeypatch):
+    from m2fp.server.routes import ui
+
+    (tmp_path / "index.html").write_text("<!doctype html><title>m2fp</title>")
+    (tmp_path / "app.js").write_text("console.log('ok');")
+    monkeypatch.setattr(ui, "STATIC_DIR", tmp_path)
+    async with app_client(create_app(tiny_settings(), parser=tiny_parser)) as client:
+        page = await client.get("/")
+        script = await client.get("/static/app.js")
+        escape = await client.get("/static/..%2F..%2Fetc%2Fpasswd")
+        missing = await client.get("/static/nope.js")
+        metrics = (await client.get("/metrics")).text
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert escape.status_code == 404 and escape.json()["error"] == "not_found"
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    assert 'route="/static/{path:path}"' in metrics and "app.js" not in metrics
+
+
+async def test_webui_is_404_when_not_installed(tiny_parser, tmp_path, monkeypatch):
+    from m2fp.server.routes import ui
+
+    monkeypatch.setattr(ui, "STATIC_DIR", tmp_path / "absent")
+    async with app_client(create_app(tiny_settings(), parser=tiny_parser)) as client:
+        page = await client.get("/")
+        script = await client.get("/static/app.js")
+    assert page.status_code == script.status_code == 404

@@ -84,15 +84,15 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
             queue.close()
             await app.state.parse_guard.stop()
 
-    docs = settings.docs
+    # Only the machine-readable schema: the Swagger/ReDoc pages load scripts from a CDN,
+    # which the CSP (rightly) blocks.
     app = FastAPI(
         title="m2fp",
         version="v1",
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
+        docs_url=None,
         redoc_url=None,
-        openapi_url="/openapi.json" if docs else None,
-        swagger_ui_oauth2_redirect_url=None,
+        openapi_url="/openapi.json" if settings.docs else None,
     )
     salt = settings.log_salt.get_secret_value().encode() if settings.log_salt else None
     app.state.settings = settings
@@ -107,8 +107,6 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
     install_error_handlers(app)
     for router in (parse.router, classes.router, health.router, metrics.router, ui.router):
         app.include_router(router)
-    if ui.STATIC_DIR.is_dir():
-        app.mount("/static", ui.static_files(), name="static")
 
     # add_middleware wraps: the last added is the outermost
     app.add_middleware(OriginCheckMiddleware, allow_origins=settings.cors_origins)

@@ -53,7 +53,7 @@ def log_config(level: str = "INFO") -> dict[str, Any]:
     """``logging.config.dictConfig`` for ``m2fp serve``: everything as JSON lines on stderr.
 
     uvicorn's access log is switched off: it writes raw client addresses and query strings;
-    the audit line replaces it.
+    the audit line replaces it. python-multipart's warnings quote bytes of the body: dropped.
     """
     handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
     return {
@@ -65,6 +65,8 @@ def log_config(level: str = "INFO") -> dict[str, Any]:
             "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
             "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
             "m2fp": {"handlers": ["stderr"], "level": level, "propagate": False},
+            # its parse warnings describe bytes of the client's body
+            "python_multipart": {"handlers": [], "level": "CRITICAL", "propagate": False},
         },
         "root": {"handlers": ["stderr"], "level": "WARNING"},
     }

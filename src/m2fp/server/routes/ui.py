@@ -1,14 +1,17 @@
-"""The WebUI: ``GET /`` serves index.html, ``/static`` its scripts, styles and translations,
-all from the package (no CDN, nothing outside the wheel)."""
+"""The WebUI: ``GET /`` serves index.html, ``/static/...`` its scripts, styles and
+translations, all from the package (no CDN, nothing outside the wheel).
+
+``/static`` is a route rather than a mount so that metrics and audit lines see its template.
+"""
 
 from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException
-from starlette.responses import FileResponse
+from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
 STATIC_DIR = Path(str(files("m2fp.server"))) / "static"
@@ -24,6 +27,8 @@ async def index() -> FileResponse:
     return FileResponse(page, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
-def static_files() -> StaticFiles:
-    """The app mounted at ``/static``."""
-    return StaticFiles(directory=STATIC_DIR, check_dir=False)
+@router.get("/static/{path:path}", include_in_schema=False)
+async def static(path: str, request: Request) -> Response:
+    """A file under ``STATIC_DIR``; Starlette refuses paths that resolve outside it."""
+    files_app = StaticFiles(directory=STATIC_DIR, check_dir=False)
+    return await files_app.get_response(path, request.scope)
