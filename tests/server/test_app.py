@@ -336,9 +336,9 @@ async def test_inference_runs_off_the_event_loop_with_bounded_concurrency(tiny_p
             await anyio.to_thread.run_sync(gated.entered.wait, 60)
             # the event loop still answers while a parse holds the only worker slot
             assert (await client.get("/healthz")).status_code == 200
-            limiter = app.state.inference.limiter
+            queue = app.state.inference.queue
             for _ in range(6000):
-                if limiter.statistics().tasks_waiting == 1:
+                if queue.depth == 1:
                     break
                 await anyio.sleep(0.01)
             assert gated.calls == 1
