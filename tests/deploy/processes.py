@@ -4,6 +4,7 @@ always stopped (TERM, then KILL after a bounded wait)."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -15,6 +16,13 @@ from pathlib import Path
 import httpx
 
 STOP_TIMEOUT = 10.0
+PR_SET_PDEATHSIG = 1  # <sys/prctl.h>
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGKILL it if the test process dies without cleaning up
+    (the fixtures' finally blocks cover every other way out)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def http_ok(url: str, **kwargs: object) -> bool:
@@ -60,6 +68,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
 
     @property
