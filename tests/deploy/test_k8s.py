@@ -26,7 +26,7 @@ def _check_pod_security(pod: dict) -> None:
     context = pod["securityContext"]
     assert context["runAsNonRoot"] is True and context["runAsUser"] > 0
     assert context["seccompProfile"] == {"type": "RuntimeDefault"}
-    for container in pod["containers"]:
+    for container in pod["containers"] + pod.get("initContainers", []):
         security = container["securityContext"]
         assert security["allowPrivilegeEscalation"] is False
         assert security["readOnlyRootFilesystem"] is True
@@ -36,6 +36,7 @@ def _check_pod_security(pod: dict) -> None:
         for kind in ("requests", "limits"):
             assert {"cpu", "memory"} <= resources[kind].keys()
     mounts = {m["mountPath"]: m["name"] for c in pod["containers"] for m in c["volumeMounts"]}
+    assert "/tmp" in mounts
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes[mounts["/tmp"]]["emptyDir"]["medium"] == "Memory"
 
@@ -62,12 +63,32 @@ def test_app_settings_come_from_the_secret_and_trust_no_wildcard(manifests: dict
     (container,) = manifests[("Deployment", "m2fp")]["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
     secret = manifests[("Secret", "m2fp-secrets")]
-    for name in ("M2FP_MODEL_KEY", "REDIS_PASSWORD", "M2FP_LOG_SALT"):
+    assert "M2FP_MODEL_KEY" not in env, "a key in the environment shows in /proc/PID/environ"
+    for name in ("REDIS_PASSWORD", "M2FP_LOG_SALT"):
         ref = env[name]["valueFrom"]["secretKeyRef"]
         assert ref["name"] == "m2fp-secrets" and ref["key"] in secret["stringData"]
     assert env["M2FP_STORAGE_URI"]["value"].startswith("redis://:$(REDIS_PASSWORD)@m2fp-redis:")
     proxies = env["M2FP_TRUSTED_PROXIES"]["value"]
     assert "*" not in proxies and not proxies.endswith("/0")
+
+
+def test_model_key_reaches_the_server_as_a_private_file_in_ram(manifests: dict) -> None:
+    pod = manifests[("Deployment", "m2fp")]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (init,) = pod["initContainers"]
+    (container,) = pod["containers"]
+    key_file = next(e["value"] for e in container["env"] if e["name"] == "M2FP_MODEL_KEY_FILE")
+    key_dir = key_file.rsplit("/", 1)[0]
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == key_dir]
+    assert mount["readOnly"] is True
+    assert volumes[mount["name"]]["emptyDir"]["medium"] == "Memory"
+    script = init["command"][-1]
+    assert script.startswith("umask 077 && ") and script.endswith(f"> {key_file}")
+    (source,) = [m for m in init["volumeMounts"] if m["name"] != mount["name"]]
+    secret = volumes[source["name"]]["secret"]
+    assert secret["secretName"] == "m2fp-secrets"
+    assert f"{source['mountPath']}/{secret['items'][0]['path']}" in script
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]
 
 
 def test_secret_is_a_template_without_a_real_key(manifests: dict) -> None:
