@@ -155,7 +155,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from m2fp.server.settings import SettingsError, load_settings
 
     try:
-        settings = load_settings(model=str(_model_path(args.model)))
+        settings = load_settings(model=str(_model_path(args.model)), model_key_file=args.key_file)
     except SettingsError as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None
 
@@ -263,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", help="model directory (default: $M2FP_MODEL or the cache)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=_port, default=8000)
+    serve.add_argument("--key-file", help=KEY_FILE_HELP)
     serve.set_defaults(handler=cmd_serve)
     return parser
 

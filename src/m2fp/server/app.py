@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from PIL import Image
 
 from m2fp.predictor import HumanParser
+from m2fp.protection.keys import resolve_model_key
 from m2fp.server.audit_log import AuditLog
 from m2fp.server.errors import install_error_handlers
 from m2fp.server.inference import Inference
@@ -36,14 +37,21 @@ from m2fp.server.settings import Settings, SettingsError
 def load_parser(settings: Settings) -> HumanParser:
     """The model of ``settings.model`` at the configured sizes, hash-checked if pinned.
 
+    An encrypted ``.m2fp`` model is opened with the key from ``M2FP_MODEL_KEY`` or
+    ``M2FP_MODEL_KEY_FILE``; the key lives only in memory.
+
     Raises:
         SettingsError: no model directory configured.
-        M2FPError: the model is missing, malformed or does not match its pinned hash.
+        M2FPError: the model or its key is missing, malformed, or does not match its pinned
+            hash.
     """
     if settings.model is None:
         raise SettingsError("no model: pass --model DIR or set M2FP_MODEL")
+    secret = settings.model_key.get_secret_value() if settings.model_key else None
+    key = resolve_model_key(secret, settings.model_key_file)
     return HumanParser.from_pretrained(
         settings.model,
+        key=key,
         min_size=settings.min_size,
         max_size=settings.max_size,
         expected_sha256=settings.model_sha256,

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     # model and inference
     model: Path | None = None
     model_sha256: str | None = None
+    model_key: SecretStr | None = None
+    model_key_file: Path | None = None
     min_size: int = Field(640, ge=32, le=4096)
     max_size: int = Field(1333, ge=32, le=8192)
     # uploads
@@ -174,14 +176,16 @@ class Settings(BaseSettings):
         return self
 
 
-def load_settings(*, model: str | None = None) -> Settings:
-    """``Settings`` from the environment (``model`` overrides ``M2FP_MODEL``).
+def load_settings(*, model: str | None = None, model_key_file: str | None = None) -> Settings:
+    """``Settings`` from the environment; ``model`` and ``model_key_file`` override
+    ``M2FP_MODEL`` and ``M2FP_MODEL_KEY_FILE``.
 
     Raises:
         SettingsError: one line naming the first bad variable, without its value.
     """
     try:
-        return Settings(model=model) if model else Settings()
+        overrides = {"model": model, "model_key_file": model_key_file}
+        return Settings(**{k: v for k, v in overrides.items() if v})
     except ValidationError as exc:
         error = exc.errors(include_input=False, include_url=False)[0]
         message = str(error["msg"]).removeprefix("Value error, ")
