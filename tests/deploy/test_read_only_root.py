@@ -1,8 +1,9 @@
 """The container contract without a container: ``m2fp serve`` on a read-only root filesystem
-with a fresh tmpfs on /tmp, no capabilities, no core dumps, as the image runs it.
+with a fresh tmpfs on /tmp, no capabilities, no core dumps, as the image runs it, with a model
+directory or an encrypted ``.m2fp`` file and its key file (the compose and k8s default).
 
 A private mount namespace (``unshare -m``) remounts ``/`` read-only for the server only; the
-model is bind-mounted read-only on /srv, like the image's /models volume.
+model (and key) directory is bind-mounted read-only on /srv, like the image's /models volume.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from m2fp.protection.convert import encrypt_model_dir
+from m2fp.protection.keys import generate_key, write_key_file
 from tests.conftest import golden_sizes
 from tests.deploy.processes import ServerProcess, free_port, http_ok
 
@@ -44,24 +47,39 @@ def _can_unshare() -> bool:
     return probe.returncode == 0 and Path("/srv").is_dir()
 
 
+def _model_env(form: str, tiny_model_dir: Path, models: Path) -> dict[str, str]:
+    """Put the model in ``models`` (mounted on /srv); the settings that point at it."""
+    if form == "directory":
+        shutil.copytree(tiny_model_dir, models)
+        return {"M2FP_MODEL": "/srv"}
+    models.mkdir()
+    key = generate_key()
+    write_key_file(models / "model.key", key)
+    encrypt_model_dir(tiny_model_dir, key=key, out=models / "model.m2fp")
+    return {"M2FP_MODEL": "/srv/model.m2fp", "M2FP_MODEL_KEY_FILE": "/srv/model.key"}
+
+
 @pytest.mark.skipif(
     not _can_unshare(), reason="needs root, unshare and setpriv for a private mount namespace"
 )
+@pytest.mark.parametrize("form", ["directory", "encrypted"])
 def test_server_runs_on_read_only_root_with_tmpfs(
-    tiny_model_dir: Path, golden_image_path: Path, tmp_path: Path
+    form: str, tiny_model_dir: Path, golden_image_path: Path, tmp_path: Path
 ) -> None:
+    models = tmp_path / "models"
+    model_env = _model_env(form, tiny_model_dir, models)
     port = free_port()
     min_size, max_size = golden_sizes()
     env = {k: v for k, v in os.environ.items() if not k.startswith("M2FP_")}
     env.update(
-        MODEL_SOURCE=str(tiny_model_dir),
+        MODEL_SOURCE=str(models),
         REPO=str(Path(__file__).resolve().parents[2]),
         HOME_DIR=str(Path.home()),
         HOME="/tmp",
         PYTHONDONTWRITEBYTECODE="1",
-        M2FP_MODEL="/srv",
         M2FP_MIN_SIZE=str(min_size),
         M2FP_MAX_SIZE=str(max_size),
+        **model_env,
     )
     server = ServerProcess(
         name="read-only m2fp serve",
