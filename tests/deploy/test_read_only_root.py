@@ -4,6 +4,7 @@ directory or an encrypted ``.m2fp`` file and its key file (the compose and k8s d
 
 A private mount namespace (``unshare -m``) remounts ``/`` read-only for the server only; the
 model (and key) directory is bind-mounted read-only on /srv, like the image's /models volume.
+A checkout under /tmp (CI clones there) is bind-mounted read-only back over the new tmpfs.
 """
 
 from __future__ import annotations
@@ -27,8 +28,17 @@ set -e
 mount --make-rprivate /
 mount --bind "$MODEL_SOURCE" /srv
 mount -o remount,bind,ro /srv
+# a checkout (and its venv) under /tmp must survive the fresh tmpfs: park the old /tmp on /mnt
+mount --bind /tmp /mnt
 mount -o remount,bind,ro /
 mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp
+case "$REPO" in
+  /tmp/*)
+    mkdir -p "$REPO"
+    mount --bind "/mnt${REPO#/tmp}" "$REPO"
+    mount -o remount,bind,ro "$REPO"
+    ;;
+esac
 for probe in /usr/m2fp-probe "$REPO/m2fp-probe" "$HOME_DIR/m2fp-probe"; do
   if touch "$probe" 2>/dev/null; then echo "writable: $probe"; exit 1; fi
 done
