@@ -59,3 +59,9 @@ def test_rgba_and_grey_pil_images_are_converted(tiny_parser, golden_image_path):
     image = Image.open(golden_image_path)
     assert tiny_parser(image.convert("RGBA")).size == (150, 100)
     assert tiny_parser(image.convert("L")).size == (150, 100)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 3000, 3), (3000, 2, 3), (5, 7, 3)])
+def test_tiny_and_extreme_shapes(tiny_parser, shape):
+    result = tiny_parser(np.zeros(shape, dtype=np.uint8))
+    assert result.label_map.shape == shape[:2]

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from safetensors.torch import load as load_safetensors_bytes
 from torch import nn
+from torch.torch_version import TorchVersion
 
 from m2fp.build import build_model, validate_config
 from m2fp.errors import CheckpointError, ModelConfigError, ModelNotFoundError
@@ -25,6 +26,8 @@ from m2fp.errors import CheckpointError, ModelConfigError, ModelNotFoundError
 CONFIG_FILE = "configuration.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.pt")
 KEYS_SHOWN = 8
+# weights_only=True could still run code before 2.6 (CVE-2025-32434)
+MIN_SAFE_TORCH = "2.6"
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,15 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def require_safe_torch() -> None:
+    """Refuse to unpickle anything on a torch whose ``weights_only=True`` can be bypassed."""
+    if TorchVersion(torch.__version__) < MIN_SAFE_TORCH:
+        raise CheckpointError(
+            f"torch {torch.__version__} cannot load weights safely (CVE-2025-32434); "
+            f"install torch>={MIN_SAFE_TORCH}"
+        )
+
+
 def state_dict_from_bytes(data: bytes, *, kind: str) -> dict[str, torch.Tensor]:
     """Parse weights held in memory.
 
@@ -90,6 +102,7 @@ def state_dict_from_bytes(data: bytes, *, kind: str) -> dict[str, torch.Tensor]:
             return load_safetensors_bytes(data)
         except Exception as exc:  # safetensors raises its own untyped errors
             raise CheckpointError("the safetensors weights could not be parsed") from exc
+    require_safe_torch()
     try:
         loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle refusals and corrupt archives come in many types
@@ -165,3 +178,30 @@ def load_model_dir(
     model = build_model(config)
     load_into(model, weights.state_dict)
     return model, config, weights
+
+
+def load_model(
+    path: Path, *, key: bytes | str | None = None, expected_sha256: str | None = None
+) -> tuple[nn.Module, dict[str, Any], str]:
+    """Build and load a network from whatever ``path`` holds.
+
+    A directory is a ModelScope model directory; a file is an encrypted ``.m2fp`` envelope or
+    a Fernet-wrapped ``torch.save`` checkpoint (see ``m2fp.protection``), opened with ``key``
+    in memory only.
+
+    Args:
+        path: model directory or protected weights file.
+        key: the model key for a protected file (raw 32 bytes, or base64/hex text).
+        expected_sha256: pin for the weights: the weights file of a directory, the
+            decrypted weights of a protected file.
+
+    Returns:
+        (network in eval mode, ``model`` config, sha256 of the weights).
+    """
+    require_safe_torch()
+    if not path.is_file():
+        model, config, weights = load_model_dir(path, expected_sha256=expected_sha256)
+        return model, config, weights.sha256
+    from m2fp.protection.loading import load_protected_model
+
+    return load_protected_model(path, key=key, expected_sha256=expected_sha256)

@@ -19,6 +19,17 @@ class ModelNotFoundError(CheckpointError):
     """No weights where they were expected."""
 
 
+class ModelKeyError(CheckpointError):
+    """The model key is missing, malformed, stored unsafely, or does not open the file.
+
+    Messages never contain the key or any part of it.
+    """
+
+
+class IntegrityError(CheckpointError):
+    """A protected weights file was truncated, extended, modified or fails its pinned hash."""
+
+
 class ImageError(M2FPError):
     """An input image was refused.
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from m2fp.checkpoint import load_model_dir
+from m2fp.checkpoint import load_model
 from m2fp.errors import ImageError
 from m2fp.imaging import DEFAULT_MAX_PIXELS, decode_image, prepare_image
 from m2fp.memory import release_free_memory
@@ -75,10 +75,12 @@ class HumanParser:
         min_size: int = 640,
         max_size: int = 1333,
         expected_sha256: str | None = None,
+        key: bytes | str | None = None,
         precision: Precision | str = Precision.FP32,
     ) -> HumanParser:
-        """Load a ModelScope model directory (``configuration.json`` plus weights)."""
-        model, config, _ = load_model_dir(Path(path), expected_sha256=expected_sha256)
+        """Load a ModelScope model directory (``configuration.json`` plus weights), or an
+        encrypted ``.m2fp`` / Fernet-wrapped weights file opened in memory with ``key``."""
+        model, config, _ = load_model(Path(path), key=key, expected_sha256=expected_sha256)
         return cls.from_config(
             model, config, min_size=min_size, max_size=max_size, precision=precision
         )

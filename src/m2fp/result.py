@@ -15,21 +15,10 @@ from m2fp.processing.postprocess import Instance, ParsedOutput
 from m2fp.visualization import render_overlay
 
 
-@dataclass(frozen=True)
-class Part:
-    """One part instance (e.g. the hair of one person).
+class _MaskedInstance:
+    """Box, area and full-size mask of an instance, derived from its cropped ``mask_data``."""
 
-    Attributes:
-        label: class name, e.g. ``"Hair"``.
-        label_id: class index in the label map.
-        score: instance score in [0, 1].
-        mask_data: the binary mask, stored cropped; see ``mask``.
-    """
-
-    label: str
-    label_id: int
-    score: float
-    mask_data: CroppedMask = field(repr=False)
+    mask_data: CroppedMask
 
     @property
     def bbox(self) -> tuple[int, int, int, int]:
@@ -45,6 +34,23 @@ class Part:
         """HxW boolean mask at the original size."""
         return self.mask_data.full()
 
+
+@dataclass(frozen=True)
+class Part(_MaskedInstance):
+    """One part instance (e.g. the hair of one person).
+
+    Attributes:
+        label: class name, e.g. ``"Hair"``.
+        label_id: class index in the label map.
+        score: instance score in [0, 1].
+        mask_data: the binary mask, stored cropped; see ``mask``.
+    """
+
+    label: str
+    label_id: int
+    score: float
+    mask_data: CroppedMask = field(repr=False)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "label": self.label,
@@ -55,7 +61,7 @@ class Part:
 
 
 @dataclass(frozen=True)
-class Person:
+class Person(_MaskedInstance):
     """One human instance and the parts assigned to it.
 
     Attributes:
@@ -67,18 +73,6 @@ class Person:
     score: float
     mask_data: CroppedMask = field(repr=False)
     parts: tuple[Part, ...] = ()
-
-    @property
-    def bbox(self) -> tuple[int, int, int, int]:
-        return self.mask_data.bbox
-
-    @property
-    def area(self) -> int:
-        return self.mask_data.area
-
-    @property
-    def mask(self) -> np.ndarray:
-        return self.mask_data.full()
 
     def part_mask(self, *labels: str) -> np.ndarray:
         """Union of this person's parts with the given labels, e.g. ``("Face", "Hair")``."""

@@ -9,7 +9,10 @@ from PIL import Image
 
 
 def target_size(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
-    """(new_h, new_w): short side ``min_size``, long side at most ``max_size``, rounded half up."""
+    """(new_h, new_w): short side ``min_size``, long side at most ``max_size``, rounded half up.
+
+    Sides never round down to zero: a 1x3000 strip becomes 1 pixel high, not an empty image.
+    """
     scale = min_size / min(height, width)
     if height < width:
         new_h, new_w = float(min_size), scale * width
@@ -18,7 +21,7 @@ def target_size(height: int, width: int, min_size: int, max_size: int) -> tuple[
     if max(new_h, new_w) > max_size:
         shrink = max_size / max(new_h, new_w)
         new_h, new_w = new_h * shrink, new_w * shrink
-    return int(new_h + 0.5), int(new_w + 0.5)
+    return max(1, int(new_h + 0.5)), max(1, int(new_w + 0.5))
 
 
 def resize(image: Image.Image, min_size: int, max_size: int) -> Image.Image:

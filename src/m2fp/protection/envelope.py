@@ -1,0 +1,338 @@
+"""The ``.m2fp`` file: safetensors weights and their config under AES-256-GCM, in chunks.
+
+Layout (integers big-endian)::
+
+    magic        8 bytes   b"M2FPENC\\0"
+    version      u16       FORMAT_VERSION
+    header_len   u32       length of the header JSON
+    header       JSON      cipher, kdf, salt, chunk_size, key_id, payload, plaintext_size,
+                           plaintext_sha256, model (the ModelScope ``model`` config section)
+    chunk 0..n-1           ciphertext || 16-byte tag; every chunk holds ``chunk_size`` bytes of
+                           plaintext except the last (one empty chunk for an empty payload)
+
+Each file has its own AES-256 key, HKDF-SHA256(model key, salt), so the 96-bit nonce of chunk
+i can simply be i. The AAD of chunk i is the whole prefix and header || u64 i || u8 final:
+changing the header, reordering chunks or cutting the file at a chunk boundary makes a tag
+fail. Plaintext is produced and consumed one chunk at a time, so neither direction holds
+more than the payload itself plus one chunk.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import struct
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from m2fp.errors import CheckpointError, IntegrityError, ModelKeyError
+from m2fp.protection.keys import key_id, parse_key
+from m2fp.protection.plaintext_buffer import wipe
+
+try:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+except ModuleNotFoundError as exc:  # the optional extra is missing
+    raise CheckpointError(
+        "encrypted models need the 'cryptography' package: pip install 'm2fp[crypto]'"
+    ) from exc
+
+MAGIC = b"M2FPENC\x00"
+FORMAT_VERSION = 1
+PREFIX = struct.Struct(">8sHI")
+CIPHER = "AES-256-GCM"
+KDF = "HKDF-SHA256"
+PAYLOAD = "safetensors"
+TAG_BYTES = 16
+SALT_BYTES = 32
+DEFAULT_CHUNK_SIZE = 4 << 20
+MIN_CHUNK_SIZE = 4 << 10
+MAX_CHUNK_SIZE = 64 << 20
+# a model config is a few KB; the limit keeps a hostile header from costing memory
+MAX_HEADER_BYTES = 1 << 20
+HKDF_INFO = b"m2fp envelope v1 file key"
+
+
+@dataclass(frozen=True)
+class Header:
+    """The authenticated header of a ``.m2fp`` file.
+
+    Attributes:
+        chunk_size: plaintext bytes per chunk (the last chunk may be shorter).
+        key_id: ``keys.key_id`` of the model key that encrypted the file.
+        salt: per-file HKDF salt.
+        plaintext_size: length of the safetensors payload.
+        plaintext_sha256: hex digest of the safetensors payload.
+        config: the ModelScope ``model`` config section.
+        raw: prefix and header JSON exactly as stored; part of every chunk's AAD.
+    """
+
+    chunk_size: int
+    key_id: str
+    salt: bytes
+    plaintext_size: int
+    plaintext_sha256: str
+    config: dict[str, Any]
+    raw: bytes
+
+    @property
+    def chunk_count(self) -> int:
+        return max(1, -(-self.plaintext_size // self.chunk_size))
+
+    def chunk_length(self, index: int) -> int:
+        """Plaintext bytes in chunk ``index``."""
+        return min(self.chunk_size, self.plaintext_size - index * self.chunk_size)
+
+    @property
+    def file_size(self) -> int:
+        return len(self.raw) + self.plaintext_size + self.chunk_count * TAG_BYTES
+
+    def describe(self) -> dict[str, Any]:
+        """The public facts about the file, for ``m2fp model info``."""
+        return {
+            "format": "m2fp",
+            "format_version": FORMAT_VERSION,
+            "cipher": CIPHER,
+            "key_id": self.key_id,
+            "chunk_size": self.chunk_size,
+            "chunks": self.chunk_count,
+            "file_bytes": self.file_size,
+        }
+
+
+def new_header(
+    *,
+    config: dict[str, Any],
+    key: bytes,
+    plaintext_size: int,
+    plaintext_sha256: str,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> Header:
+    """A header for a new file (fresh salt) encrypted under ``key``."""
+    if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+        raise ValueError(f"chunk_size must be in [{MIN_CHUNK_SIZE}, {MAX_CHUNK_SIZE}]")
+    salt = os.urandom(SALT_BYTES)
+    document = {
+        "cipher": CIPHER,
+        "kdf": KDF,
+        "salt": base64.b64encode(salt).decode("ascii"),
+        "chunk_size": chunk_size,
+        "key_id": key_id(key),
+        "payload": PAYLOAD,
+        "plaintext_size": plaintext_size,
+        "plaintext_sha256": plaintext_sha256,
+        "model": config,
+    }
+    body = json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    raw = PREFIX.pack(MAGIC, FORMAT_VERSION, len(body)) + body
+    return _parse_header(raw)
+
+
+def is_envelope(prefix: bytes) -> bool:
+    return prefix.startswith(MAGIC)
+
+
+def _corrupt(what: str) -> IntegrityError:
+    return IntegrityError(f"the .m2fp header is corrupt ({what})")
+
+
+def _field(document: dict[str, Any], name: str, kind: type) -> Any:
+    value = document.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise _corrupt(f"'{name}' is missing or has the wrong type")
+    return value
+
+
+def _parse_header(raw: bytes) -> Header:
+    """Validate prefix and header JSON; nothing is trusted until a chunk tag verifies it."""
+    magic, version, length = PREFIX.unpack_from(raw)
+    if magic != MAGIC:
+        raise CheckpointError("not an .m2fp file")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"unsupported .m2fp format version {version} (this m2fp reads {FORMAT_VERSION})"
+        )
+    if len(raw) != PREFIX.size + length:
+        raise _corrupt("length")
+    try:
+        document = json.loads(raw[PREFIX.size :].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _corrupt("not JSON") from None
+    if not isinstance(document, dict):
+        raise _corrupt("not an object")
+    if document.get("cipher") != CIPHER or document.get("kdf") != KDF:
+        raise _corrupt(f"cipher must be {CIPHER} with {KDF}")
+    if document.get("payload") != PAYLOAD:
+        raise _corrupt(f"payload must be {PAYLOAD}")
+    chunk_size = _field(document, "chunk_size", int)
+    if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
+        raise _corrupt("chunk_size out of range")
+    plaintext_size = _field(document, "plaintext_size", int)
+    if plaintext_size < 0:
+        raise _corrupt("negative plaintext_size")
+    try:
+        salt = base64.b64decode(_field(document, "salt", str), validate=True)
+    except binascii.Error:
+        raise _corrupt("salt is not base64") from None
+    if len(salt) != SALT_BYTES:
+        raise _corrupt("salt length")
+    digest = _field(document, "plaintext_sha256", str)
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise _corrupt("plaintext_sha256 is not a sha256 hex digest")
+    return Header(
+        chunk_size=chunk_size,
+        key_id=_field(document, "key_id", str),
+        salt=salt,
+        plaintext_size=plaintext_size,
+        plaintext_sha256=digest,
+        config=_field(document, "model", dict),
+        raw=raw,
+    )
+
+
+def read_header(stream: BinaryIO, *, file_size: int) -> Header:
+    """Read the header from the start of ``stream`` and check the file's exact length.
+
+    Raises:
+        CheckpointError: not an .m2fp file or an unsupported version.
+        IntegrityError: corrupt header, truncated file or trailing bytes.
+    """
+    prefix = stream.read(PREFIX.size)
+    if len(prefix) < PREFIX.size or not is_envelope(prefix):
+        raise CheckpointError("not an .m2fp file")
+    length = PREFIX.unpack(prefix)[2]
+    if length > MAX_HEADER_BYTES:
+        raise _corrupt("header too large")
+    body = stream.read(length)
+    if len(body) != length:
+        raise IntegrityError("the .m2fp file is truncated (inside the header)")
+    header = _parse_header(prefix + body)
+    if file_size < header.file_size:
+        raise IntegrityError("the .m2fp file is truncated")
+    if file_size > header.file_size:
+        raise IntegrityError(
+            f"the .m2fp file has {file_size - header.file_size} unexpected bytes after its end"
+        )
+    return header
+
+
+@contextmanager
+def open_envelope(path: Path) -> Iterator[tuple[BinaryIO, Header]]:
+    """An open ``.m2fp`` file positioned after its checked header."""
+    try:
+        stream = path.open("rb")
+    except OSError as exc:
+        raise CheckpointError(f"{path.name} could not be read: {exc.strerror}") from None
+    with stream:
+        header = read_header(stream, file_size=os.fstat(stream.fileno()).st_size)
+        yield stream, header
+
+
+def check_key(header: Header, key: bytes) -> None:
+    """Fail early, and say so plainly, when the key is not the one the file was made with."""
+    given = key_id(key)
+    if given != header.key_id:
+        raise ModelKeyError(
+            f"wrong model key: the file needs key id {header.key_id}, the key given has id {given}"
+        )
+
+
+def _file_cipher(key: bytes, salt: bytes) -> AESGCM:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=HKDF_INFO)
+    return AESGCM(derived.derive(parse_key(key)))
+
+
+def _nonce(index: int) -> bytes:
+    return index.to_bytes(12, "big")
+
+
+def chunk_aad(header: Header, index: int, *, final: bool) -> bytes:
+    """What chunk ``index`` authenticates besides its own bytes."""
+    return header.raw + struct.pack(">QB", index, final)
+
+
+def split_payload(header: Header, payload: bytes | bytearray) -> Iterator[memoryview]:
+    """``payload`` as the chunks ``header`` describes (views, no copies)."""
+    view = memoryview(payload)
+    for index in range(header.chunk_count):
+        start = index * header.chunk_size
+        yield view[start : start + header.chunk_length(index)]
+
+
+def encrypt_chunks(
+    out: BinaryIO, header: Header, key: bytes, chunks: Iterable[memoryview | bytes]
+) -> None:
+    """Write the header, then each plaintext chunk sealed, in order.
+
+    Args:
+        out: where the file is written.
+        header: from ``new_header`` with ``key``.
+        chunks: exactly ``header.chunk_count`` pieces of ``header.chunk_length(i)`` bytes.
+    """
+    if header.key_id != key_id(key):
+        raise ValueError("the header was made for another key")
+    cipher = _file_cipher(key, header.salt)
+    sealed = bytearray(header.chunk_size + TAG_BYTES)
+    out.write(header.raw)
+    count = 0
+    for index, chunk in enumerate(chunks):
+        if index >= header.chunk_count or len(chunk) != header.chunk_length(index):
+            raise ValueError("the chunks do not match the header")
+        final = index == header.chunk_count - 1
+        size = len(chunk) + TAG_BYTES
+        cipher.encrypt_into(
+            _nonce(index), chunk, chunk_aad(header, index, final=final), memoryview(sealed)[:size]
+        )
+        out.write(memoryview(sealed)[:size])
+        count += 1
+    if count != header.chunk_count:
+        raise ValueError("the chunks do not match the header")
+
+
+def decrypt_chunks(stream: BinaryIO, header: Header, key: bytes) -> Iterator[memoryview]:
+    """Verify and decrypt the chunks that follow the header, one at a time.
+
+    Yields views into one reused buffer (valid until the next chunk; zeroed at the end).
+    After the last chunk the sha256 of all plaintext is checked against the header.
+
+    Raises:
+        ModelKeyError: the key is not the file's key.
+        IntegrityError: a tag fails, the file is cut short, or the hash differs.
+    """
+    check_key(header, key)
+    cipher = _file_cipher(key, header.salt)
+    plain = bytearray(header.chunk_size)
+    digest = hashlib.sha256()
+    count = header.chunk_count
+    try:
+        for index in range(count):
+            length = header.chunk_length(index)
+            sealed = stream.read(length + TAG_BYTES)
+            if len(sealed) != length + TAG_BYTES:
+                raise IntegrityError("the .m2fp file is truncated")
+            view = memoryview(plain)[:length]
+            try:
+                cipher.decrypt_into(
+                    _nonce(index), sealed, chunk_aad(header, index, final=index == count - 1), view
+                )
+            except InvalidTag:
+                raise IntegrityError(
+                    f"the .m2fp file was modified or corrupted "
+                    f"(chunk {index + 1} of {count} failed authentication)"
+                ) from None
+            digest.update(view)
+            yield view
+        if stream.read(1):
+            raise IntegrityError("the .m2fp file has unexpected bytes after its end")
+        if digest.hexdigest() != header.plaintext_sha256:
+            raise IntegrityError("the decrypted weights do not match the sha256 in the header")
+    finally:
+        wipe(plain)

@@ -1,0 +1,125 @@
+"""``create_app(settings)``: the FastAPI application, built fresh for each caller.
+
+The model is loaded once per app (in the lifespan, or injected by the caller, e.g. ``m2fp
+serve`` which loads it first to report a bad model in one line, or tests). Request flow,
+outermost first: client address -> security headers -> request id, audit line and catch-all ->
+CORS -> CSRF origin check -> routes (parse guard, query validation, then the streamed upload).
+"""
+
+from __future__ import annotations
+
+import secrets
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+from PIL import Image
+
+from m2fp.predictor import HumanParser
+from m2fp.protection.keys import resolve_model_key
+from m2fp.server.audit_log import AuditLog
+from m2fp.server.errors import install_error_handlers
+from m2fp.server.inference import Inference
+from m2fp.server.inference_queue import InferenceQueue
+from m2fp.server.metrics import Metrics
+from m2fp.server.middleware.client_address import ClientAddressMiddleware
+from m2fp.server.middleware.cors import CorsMiddleware
+from m2fp.server.middleware.origin_check import OriginCheckMiddleware
+from m2fp.server.middleware.request_context import RequestContextMiddleware
+from m2fp.server.middleware.security_headers import SecurityHeadersMiddleware
+from m2fp.server.parse_guard import build_parse_guard
+from m2fp.server.routes import classes, health, metrics, parse, ui
+from m2fp.server.settings import Settings, SettingsError
+
+
+def load_parser(settings: Settings) -> HumanParser:
+    """The model of ``settings.model`` at the configured sizes, hash-checked if pinned.
+
+    An encrypted ``.m2fp`` model is opened with the key from ``M2FP_MODEL_KEY`` or
+    ``M2FP_MODEL_KEY_FILE``; the key lives only in memory.
+
+    Raises:
+        SettingsError: no model directory configured.
+        M2FPError: the model or its key is missing, malformed, or does not match its pinned
+            hash.
+    """
+    if settings.model is None:
+        raise SettingsError("no model: pass --model DIR or set M2FP_MODEL")
+    secret = settings.model_key.get_secret_value() if settings.model_key else None
+    key = resolve_model_key(secret, settings.model_key_file)
+    return HumanParser.from_pretrained(
+        settings.model,
+        key=key,
+        min_size=settings.min_size,
+        max_size=settings.max_size,
+        expected_sha256=settings.model_sha256,
+    )
+
+
+def create_app(settings: Settings, *, parser: HumanParser | None = None) -> FastAPI:
+    """Build the service.
+
+    Args:
+        settings: validated configuration.
+        parser: an already-loaded model; when None it is loaded from ``settings.model`` at
+            start-up.
+    """
+    # decompression bombs beyond Pillow's own limit must fail, not warn
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        model = parser or await anyio.to_thread.run_sync(load_parser, settings)
+        queue = InferenceQueue(
+            max_concurrency=settings.max_concurrency,
+            max_queue=settings.max_queue,
+            timeout=settings.request_timeout,
+        )
+        app.state.inference = Inference(
+            parser=model,
+            queue=queue,
+            max_pixels=settings.max_pixels,
+            max_side=settings.max_side,
+            metrics=app.state.metrics,
+        )
+        app.state.parse_guard.start()
+        try:
+            yield
+        finally:
+            app.state.inference = None
+            queue.close()
+            await app.state.parse_guard.stop()
+
+    # Only the machine-readable schema: the Swagger/ReDoc pages load scripts from a CDN,
+    # which the CSP (rightly) blocks.
+    app = FastAPI(
+        title="m2fp",
+        version="v1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs else None,
+    )
+    salt = settings.log_salt.get_secret_value().encode() if settings.log_salt else None
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.audit = AuditLog(mode=settings.client_id_mode, salt=salt or secrets.token_bytes(32))
+    app.state.inference = None
+    app.state.not_ready = set()  # reasons to report not ready, e.g. {"memory"}
+    app.state.parse_guard = build_parse_guard(
+        settings, audit=app.state.audit, metrics=app.state.metrics, not_ready=app.state.not_ready
+    )
+
+    install_error_handlers(app)
+    for router in (parse.router, classes.router, health.router, metrics.router, ui.router):
+        app.include_router(router)
+
+    # add_middleware wraps: the last added is the outermost
+    app.add_middleware(OriginCheckMiddleware, allow_origins=settings.cors_origins)
+    app.add_middleware(CorsMiddleware, allow_origins=settings.cors_origins)
+    app.add_middleware(RequestContextMiddleware, audit=app.state.audit, metrics=app.state.metrics)
+    app.add_middleware(SecurityHeadersMiddleware, trusted_proxies=settings.trusted_proxies)
+    app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
+    return app

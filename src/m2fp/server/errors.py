@@ -1,0 +1,143 @@
+"""The error contract: every 4xx/5xx is ``{error, message, request_id}`` and echoes nothing.
+
+Reasons and their messages are fixed here; no handler ever formats client data (paths, query
+values, filenames, exception text) into a response. The reason is also left in the request's
+state so the audit line and the rejection metric can report it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+from starlette.types import Scope
+
+from m2fp.server.audit_log import client_address
+
+# reason -> (HTTP status, the one human sentence)
+REASONS: dict[str, tuple[int, str]] = {
+    "payload_too_large": (413, "The upload is larger than this service accepts."),
+    "too_many_pixels": (413, "The image has more pixels than this service accepts."),
+    "unsupported_media_type": (415, "Only JPEG and PNG images are accepted."),
+    "bad_extension": (415, "The file name must end in .jpg, .jpeg or .png and match its content."),
+    "corrupt_image": (400, "The image is truncated or corrupt."),
+    "empty_body": (400, "The upload is empty."),
+    "bad_request": (400, "The request is malformed."),
+    "forbidden_origin": (403, "Requests from this origin are not allowed."),
+    "unauthorized": (401, "A valid API key is required."),
+    "rate_limited": (429, "Too many requests; retry later."),
+    "banned": (403, "This client is temporarily refused after repeated invalid uploads."),
+    "overloaded": (503, "The service is busy; retry later."),
+    "timeout": (503, "The request took too long and was abandoned."),
+    "storage_unavailable": (503, "The service cannot check its limits right now; retry later."),
+    "not_found": (404, "Nothing is served at this address."),
+    "method_not_allowed": (405, "This method is not allowed here."),
+    "internal_error": (500, "Something went wrong on our side."),
+}
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class ApiError(Exception):
+    """A refusal with a machine reason from ``REASONS``.
+
+    Args:
+        reason: a key of ``REASONS``.
+        message: a fixed sentence to use instead of the default (never client data).
+        status: a status to use instead of the default (e.g. 504 for ``timeout``).
+        headers: extra response headers such as ``Retry-After``.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        message: str | None = None,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown error reason {reason!r}")
+        default_status, default_message = REASONS[reason]
+        super().__init__(message or default_message)
+        self.reason = reason
+        self.message = message or default_message
+        self.status = status or default_status
+        self.headers = dict(headers or {})
+
+
+class UploadRejected(ApiError):
+    """The upload itself was refused (size, type, extension, decode): what bans count."""
+
+
+def error_response(scope: Scope, error: ApiError) -> Response:
+    """The JSON error response for ``error``; records the reason in the request's state."""
+    state = scope.setdefault("state", {})
+    state["error_reason"] = error.reason
+    body = {"error": error.reason, "message": error.message, "request_id": state.get("request_id")}
+    return JSONResponse(body, status_code=error.status, headers={**NO_STORE, **error.headers})
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    if isinstance(exc, UploadRejected):
+        request.app.state.audit.security_event(
+            "rejected_upload", client=client_address(request.scope), reason=exc.reason
+        )
+    return error_response(request.scope, exc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """Replaces FastAPI's 422, which echoes the offending input back to the client."""
+    assert isinstance(exc, RequestValidationError)
+    names = sorted(
+        {str(e["loc"][-1]) for e in exc.errors() if e.get("loc") and e["loc"][0] == "query"}
+        & _declared_query_names(request)
+    )
+    message = (
+        f"Invalid value for query parameter {', '.join(names)}."
+        if names
+        else REASONS["bad_request"][1]
+    )
+    return error_response(request.scope, ApiError("bad_request", message=message))
+
+
+def _declared_query_names(request: Request) -> set[str]:
+    """Names the route itself declares: safe to repeat, unlike anything the client sent."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return set()
+    names = {param.alias for param in dependant.query_params}
+    for param in dependant.query_params:
+        fields = getattr(param.field_info.annotation, "model_fields", {})
+        names.update(fields)
+    return names
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    headers = {}
+    if exc.status_code == 404:
+        reason = "not_found"
+    elif exc.status_code == 405:
+        reason = "method_not_allowed"
+        headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+    elif exc.status_code == 413:
+        reason = "payload_too_large"
+    elif exc.status_code < 500:
+        reason = "bad_request"
+    else:
+        reason = "internal_error"
+    error = ApiError(reason, status=exc.status_code if exc.status_code < 500 else None)
+    error.headers.update(headers)
+    return error_response(request.scope, error)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every refusal FastAPI or Starlette can raise through ``error_response``."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

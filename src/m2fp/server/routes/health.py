@@ -1,0 +1,25 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse
+
+from m2fp.server.errors import NO_STORE
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz() -> JSONResponse:
+    """The process answers."""
+    return JSONResponse({"status": "ok"}, headers=NO_STORE)
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """The model is loaded and nothing (e.g. the memory watchdog) asked to shed load."""
+    state = request.app.state
+    if state.inference is None or state.not_ready:
+        return JSONResponse({"status": "not_ready"}, status_code=503, headers=NO_STORE)
+    return JSONResponse({"status": "ready"}, headers=NO_STORE)

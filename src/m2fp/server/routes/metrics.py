@@ -1,0 +1,16 @@
+"""``GET /metrics``: Prometheus text exposition of this app's registry."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from m2fp.server.deps import MetricsDep
+
+router = APIRouter()
+
+
+@router.get("/metrics")
+async def metrics(metrics: MetricsDep) -> Response:
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})

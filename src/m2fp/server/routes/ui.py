@@ -1,0 +1,34 @@
+"""The WebUI: ``GET /`` serves index.html, ``/static/...`` its scripts, styles and
+translations, all from the package (no CDN, nothing outside the wheel).
+
+``/static`` is a route rather than a mount so that metrics and audit lines see its template.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from starlette.exceptions import HTTPException
+from starlette.responses import FileResponse, Response
+from starlette.staticfiles import StaticFiles
+
+STATIC_DIR = Path(str(files("m2fp.server"))) / "static"
+
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    page = STATIC_DIR / "index.html"
+    if not page.is_file():
+        raise HTTPException(status_code=404)
+    return FileResponse(page, media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/static/{path:path}", include_in_schema=False)
+async def static(path: str, request: Request) -> Response:
+    """A file under ``STATIC_DIR``; Starlette refuses paths that resolve outside it."""
+    files_app = StaticFiles(directory=STATIC_DIR, check_dir=False)
+    return await files_app.get_response(path, request.scope)

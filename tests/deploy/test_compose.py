@@ -1,0 +1,109 @@
+"""deploy/compose.yaml: nginx with TLS, two hardened app replicas, a private Redis without
+persistence, and every key or password coming from a secret file."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy.nginx_config import TEMPLATE, placeholders
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+IMAGE_USER = "10001:10001"  # USER of deploy/Dockerfile
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+
+
+def _apps(compose: dict) -> dict[str, dict]:
+    return {
+        name: service
+        for name, service in compose["services"].items()
+        if service.get("build", {}).get("dockerfile") == "deploy/Dockerfile"
+    }
+
+
+def test_two_app_replicas_behind_nginx(compose: dict) -> None:
+    apps = _apps(compose)
+    assert sum(app.get("deploy", {}).get("replicas", 1) for app in apps.values()) >= 2
+    env = compose["services"]["nginx"]["environment"]
+    upstreams = {v.split(":")[0] for k, v in env.items() if k.startswith("NGINX_UPSTREAM_")}
+    assert upstreams == apps.keys()
+    depends = compose["services"]["nginx"]["depends_on"]
+    assert all(depends[name]["condition"] == "service_healthy" for name in apps)
+
+
+def test_every_service_is_hardened(compose: dict) -> None:
+    assert re.findall(r"^USER (\S+)", (DEPLOY / "Dockerfile").read_text(), re.M) == [IMAGE_USER]
+    for name, service in compose["services"].items():
+        assert service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert service["ulimits"]["core"] == 0, name
+        assert any(t.startswith("/tmp:") for t in service["tmpfs"]), name
+        assert "cap_add" not in service and "privileged" not in service, name
+        # secret files keep their host owner: one non-root UID (the image's USER) reads them all
+        assert service.get("user", IMAGE_USER) == IMAGE_USER, name
+
+
+def test_only_nginx_is_published_and_redis_is_internal(compose: dict) -> None:
+    published = {name for name, s in compose["services"].items() if s.get("ports")}
+    assert published == {"nginx"}
+    backend = compose["networks"]["backend"]
+    assert backend["internal"] is True
+    assert compose["services"]["redis"]["networks"] == ["backend"]
+
+
+def test_redis_keeps_nothing_and_needs_its_password(compose: dict) -> None:
+    command = " ".join(compose["services"]["redis"]["entrypoint"])
+    assert "--save ''" in command and "--appendonly no" in command
+    assert "requirepass" in command and "/run/secrets/redis_password" in command
+    assert compose["services"]["redis"]["secrets"] == ["redis_password"]
+
+
+def test_app_gets_keys_from_secrets_and_trusts_only_nginx(compose: dict) -> None:
+    nginx_ip = compose["services"]["nginx"]["networks"]["backend"]["ipv4_address"]
+    subnet = compose["networks"]["backend"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(nginx_ip) in ipaddress.ip_network(subnet)
+    for name, app in _apps(compose).items():
+        env = app["environment"]
+        assert env["M2FP_TRUSTED_PROXIES"] == nginx_ip, name
+        assert env["M2FP_MODEL_KEY_FILE"] == "/run/secrets/m2fp_model_key", name
+        assert {"m2fp_model_key", "redis_password", "m2fp_log_salt"} <= set(app["secrets"])
+        assert "M2FP_STORAGE_URI" not in env, "the Redis password must not sit in this file"
+        entrypoint = " ".join(app["entrypoint"]).replace("$$", "$")  # compose unescapes $$
+        assert "ulimit -c 0" in entrypoint and "/run/secrets/redis_password" in entrypoint
+        assert 'M2FP_STORAGE_URI="redis://' in entrypoint and "@redis:6379" in entrypoint
+        assert 'M2FP_LOG_SALT="$(cat /run/secrets/m2fp_log_salt)"' in entrypoint
+        assert all(v.endswith(":ro") for v in app["volumes"]), "model mounted read-only"
+        assert "ports" not in app, name
+
+
+def test_nginx_terminates_tls_with_secret_files(compose: dict) -> None:
+    nginx = compose["services"]["nginx"]
+    env = nginx["environment"]
+    assert placeholders(TEMPLATE.read_text()) <= env.keys()
+    assert env["NGINX_TLS_KEY"] == "/run/secrets/tls_key"
+    assert env["NGINX_TLS_CERT"] == "/run/secrets/tls_cert"
+    assert {"tls_key", "tls_cert"} <= set(nginx["secrets"])
+    assert sorted(p.split(":")[1] for p in nginx["ports"]) == sorted(
+        [env["NGINX_HTTP_PORT"], env["NGINX_HTTPS_PORT"]]
+    )
+    (mount,) = nginx["volumes"]
+    assert mount.startswith("./nginx/m2fp.conf.template:") and mount.endswith(":ro")
+
+
+def test_secrets_are_files_kept_out_of_git(compose: dict) -> None:
+    secrets = compose["secrets"]
+    assert {"tls_cert", "tls_key", "redis_password", "m2fp_model_key", "m2fp_log_salt"} <= set(
+        secrets
+    )
+    assert all(s["file"].startswith("./secrets/") for s in secrets.values())
+    gitignore = (DEPLOY.parent / ".gitignore").read_text().splitlines()
+    assert "deploy/secrets/" in gitignore

@@ -1,0 +1,185 @@
+"""deploy/Dockerfile, read without a Docker engine: sources, stages, user, health check, and the
+same install steps as scripts/setup.sh (what .ci/run runs natively)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO / "deploy" / "Dockerfile"
+BASE_IMAGE = "python:3.11-slim-bookworm"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+# Options of `pip install` that take a value (the value is not a requirement).
+PIP_VALUE_OPTIONS = {"-i", "--index-url", "--extra-index-url", "-f", "--find-links", "-c"}
+BUILD_TOOLS = re.compile(r"\b(apt-get|apt|gcc|g\+\+|cc|make|build-essential|pip) install\b")
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def args(self, keyword: str) -> list[str]:
+        return [args for kw, args in self.instructions if kw == keyword]
+
+
+def parse_dockerfile(text: str) -> list[Stage]:
+    """The stages of a Dockerfile: continuation lines joined, comments dropped, global ARG
+    defaults substituted into FROM."""
+    logical, pending = [], ""
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    global_args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for line in filter(str.strip, logical):
+        keyword, _, args = line.strip().partition(" ")
+        keyword, args = keyword.upper(), args.strip()
+        if keyword == "ARG" and not stages:
+            name, _, default = args.partition("=")
+            global_args[name] = default
+        elif keyword == "FROM":
+            words = re.sub(r"\$\{(\w+)\}", lambda m: global_args[m.group(1)], args).split()
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+            stages.append(Stage(base=words[0], name=name))
+        else:
+            stages[-1].instructions.append((keyword, args))
+    return stages
+
+
+def dockerignore_excludes(path: str, patterns: list[str]) -> bool:
+    """Whether Docker leaves ``path`` out of the build context: the last pattern matching the
+    path or one of its parent directories decides (``!`` re-includes)."""
+    parents = ["/".join(path.split("/")[: i + 1]) for i in range(path.count("/") + 1)]
+    excluded = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        glob = pattern.removeprefix("!").strip("/")
+        regex = re.escape(glob).replace(r"\*\*/", "(.*/)?").replace(r"\*\*", ".*")
+        regex = regex.replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
+        if any(re.fullmatch(regex, p) for p in parents):
+            excluded = not negated
+    return excluded
+
+
+def pip_requirements(command: str) -> list[str]:
+    """The requirement arguments of one `pip install` command line."""
+    words = shlex.split(command)
+    words = words[words.index("install") + 1 :]
+    requirements, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in PIP_VALUE_OPTIONS:
+            skip = True
+        elif not word.startswith("-"):
+            requirements.append(word)
+    return requirements
+
+
+def pip_installs(text: str) -> list[str]:
+    """Every `pip install ...` command in a shell text, in order (`&&` chains split)."""
+    commands = re.split(r"&&|\n", text)
+    return [c.strip() for c in commands if re.search(r"\bpip install\b", c)]
+
+
+def extras(requirement: str) -> tuple[str, set[str]]:
+    path, _, rest = requirement.partition("[")
+    return path, set(rest.rstrip("]").split(",")) if rest else set()
+
+
+@pytest.fixture(scope="module")
+def stages() -> list[Stage]:
+    return parse_dockerfile(DOCKERFILE.read_text())
+
+
+def test_multi_stage_on_debian_slim_python(stages: list[Stage]) -> None:
+    assert len(stages) >= 2
+    assert all(stage.base == BASE_IMAGE for stage in stages)
+
+
+def test_copy_sources_exist_and_are_in_the_build_context(stages: list[Stage]) -> None:
+    patterns = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    copies = [args for stage in stages for args in stage.args("COPY")]
+    local = [args.split() for args in copies if not args.startswith("--from=")]
+    assert local
+    for words in local:
+        for source in words[:-1]:
+            assert (REPO / source).exists(), source
+            assert not dockerignore_excludes(source, patterns), f"{source} is .dockerignored"
+    for unwanted in (".venv", ".git", "tests", "deploy/secrets", "src/m2fp/__pycache__"):
+        assert dockerignore_excludes(unwanted, patterns), unwanted
+
+
+def test_final_stage_copies_only_the_venv(stages: list[Stage]) -> None:
+    build_names = {stage.name for stage in stages[:-1]}
+    copies = stages[-1].args("COPY")
+    assert copies
+    for args in copies:
+        source_stage, *paths = args.removeprefix("--from=").split()
+        assert source_stage in build_names
+        assert paths == ["/opt/m2fp", "/opt/m2fp"]
+
+
+def test_final_stage_runs_as_numeric_non_root_user(stages: list[Stage]) -> None:
+    user = stages[-1].args("USER")[-1]
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit() and int(uid) > 0
+    assert not gid or (gid.isdigit() and int(gid) > 0)
+
+
+def test_final_stage_health_check_uses_python_on_healthz(stages: list[Stage]) -> None:
+    (healthcheck,) = stages[-1].args("HEALTHCHECK")
+    command = json.loads(healthcheck[healthcheck.index("CMD") + 3 :])
+    assert command[0] == "python" and "urllib.request" in command[2]
+    assert "/healthz" in command[2]
+
+
+def test_final_stage_has_no_compiler_or_package_manager(stages: list[Stage]) -> None:
+    final_runs = " && ".join(stages[-1].args("RUN"))
+    assert not BUILD_TOOLS.search(final_runs)
+    assert re.search(r"pip uninstall --yes pip setuptools", final_runs)
+    assert "rm -f /usr/bin/apt" in final_runs and "/usr/bin/dpkg" in final_runs
+    build_runs = " && ".join(r for s in stages[:-1] for r in s.args("RUN"))
+    assert "/opt/m2fp/bin/pip uninstall --yes pip setuptools" in build_runs
+
+
+def test_entrypoint_disables_core_dumps_and_runs_the_server(stages: list[Stage]) -> None:
+    entrypoint = json.loads(stages[-1].args("ENTRYPOINT")[-1])
+    assert entrypoint[:2] == ["/bin/sh", "-c"]
+    assert entrypoint[2].startswith("ulimit -c 0 && exec m2fp serve ")
+    env = " ".join(stages[-1].args("ENV"))
+    assert "PYTHONDONTWRITEBYTECODE=1" in env and "HOME=/tmp" in env
+
+
+def test_install_steps_are_those_of_setup_script(stages: list[Stage]) -> None:
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    assert "bash scripts/setup.sh" in (REPO / ".ci" / "run").read_text()
+    native = pip_installs(setup)
+    image = pip_installs(" && ".join(r for s in stages[:-1] for r in s.args("RUN")))
+    assert len(native) == len(image) == 2
+    # first the pinned CPU torch, the same pin, from the CPU wheel index in the image
+    assert pip_requirements(native[0]) == pip_requirements(image[0]) == ["torch==2.13.0"]
+    assert TORCH_CPU_INDEX in image[0]
+    # then the package itself with the same extras, less the test tools
+    (native_pkg,), (image_pkg,) = pip_requirements(native[1]), pip_requirements(image[1])
+    native_path, native_extras = extras(native_pkg)
+    image_path, image_extras = extras(image_pkg)
+    assert native_path == image_path == "."
+    assert image_extras == native_extras - {"test"} == {"server", "crypto"}

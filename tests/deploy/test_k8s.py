@@ -1,0 +1,137 @@
+"""deploy/k8s: pod security, probes, resources, HPA, the Secret template and a Redis without
+persistence, read from the manifests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+
+
+@pytest.fixture(scope="module")
+def manifests() -> dict[tuple[str, str], dict]:
+    found = {}
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] != "Kustomization":
+                found[(doc["kind"], doc["metadata"]["name"])] = doc
+    return found
+
+
+def _check_pod_security(pod: dict) -> None:
+    assert pod["automountServiceAccountToken"] is False
+    context = pod["securityContext"]
+    assert context["runAsNonRoot"] is True and context["runAsUser"] > 0
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in pod["containers"] + pod.get("initContainers", []):
+        security = container["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["capabilities"]["drop"] == ["ALL"]
+        assert "add" not in security["capabilities"]
+        resources = container["resources"]
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= resources[kind].keys()
+    mounts = {m["mountPath"]: m["name"] for c in pod["containers"] for m in c["volumeMounts"]}
+    assert "/tmp" in mounts
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts["/tmp"]]["emptyDir"]["medium"] == "Memory"
+
+
+def test_app_deployment_is_locked_down(manifests: dict) -> None:
+    deployment = manifests[("Deployment", "m2fp")]
+    pod = deployment["spec"]["template"]["spec"]
+    _check_pod_security(pod)
+    assert pod["securityContext"]["runAsUser"] == 10001  # the Dockerfile's USER
+    (container,) = pod["containers"]
+    model_mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/models")
+    assert model_mount["readOnly"] is True
+    assert deployment["spec"]["replicas"] >= 2
+
+
+def test_app_probes(manifests: dict) -> None:
+    (container,) = manifests[("Deployment", "m2fp")]["spec"]["template"]["spec"]["containers"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_app_settings_come_from_the_secret_and_trust_no_wildcard(manifests: dict) -> None:
+    (container,) = manifests[("Deployment", "m2fp")]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    secret = manifests[("Secret", "m2fp-secrets")]
+    assert "M2FP_MODEL_KEY" not in env, "a key in the environment shows in /proc/PID/environ"
+    for name in ("REDIS_PASSWORD", "M2FP_LOG_SALT"):
+        ref = env[name]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == "m2fp-secrets" and ref["key"] in secret["stringData"]
+    assert env["M2FP_STORAGE_URI"]["value"].startswith("redis://:$(REDIS_PASSWORD)@m2fp-redis:")
+    proxies = env["M2FP_TRUSTED_PROXIES"]["value"]
+    assert "*" not in proxies and not proxies.endswith("/0")
+
+
+def test_model_key_reaches_the_server_as_a_private_file_in_ram(manifests: dict) -> None:
+    pod = manifests[("Deployment", "m2fp")]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (init,) = pod["initContainers"]
+    (container,) = pod["containers"]
+    key_file = next(e["value"] for e in container["env"] if e["name"] == "M2FP_MODEL_KEY_FILE")
+    key_dir = key_file.rsplit("/", 1)[0]
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == key_dir]
+    assert mount["readOnly"] is True
+    assert volumes[mount["name"]]["emptyDir"]["medium"] == "Memory"
+    script = init["command"][-1]
+    assert script.startswith("umask 077 && ") and script.endswith(f"> {key_file}")
+    (source,) = [m for m in init["volumeMounts"] if m["name"] != mount["name"]]
+    secret = volumes[source["name"]]["secret"]
+    assert secret["secretName"] == "m2fp-secrets"
+    assert f"{source['mountPath']}/{secret['items'][0]['path']}" in script
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]
+
+
+def test_secret_is_a_template_without_a_real_key(manifests: dict) -> None:
+    secret = manifests[("Secret", "m2fp-secrets")]
+    assert all(value.startswith("REPLACE_") for value in secret["stringData"].values())
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    assert "secret.example.yaml" not in kustomization["resources"]
+    expected = {p.name for p in K8S.glob("*.yaml")} - {"secret.example.yaml", "kustomization.yaml"}
+    assert set(kustomization["resources"]) == expected
+
+
+def test_service_and_hpa_target_the_deployment(manifests: dict) -> None:
+    labels = manifests[("Deployment", "m2fp")]["spec"]["template"]["metadata"]["labels"]
+    service = manifests[("Service", "m2fp")]
+    assert service["spec"]["selector"].items() <= labels.items()
+    hpa = manifests[("HorizontalPodAutoscaler", "m2fp")]
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "m2fp",
+    }
+    assert hpa["spec"]["minReplicas"] >= 2
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+
+
+def test_redis_has_no_persistence_and_a_password(manifests: dict) -> None:
+    pod = manifests[("Deployment", "m2fp-redis")]["spec"]["template"]["spec"]
+    _check_pod_security(pod)
+    (container,) = pod["containers"]
+    command = " ".join(container["command"])
+    assert "--save ''" in command and "--appendonly no" in command
+    assert "requirepass" in command
+    assert all("persistentVolumeClaim" not in v for v in pod["volumes"])
+    ref = next(e for e in container["env"] if e["name"] == "REDIS_PASSWORD")
+    assert ref["valueFrom"]["secretKeyRef"]["name"] == "m2fp-secrets"
+    service = manifests[("Service", "m2fp-redis")]
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+
+
+def test_network_policies_fence_app_and_redis(manifests: dict) -> None:
+    redis_policy = manifests[("NetworkPolicy", "m2fp-redis")]
+    (rule,) = redis_policy["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "m2fp"}}}]
+    app_policy = manifests[("NetworkPolicy", "m2fp")]
+    assert app_policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "m2fp"}

@@ -1,0 +1,148 @@
+"""Loading protected weights: same network and outputs as the plain model, nothing written to
+disk, decrypted bytes wiped, clear refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torch.torch_version import TorchVersion
+
+from m2fp import HumanParser
+from m2fp.checkpoint import load_model, state_dict_from_bytes
+from m2fp.errors import CheckpointError, IntegrityError, ModelKeyError
+from m2fp.protection import loading
+from m2fp.protection.envelope import open_envelope
+from m2fp.protection.keys import encode_key, generate_key
+from tests.conftest import golden_sizes
+from tests.protection.conftest import nothing_written
+
+
+def outputs(parser: HumanParser, image: Path) -> tuple:
+    result = parser(image)
+    scores = result.to_modelscope()["scores"]
+    return (
+        result.label_map.tobytes(),
+        tuple(round(float(s), 6) for s in scores),
+        tuple((round(p.score, 6), p.bbox) for p in result.persons),
+    )
+
+
+def test_the_write_watch_sees_writes(private_tmp):
+    with pytest.raises(AssertionError), nothing_written(private_tmp):
+        (private_tmp / "plain.bin").write_bytes(b"weights")
+    with pytest.raises(AssertionError), nothing_written(private_tmp):
+        os.close(os.open(private_tmp / "created", os.O_RDONLY | os.O_CREAT))
+
+
+def test_installed_torch_is_not_vulnerable_to_cve_2025_32434():
+    assert TorchVersion(torch.__version__) >= "2.6"
+
+
+def test_old_torch_is_refused(monkeypatch, tiny_model_dir, encrypted_model, model_key):
+    monkeypatch.setattr(torch, "__version__", "2.5.1")
+    for call in (
+        lambda: load_model(tiny_model_dir),
+        lambda: load_model(encrypted_model, key=model_key),
+        lambda: state_dict_from_bytes(b"", kind="pt"),
+    ):
+        with pytest.raises(CheckpointError, match=r"CVE-2025-32434.*torch>=2\.6"):
+            call()
+
+
+def test_encrypted_model_gives_identical_network_and_outputs(
+    private_tmp, tiny_parser, encrypted_model, model_key, golden_image_path
+):
+    min_size, max_size = golden_sizes()
+    with nothing_written(private_tmp, encrypted_model.parent):
+        parser = HumanParser.from_pretrained(
+            encrypted_model, key=model_key, min_size=min_size, max_size=max_size
+        )
+    plain = tiny_parser.model.state_dict()
+    loaded = parser.model.state_dict()
+    assert plain.keys() == loaded.keys()
+    assert all(torch.equal(plain[k], loaded[k]) for k in plain)
+    assert parser.class_names == tiny_parser.class_names
+    assert parser.ins_score_thr == tiny_parser.ins_score_thr
+    expected = outputs(tiny_parser, golden_image_path)
+    assert expected[1], "the golden image must produce instances"
+    assert outputs(parser, golden_image_path) == expected
+
+
+@pytest.mark.parametrize("form", [encode_key, bytes.hex, lambda k: encode_key(k).encode() + b"\n"])
+def test_key_may_be_given_as_text(encrypted_model, model_key, form):
+    model, config, _ = load_model(encrypted_model, key=form(model_key))
+    assert config["num_parsing"] == 20 and not model.training
+
+
+def test_decrypted_bytes_are_wiped_after_loading(monkeypatch, encrypted_model, model_key):
+    seen: list[dict] = []
+    original = loading.load_into
+
+    def keep(model, state_dict):
+        seen.append(state_dict)
+        original(model, state_dict)
+
+    monkeypatch.setattr(loading, "load_into", keep)
+    model, _, _ = load_model(encrypted_model, key=model_key)
+    views = seen[0]
+    assert all(not v.any() for v in views.values() if v.numel())
+    assert any(p.abs().sum() > 0 for p in model.parameters())
+
+
+def test_decrypted_bytes_are_wiped_when_loading_fails(monkeypatch, encrypted_model, model_key):
+    seen: list[dict] = []
+
+    def fail(model, state_dict):
+        seen.append(state_dict)
+        assert any(v.any() for v in state_dict.values())
+        raise CheckpointError("weights do not fit the network")
+
+    monkeypatch.setattr(loading, "load_into", fail)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_model(encrypted_model, key=model_key)
+    assert all(not v.any() for v in seen[0].values() if v.numel())
+
+
+def test_hash_pin_applies_to_the_decrypted_weights(encrypted_model, model_key):
+    with open_envelope(encrypted_model) as (_, header):
+        digest = header.plaintext_sha256
+    _, _, sha = load_model(encrypted_model, key=model_key, expected_sha256=digest.upper())
+    assert sha == digest
+    with pytest.raises(IntegrityError, match="pinned hash"):
+        load_model(encrypted_model, key=model_key, expected_sha256=hashlib.sha256(b"x").hexdigest())
+
+
+def test_plain_directory_pin_still_works(tiny_model_dir):
+    digest = hashlib.sha256((tiny_model_dir / "model.safetensors").read_bytes()).hexdigest()
+    assert load_model(tiny_model_dir, expected_sha256=digest)[2] == digest
+    with pytest.raises(CheckpointError, match="pinned hash"):
+        load_model(tiny_model_dir, expected_sha256="0" * 64)
+
+
+def test_missing_and_wrong_keys(encrypted_model):
+    with pytest.raises(ModelKeyError, match=r"no model key was given.*M2FP_MODEL_KEY_FILE"):
+        HumanParser.from_pretrained(encrypted_model)
+    with pytest.raises(ModelKeyError, match="wrong model key"):
+        HumanParser.from_pretrained(encrypted_model, key=generate_key())
+    with pytest.raises(ModelKeyError, match="256-bit"):
+        HumanParser.from_pretrained(encrypted_model, key=b"short")
+
+
+def test_tampered_file_is_refused_through_the_public_api(tmp_path, encrypted_model, model_key):
+    data = bytearray(encrypted_model.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    tampered = tmp_path / "tampered.m2fp"
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="failed authentication"):
+        HumanParser.from_pretrained(tampered, key=model_key)
+
+
+def test_unknown_files_are_refused(tmp_path, model_key):
+    other = tmp_path / "weights.bin"
+    other.write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="neither a model directory"):
+        load_model(other, key=model_key)
