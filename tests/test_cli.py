@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from m2fp.cli import run
+from m2fp.precision import native_bf16
 
 
 def m2fp(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -99,3 +100,20 @@ def test_model_info(tiny_model_dir, capsys):
 def test_usage_errors_exit_2(args):
     proc = m2fp(*args)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(native_bf16(), reason="this CPU has native bf16")
+def test_parse_refuses_bf16_without_native_support(tiny_model_dir, golden_image_path, tmp_path):
+    result = m2fp(
+        "parse",
+        str(golden_image_path),
+        "--model",
+        str(tiny_model_dir),
+        "--out",
+        str(tmp_path / "out"),
+        "--precision",
+        "bf16",
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "bf16" in result.stderr
+    assert "Traceback" not in result.stderr

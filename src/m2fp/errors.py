@@ -40,3 +40,7 @@ class ImageError(M2FPError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class PrecisionUnsupportedError(M2FPError, ValueError):
+    """The requested inference precision cannot run fast on this CPU."""

@@ -1,6 +1,11 @@
-"""Multi-scale deformable attention written with ``grid_sample``.
+"""Multi-scale deformable attention in plain PyTorch.
 
 This is the main implementation, not a fallback: no compiled extension is needed at run time.
+The bilinear sampling is the one ``grid_sample(mode="bilinear", padding_mode="zeros",
+align_corners=False)`` does, written as one weighted gather: each sampling point reads its four
+neighbouring value rows, and the bilinear weights, the zero padding and the attention weights
+are folded into one weight per row, summed by ``embedding_bag``. That avoids materialising the
+sampled values of every point (BxMxDxQxLxP floats) and the separate weighting pass over them.
 """
 
 from __future__ import annotations
@@ -27,27 +32,46 @@ def ms_deform_attn_sample(
     Returns:
         BxQx(M*D).
     """
-    batch, _, heads, dim = value.shape
-    _, queries, _, levels, points, _ = sampling_locations.shape
-    values = value.split([h * w for h, w in spatial_shapes], dim=1)
-    # grid_sample wants coordinates in [-1, 1]
-    grids = 2 * sampling_locations - 1
-    sampled = []
-    for level, (height, width) in enumerate(spatial_shapes):
-        # B x HW x M x D -> (B*M) x D x H x W
-        value_l = values[level].permute(0, 2, 3, 1).reshape(batch * heads, dim, height, width)
-        # B x Q x M x P x 2 -> (B*M) x Q x P x 2
-        grid_l = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)
-        sampled.append(
-            F.grid_sample(
-                value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False
-            )
-        )
-    # (B*M) x D x Q x (L*P)
-    stacked = torch.stack(sampled, dim=-2).flatten(-2)
-    weights = attention_weights.transpose(1, 2).reshape(batch * heads, 1, queries, levels * points)
-    output = (stacked * weights).sum(-1).view(batch, heads * dim, queries)
-    return output.transpose(1, 2)
+    batch, total, heads, dim = value.shape
+    queries, levels = sampling_locations.shape[1], sampling_locations.shape[3]
+    device, dtype = value.device, sampling_locations.dtype
+    sizes = torch.tensor(spatial_shapes, device=device)  # L x (H, W)
+    heights = sizes[:, 0].view(levels, 1).to(dtype)
+    widths = sizes[:, 1].view(levels, 1).to(dtype)
+    areas = sizes[:, 0] * sizes[:, 1]
+    starts = (torch.cumsum(areas, 0) - areas).view(levels, 1).to(dtype)
+    # pixel coordinates as grid_sample computes them with align_corners=False
+    x = sampling_locations[..., 0] * widths - 0.5
+    y = sampling_locations[..., 1] * heights - 0.5
+    x0, y0 = x.floor(), y.floor()
+    fx, fy = x - x0, y - y0
+    # per axis, the weights of the lower and upper neighbour; zero where it lies outside
+    # the level (zero padding)
+    wx0 = (1 - fx) * ((x0 >= 0) & (x0 < widths))
+    wx1 = fx * ((x0 >= -1) & (x0 < widths - 1))
+    wy0 = (1 - fy) * ((y0 >= 0) & (y0 < heights)) * attention_weights
+    wy1 = fy * ((y0 >= -1) & (y0 < heights - 1)) * attention_weights
+    # row of (flat position, head) in value viewed as (B*S*M) x D; flat positions are exact
+    # in float32 far beyond any feature map size
+    head = torch.arange(heads, device=device, dtype=dtype).view(1, 1, heads, 1, 1)
+    image = (torch.arange(batch, device=device, dtype=dtype) * total).view(batch, 1, 1, 1, 1)
+    top_left = (image + starts + y0 * widths + x0) * heads + head
+    below = widths * heads  # L x 1: one row further down
+    # B x Q x M x 4 x L x P: the four corners of every point, one bag per (image, query, head);
+    # a corner outside the level has weight 0, and clamping keeps its unused row in range
+    weights = torch.stack((wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1), dim=3)
+    corners = torch.stack(
+        (top_left, top_left + heads, top_left + below, top_left + (below + heads)), dim=3
+    )
+    corners = corners.clamp_(0, batch * total * heads - 1).to(torch.int32)
+    bags = batch * queries * heads
+    sampled = F.embedding_bag(
+        corners.view(bags, -1),
+        value.reshape(-1, dim),
+        per_sample_weights=weights.reshape(bags, -1).to(value.dtype),
+        mode="sum",
+    )
+    return sampled.view(batch, queries, heads * dim)
 
 
 class MSDeformAttn(nn.Module):

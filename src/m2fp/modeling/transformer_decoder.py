@@ -207,8 +207,14 @@ class MaskedTransformerDecoder(nn.Module):
         query_pos = self.query_embed.weight.unsqueeze(0).expand(batch, -1, -1)
         output = self.query_feat.weight.unsqueeze(0).expand(batch, -1, -1)
 
-        masks = self.mask_logits(output, mask_features)
-        blocked = self.attention_block(masks, sizes[0])
+        # Bilinear resizing is linear and acts per channel, so resizing mask_features to each
+        # memory level once and applying a layer's mask embedding to that equals resizing the
+        # layer's full-size mask logits: only the last layer's masks are needed at 1/4 size.
+        level_features = [
+            F.interpolate(mask_features, size=size, mode="bilinear", align_corners=False)
+            for size in sizes
+        ]
+        blocked = self.attention_block(self.mask_logits(output, level_features[0]))
         num_layers = len(self.transformer_ffn_layers)
         for idx in range(num_layers):
             lvl = idx % self.num_feature_levels
@@ -217,20 +223,21 @@ class MaskedTransformerDecoder(nn.Module):
             )
             output = self.transformer_self_attention_layers[idx](output, query_pos=query_pos)
             output = self.transformer_ffn_layers[idx](output)
-            masks = self.mask_logits(output, mask_features)
             if idx < num_layers - 1:
-                blocked = self.attention_block(masks, sizes[(idx + 1) % self.num_feature_levels])
-        return self.class_embed(self.decoder_norm(output)), masks
+                next_lvl = (idx + 1) % self.num_feature_levels
+                blocked = self.attention_block(self.mask_logits(output, level_features[next_lvl]))
+        return self.class_embed(self.decoder_norm(output)), self.mask_logits(output, mask_features)
 
     def mask_logits(self, output: torch.Tensor, mask_features: torch.Tensor) -> torch.Tensor:
-        """Mask logits of every query: BxQxH/4xW/4."""
+        """Mask logits of every query at the size of ``mask_features``: BxQxHxW."""
         mask_embed = self.mask_embed(self.decoder_norm(output))
-        return torch.einsum("bqc,bchw->bqhw", mask_embed, mask_features)
+        # channels last: a view of channels-last features, so no transposing copy of them
+        return torch.einsum("bqc,bhwc->bqhw", mask_embed, mask_features.permute(0, 2, 3, 1))
 
-    def attention_block(self, masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """Masked attention for the next layer: BxMxQx(H_l*W_l), True where blocked."""
-        resized = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
-        blocked = (resized.sigmoid().flatten(2) < 0.5).unsqueeze(1)
+    def attention_block(self, masks: torch.Tensor) -> torch.Tensor:
+        """Masked attention for the next layer from mask logits at its memory level's size
+        BxQxH_lxW_l: BxMxQx(H_l*W_l), True where blocked."""
+        blocked = (masks.sigmoid().flatten(2) < 0.5).unsqueeze(1)
         # a query that would see nothing sees everything instead
         blocked = blocked & ~blocked.all(-1, keepdim=True)
         return blocked.expand(-1, self.num_heads, -1, -1)

@@ -25,15 +25,31 @@ class CroppedMask:
 
     @classmethod
     def from_projections(
-        cls, mask: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+        cls,
+        mask: torch.Tensor,
+        rows: torch.Tensor,
+        cols: torch.Tensor,
+        *,
+        origin: tuple[int, int] = (0, 0),
+        size: tuple[int, int] | None = None,
     ) -> CroppedMask:
-        """Crop a non-empty HxW boolean tensor given its row and column ``any`` projections."""
+        """Crop a non-empty boolean tensor given its row and column ``any`` projections.
+
+        Args:
+            mask: the mask, or a window of it whose top-left pixel is at ``origin`` (y, x).
+            rows, cols: ``mask.any(1)`` and ``mask.any(0)``.
+            size: (height, width) of the full mask; defaults to the shape of ``mask``.
+        """
         row_idx = torch.nonzero(rows).flatten()
         col_idx = torch.nonzero(cols).flatten()
         y0, y1 = int(row_idx[0]), int(row_idx[-1]) + 1
         x0, x1 = int(col_idx[0]), int(col_idx[-1]) + 1
         crop = mask[y0:y1, x0:x1].numpy().copy()
-        return cls(bbox=(x0, y0, x1, y1), crop=crop, size=(int(mask.shape[0]), int(mask.shape[1])))
+        top, left = origin
+        full = size if size is not None else (int(mask.shape[0]), int(mask.shape[1]))
+        return cls(
+            bbox=(x0 + left, y0 + top, x1 + left, y1 + top), crop=crop, size=(full[0], full[1])
+        )
 
     @classmethod
     def from_full(cls, mask: np.ndarray) -> CroppedMask:

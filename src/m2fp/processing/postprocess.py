@@ -1,9 +1,12 @@
 """ModelScope's multi-person parsing post-processing, computed without its memory trap.
 
 ModelScope upsamples all Q query masks to the original photo size before anything else. Here
-only queries whose class score could still yield a returned instance are upsampled, in chunks
-of bounded size, and the semantic label map is built class by class with a running argmax.
-Scores, masks and the label map are those ModelScope computes.
+only queries whose class score could still yield a returned instance are upsampled, and each
+only inside the window where its logits can be positive (bilinear resizing mixes neighbouring
+values with non-negative weights, so outside the reach of its positive low-resolution pixels an
+upsampled logit is <= 0: no mask pixel, no mask-score term, nothing pasted). The semantic label
+map is built class by class with a running argmax over the classes' windows. Scores, masks and
+the label map are those ModelScope computes, up to float rounding.
 
 Frames: ``mask_logits`` QxH/4xW/4 of the padded input; ``input_size`` the resized image inside
 the padding; ``output_size`` the original photo.
@@ -11,18 +14,19 @@ the padding; ``output_size`` the original photo.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from m2fp.processing.masks import CroppedMask
+from m2fp.processing.resample import MaskResampler
 
 TOPK_PER_IMAGE = 100
 PART_MIN_SCORE = 0.1  # parts: kept when score >= 0.1
 HUMAN_MIN_SCORE = 0.1  # humans: kept when score > 0.1
-CHUNK_BYTES = 96 * 2**20  # upper bound of float32 upsampled masks held at once
+CACHE_BYTES = 96 * 2**20  # upsampled windows kept for painting; the rest are recomputed
 
 
 @dataclass(frozen=True)
@@ -55,29 +59,6 @@ class ParsedOutput:
     humans: list[Instance]
     label_map: np.ndarray
     semantic_max: np.ndarray
-
-
-def upsample_masks(
-    mask_logits: torch.Tensor,
-    padded_size: tuple[int, int],
-    input_size: tuple[int, int],
-    output_size: tuple[int, int],
-) -> torch.Tensor:
-    """NxH/4xW/4 logits -> NxHxW logits at the original size.
-
-    Same two steps as ModelScope: to the padded input, crop the padding, then to the original.
-    """
-    x = F.interpolate(mask_logits[None], size=padded_size, mode="bilinear", align_corners=False)
-    x = x[:, :, : input_size[0], : input_size[1]]
-    if tuple(input_size) != tuple(output_size):
-        x = F.interpolate(x, size=output_size, mode="bilinear", align_corners=False)
-    return x[0]
-
-
-def _chunks(count: int, height: int, width: int, padded: tuple[int, int]) -> list[slice]:
-    per_mask = 4 * (height * width + padded[0] * padded[1])
-    step = max(1, CHUNK_BYTES // per_mask)
-    return [slice(i, min(i + step, count)) for i in range(0, count, step)]
 
 
 def parse_outputs(
@@ -114,22 +95,42 @@ def parse_outputs(
     scores, labels, queries = scores[keep], labels[keep], queries[keep]
     unique_queries, query_slot = torch.unique(queries, return_inverse=True)
 
-    height, width = output_size
+    resampler = MaskResampler(
+        low_size=(int(mask_logits.shape[-2]), int(mask_logits.shape[-1])),
+        padded_size=padded_size,
+        input_size=input_size,
+        output_size=output_size,
+    )
     mask_scores = torch.zeros(len(unique_queries))
     full_masks: dict[int, CroppedMask] = {}
-    for chunk in _chunks(len(unique_queries), height, width, padded_size):
-        logits = upsample_masks(
-            mask_logits[unique_queries[chunk]], padded_size, input_size, output_size
-        )
-        positive = logits > 0
-        probs = logits.sigmoid()
-        positive_f = positive.flatten(1).float()
-        mask_scores[chunk] = (probs.flatten(1) * positive_f).sum(1) / (positive_f.sum(1) + 1e-6)
-        rows, cols = positive.any(2), positive.any(1)
-        for offset in torch.nonzero(rows.any(1)).flatten().tolist():
-            full_masks[chunk.start + offset] = CroppedMask.from_projections(
-                positive[offset], rows[offset], cols[offset]
+    regions: dict[int, tuple[slice, slice]] = {}
+    cache: dict[int, _Window] = {}
+    cached_bytes = 0
+    for slot, query in enumerate(unique_queries.tolist()):
+        window = _Window.upsample(resampler, mask_logits[query])
+        if window is None:
+            continue  # no positive pixel: mask score 0, no mask
+        positive = window.logits > 0
+        positive_f = positive.float()
+        mask_scores[slot] = (window.logits.sigmoid() * positive_f).sum() / (positive_f.sum() + 1e-6)
+        rows, cols = positive.any(1), positive.any(0)
+        if not rows.any():
+            continue
+        # the same products as final_scores below
+        pair = query_slot == slot
+        pair_scores, pair_labels = scores[pair] * mask_scores[slot], labels[pair]
+        # a superset of the parts and humans returned below (whose float comparisons differ
+        # from these float32 ones at the last bit), so every returned instance has its mask
+        returned = (pair_labels != 0) & (pair_scores >= min(PART_MIN_SCORE, HUMAN_MIN_SCORE))
+        if returned.any():
+            full_masks[slot] = CroppedMask.from_projections(
+                positive, rows, cols, origin=(window.top, window.left), size=output_size
             )
+        if ((pair_labels != num_parsing) & (pair_scores >= ins_score_thr)).any():
+            regions[slot] = window.region
+            if cached_bytes + 4 * window.logits.numel() <= CACHE_BYTES:
+                cache[slot] = window
+                cached_bytes += 4 * window.logits.numel()
 
     final_scores = scores * mask_scores[query_slot]
     parts: list[Instance] = []
@@ -142,15 +143,22 @@ def parse_outputs(
         elif label != 0 and score >= PART_MIN_SCORE:
             parts.append(Instance(label=label, score=score, mask=full_masks[slot]))
 
+    def window_of(slot: int) -> _Window:
+        cached = cache.get(slot)
+        if cached is not None:
+            return cached
+        window = _Window.upsample(resampler, mask_logits[int(unique_queries[slot])])
+        assert window is not None  # it had positive pixels in the first pass
+        return window
+
     label_map, semantic_max = _paste_semantics(
-        mask_logits,
+        regions,
+        window_of,
         labels=labels,
         scores=final_scores,
-        queries=queries,
+        slots=query_slot,
         num_parsing=num_parsing,
         ins_score_thr=ins_score_thr,
-        padded_size=padded_size,
-        input_size=input_size,
         output_size=output_size,
     )
     parts.sort(key=lambda inst: -inst.score)
@@ -158,41 +166,79 @@ def parse_outputs(
     return ParsedOutput(parts=parts, humans=humans, label_map=label_map, semantic_max=semantic_max)
 
 
+@dataclass(frozen=True)
+class _Window:
+    """Upsampled logits of one query inside the window where they can be positive."""
+
+    logits: torch.Tensor  # (bottom - top) x (right - left)
+    top: int
+    left: int
+
+    @classmethod
+    def upsample(cls, resampler: MaskResampler, low: torch.Tensor) -> _Window | None:
+        positive = low > 0
+        low_rows = torch.nonzero(positive.any(1)).flatten()
+        if low_rows.numel() == 0:
+            return None
+        low_cols = torch.nonzero(positive.any(0)).flatten()
+        top, bottom = resampler.support(int(low_rows[0]), int(low_rows[-1]) + 1, axis=0)
+        left, right = resampler.support(int(low_cols[0]), int(low_cols[-1]) + 1, axis=1)
+        if top >= bottom or left >= right:
+            return None
+        logits = resampler.window(low[None], (top, bottom), (left, right))[0]
+        return cls(logits=logits, top=top, left=left)
+
+    @property
+    def region(self) -> tuple[slice, slice]:
+        height, width = self.logits.shape
+        return slice(self.top, self.top + height), slice(self.left, self.left + width)
+
+
 def _paste_semantics(
-    mask_logits: torch.Tensor,
+    regions: dict[int, tuple[slice, slice]],
+    window_of: Callable[[int], _Window],
     *,
     labels: torch.Tensor,
     scores: torch.Tensor,
-    queries: torch.Tensor,
+    slots: torch.Tensor,
     num_parsing: int,
     ins_score_thr: float,
-    padded_size: tuple[int, int],
-    input_size: tuple[int, int],
     output_size: tuple[int, int],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per class, average the probabilities of its instances above ``ins_score_thr`` where they
-    exceed 0.5, then take the argmax over classes (first class wins ties, as torch.argmax)."""
-    height, width = output_size
+    exceed 0.5, then take the argmax over classes (first class wins ties, as torch.argmax).
+
+    ``regions`` holds the window of every query that can be pasted. Outside an instance's
+    window its probability is <= 0.5, so it adds nothing there; outside the union of a class's
+    windows its average is 0 and cannot beat the running best (>= 0).
+    """
     best = torch.zeros(output_size)
     best_label = torch.zeros(output_size, dtype=torch.uint8)
     for cls in range(num_parsing):
         selected = torch.nonzero((labels == cls) & (scores >= ins_score_thr)).flatten()
-        if selected.numel() == 0:
-            continue
         # ascending score: the order ModelScope adds them in
-        selected = selected[scores[selected].argsort()]
-        total = torch.zeros(output_size)
-        times = torch.zeros(output_size)
-        for chunk in _chunks(len(selected), height, width, padded_size):
-            idx = selected[chunk]
-            logits = upsample_masks(mask_logits[queries[idx]], padded_size, input_size, output_size)
-            weighted = logits.sigmoid_().mul_(scores[idx][:, None, None])
+        selected = [
+            int(i) for i in selected[scores[selected].argsort()] if int(slots[i]) in regions
+        ]
+        if not selected:
+            continue
+        boxes = [regions[int(slots[i])] for i in selected]
+        top, bottom = min(r[0].start for r in boxes), max(r[0].stop for r in boxes)
+        left, right = min(r[1].start for r in boxes), max(r[1].stop for r in boxes)
+        total = torch.zeros(bottom - top, right - left)
+        times = torch.zeros(bottom - top, right - left)
+        for i, (rows, cols) in zip(selected, boxes, strict=True):
+            weighted = window_of(int(slots[i])).logits.sigmoid().mul_(scores[i])
             hit = weighted > 0.5
-            # ModelScope adds instances one by one; a sum over dim 0 equals that up to rounding
-            total += torch.where(hit, weighted, 0.0).sum(0)
-            times += hit.sum(0)
+            local = (
+                slice(rows.start - top, rows.stop - top),
+                slice(cols.start - left, cols.stop - left),
+            )
+            total[local] = torch.where(hit, weighted + total[local], total[local])
+            times[local] += hit
         category = total / times.clamp_(min=1)
-        better = category > best
-        best = torch.where(better, category, best)
-        best_label[better] = cls
+        region = (slice(top, bottom), slice(left, right))
+        better = category > best[region]
+        best[region] = torch.where(better, category, best[region])
+        best_label[region][better] = cls
     return best_label.numpy(), best.numpy()

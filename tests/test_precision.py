@@ -1,0 +1,80 @@
+"""Precision options: fp32 stays exact, bf16 agrees with it, bf16 is refused where the CPU has
+no native bf16."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from m2fp import HumanParser
+from m2fp.build import build_model
+from m2fp.checkpoint import load_into
+from m2fp.errors import PrecisionUnsupportedError
+from m2fp.precision import Precision, native_bf16, prepare_model
+from tests.conftest import GOLDEN, golden_config, golden_sizes, golden_state_dict
+
+
+def golden_network():
+    model = build_model(golden_config())
+    load_into(model, golden_state_dict())
+    return model
+
+
+def confident_parser() -> HumanParser:
+    """The tiny golden network with a seeded class head and a scaled mask head, so queries are
+    confident and paint several classes: the golden weights alone paint nothing, which would
+    make agreement trivial."""
+    model = golden_network()
+    predictor = model.sem_seg_head.predictor
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        weight = predictor.class_embed.weight
+        weight.copy_(torch.randn(weight.shape, generator=generator) * 1.5)
+        predictor.class_embed.bias.zero_()
+        predictor.mask_embed.layers[-1].weight.mul_(3.0)
+        predictor.mask_embed.layers[-1].bias.mul_(3.0)
+    min_size, max_size = golden_sizes()
+    return HumanParser.from_config(model, golden_config(), min_size=min_size, max_size=max_size)
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[Image.Image]:
+    image = Image.open(GOLDEN / "image.png").convert("RGB")
+    return [image, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), image.rotate(180)]
+
+
+def test_fp32_preparation_keeps_the_checkpoint():
+    model = golden_network()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    prepare_model(model, Precision.FP32)
+    after = model.state_dict()
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[k], before[k]) for k in before)
+
+
+def test_bf16_agrees_with_exact(photos):
+    """The 99% goal is measured on the R101 benchmark. This random tiny network's masks are
+    noise-like (no trained features), so far more of its pixels sit on a class boundary that
+    any rounding change can flip: bf16 reaches 98.2% on it."""
+    parser = confident_parser()
+    exact = [parser(p).label_map for p in photos]
+    assert len(np.unique(np.concatenate([m.ravel() for m in exact]))) >= 3, "must paint classes"
+    # the bf16 code path runs on any CPU, only slowly without native bf16: force it here
+    parser.precision = Precision.BF16
+    agreement = np.mean(
+        [(parser(p).label_map == m).mean() for p, m in zip(photos, exact, strict=True)]
+    )
+    assert agreement >= 0.97
+
+
+@pytest.mark.skipif(native_bf16(), reason="this CPU has native bf16")
+def test_bf16_is_refused_without_native_support():
+    with pytest.raises(PrecisionUnsupportedError, match="bf16"):
+        prepare_model(golden_network(), Precision.BF16)
+
+
+def test_unknown_precision_is_a_value_error():
+    with pytest.raises(ValueError, match="fp16"):
+        HumanParser.from_config(golden_network(), golden_config(), precision="fp16")
