@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from m2fp.cli import run
+from m2fp.precision import native_bf16
 
 
 @pytest.fixture(autouse=True)
@@ -68,3 +69,14 @@ def test_unsafe_setting(capsys, monkeypatch, tiny_model_dir, name, value):
 def test_pinned_hash_mismatch(capsys, monkeypatch, tiny_model_dir):
     monkeypatch.setenv("M2FP_MODEL_SHA256", "0" * 64)
     assert "sha256" in one_line_usage_error(capsys, "--model", str(tiny_model_dir)).lower()
+
+
+@pytest.mark.skipif(native_bf16(), reason="this CPU has native bf16")
+def test_bf16_without_native_support_refuses_to_start(capsys, monkeypatch, tiny_model_dir):
+    monkeypatch.setenv("M2FP_PRECISION", "bf16")
+    assert "bf16" in one_line_usage_error(capsys, "--model", str(tiny_model_dir))
+
+
+def test_unknown_precision_is_a_setting_error(capsys, monkeypatch, tiny_model_dir):
+    monkeypatch.setenv("M2FP_PRECISION", "fp8")
+    assert "M2FP_PRECISION" in one_line_usage_error(capsys, "--model", str(tiny_model_dir))

@@ -55,6 +55,7 @@ def load_parser(settings: Settings) -> HumanParser:
         min_size=settings.min_size,
         max_size=settings.max_size,
         expected_sha256=settings.model_sha256,
+        precision=settings.precision,
     )
 
 

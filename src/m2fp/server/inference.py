@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from m2fp.memory import release_free_memory
 from m2fp.predictor import HumanParser
 from m2fp.server.errors import ApiError
 from m2fp.server.inference_queue import InferenceQueue, InferenceTimeout, Overloaded
@@ -90,9 +91,15 @@ class Inference:
                 result = self.parser(image)
                 del image
                 if as_png:
-                    return Reply(png_body(result, query), "image/png")
-                return Reply(json_body(result, query, request_id=request_id), "application/json")
+                    reply = Reply(png_body(result, query), "image/png")
+                else:
+                    body = json_body(result, query, request_id=request_id)
+                    reply = Reply(body, "application/json")
+                del result
+                return reply
             finally:
+                # the photo, its masks and the activations are garbage now: hand the heap back
+                release_free_memory()
                 self.metrics.inference_seconds.observe(time.perf_counter() - started)
                 self.metrics.inference_active.dec()
 

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     model_sha256: str | None = None
     model_key: SecretStr | None = None
     model_key_file: Path | None = None
+    precision: Literal["fp32", "bf16"] = "fp32"
     min_size: int = Field(640, ge=32, le=4096)
     max_size: int = Field(1333, ge=32, le=8192)
     # uploads
