@@ -87,6 +87,11 @@ class TrustedProxies:
     def _trusted(self, address: IPAddress) -> bool:
         return any(address in network for network in self._networks)
 
+    def is_trusted_peer(self, peer: str | None) -> bool:
+        """The direct TCP peer is one of our proxies (so its forwarded headers count)."""
+        address = _parse_ip(peer) if peer else None
+        return address is not None and self._trusted(address)
+
     def client_address(self, peer: str | None, forwarded_for: Sequence[str]) -> str:
         """The client address.
 

@@ -6,13 +6,12 @@ HSTS is only sent when the request really arrived over https: the ASGI scheme, o
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from m2fp.server.settings import IPNetwork
+from m2fp.server.client_identity import IPNetwork, TrustedProxies
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -30,18 +29,6 @@ SECURITY_HEADERS = {
 HSTS = "max-age=63072000; includeSubDomains"
 
 
-def is_trusted_peer(scope: Scope, networks: Iterable[IPNetwork]) -> bool:
-    """The direct peer of this connection is one of the trusted proxies."""
-    peer = scope.get("client")
-    if not peer:
-        return False
-    try:
-        address = ipaddress.ip_address(peer[0])
-    except ValueError:
-        return False
-    return any(address in network for network in networks)
-
-
 class SecurityHeadersMiddleware:
     """Adds CSP, nosniff, Referrer-Policy, Permissions-Policy, framing and HSTS headers.
 
@@ -52,15 +39,16 @@ class SecurityHeadersMiddleware:
 
     def __init__(self, app: ASGIApp, *, trusted_proxies: Iterable[IPNetwork]) -> None:
         self.app = app
-        self.trusted_proxies = tuple(trusted_proxies)
+        self.proxies = TrustedProxies(networks=tuple(trusted_proxies))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        peer = scope.get("client")
+        forwarded = Headers(scope=scope).get("x-forwarded-proto", "").strip().lower()
         https = scope.get("scheme") == "https" or (
-            Headers(scope=scope).get("x-forwarded-proto", "").strip().lower() == "https"
-            and is_trusted_peer(scope, self.trusted_proxies)
+            forwarded == "https" and self.proxies.is_trusted_peer(peer[0] if peer else None)
         )
 
         async def send_with_headers(message: Message) -> None:
