@@ -27,26 +27,6 @@ from m2fp.modeling import ms_deform_attn
 SEED = 0
 
 
-def grid_sample_sampler(value, spatial_shapes, sampling_locations, attention_weights):
-    """The per-level ``grid_sample`` formulation the gather-based sampler replaced."""
-    batch, _, heads, dim = value.shape
-    _, queries, _, levels, points, _ = sampling_locations.shape
-    values = value.split([h * w for h, w in spatial_shapes], dim=1)
-    grids = 2 * sampling_locations - 1
-    sampled = []
-    for level, (height, width) in enumerate(spatial_shapes):
-        value_l = values[level].permute(0, 2, 3, 1).reshape(batch * heads, dim, height, width)
-        grid_l = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)
-        sampled.append(
-            torch.nn.functional.grid_sample(
-                value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False
-            )
-        )
-    stacked = torch.stack(sampled, dim=-2).flatten(-2)
-    weights = attention_weights.transpose(1, 2).reshape(batch * heads, 1, queries, levels * points)
-    return (stacked * weights).sum(-1).view(batch, heads * dim, queries).transpose(1, 2)
-
-
 def build_variants(names: list[str]) -> dict[str, Callable[[], object]]:
     torch.manual_seed(SEED)
     base = build_model(preset("m2fp_r101_cihp")).eval()
@@ -62,7 +42,7 @@ def build_variants(names: list[str]) -> dict[str, Callable[[], object]]:
 
         def with_grid_sample():
             original = ms_deform_attn.ms_deform_attn_sample
-            ms_deform_attn.ms_deform_attn_sample = grid_sample_sampler
+            ms_deform_attn.ms_deform_attn_sample = ms_deform_attn.ms_deform_attn_sample_grid
             try:
                 return cl(x_cl)
             finally:

@@ -4,30 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from m2fp.modeling.ms_deform_attn import ms_deform_attn_sample
-
-
-def grid_sample_reference(value, spatial_shapes, sampling_locations, attention_weights):
-    """Deformable DETR's pure-PyTorch formulation: one ``grid_sample`` per level."""
-    batch, _, heads, dim = value.shape
-    _, queries, _, levels, points, _ = sampling_locations.shape
-    values = value.split([h * w for h, w in spatial_shapes], dim=1)
-    grids = 2 * sampling_locations - 1
-    sampled = []
-    for level, (height, width) in enumerate(spatial_shapes):
-        value_l = values[level].permute(0, 2, 3, 1).reshape(batch * heads, dim, height, width)
-        grid_l = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)
-        sampled.append(
-            F.grid_sample(
-                value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False
-            )
-        )
-    stacked = torch.stack(sampled, dim=-2).flatten(-2)
-    weights = attention_weights.transpose(1, 2).reshape(batch * heads, 1, queries, levels * points)
-    output = (stacked * weights).sum(-1).view(batch, heads * dim, queries)
-    return output.transpose(1, 2)
+from m2fp.modeling.ms_deform_attn import ms_deform_attn_sample, ms_deform_attn_sample_grid
 
 
 @pytest.mark.parametrize("batch", [1, 2])
@@ -43,7 +21,7 @@ def test_matches_grid_sample(batch):
     weights = weights / weights.sum((-1, -2), keepdim=True)
 
     ours = ms_deform_attn_sample(value, shapes, locations, weights)
-    expected = grid_sample_reference(value, shapes, locations, weights)
+    expected = ms_deform_attn_sample_grid(value, shapes, locations, weights)
     assert ours.shape == (batch, queries, heads * dim)
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-5)
 

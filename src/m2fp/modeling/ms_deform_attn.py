@@ -74,6 +74,37 @@ def ms_deform_attn_sample(
     return sampled.view(batch, queries, heads * dim)
 
 
+def ms_deform_attn_sample_grid(
+    value: torch.Tensor,
+    spatial_shapes: list[tuple[int, int]],
+    sampling_locations: torch.Tensor,
+    attention_weights: torch.Tensor,
+) -> torch.Tensor:
+    """The same sampling written as Deformable DETR does, one ``grid_sample`` per level.
+
+    The reference ``ms_deform_attn_sample`` is checked against (tests) and timed against
+    (benchmarks); about 6x slower, because it materialises every sampled value. Same
+    arguments and result as ``ms_deform_attn_sample``.
+    """
+    batch, _, heads, dim = value.shape
+    _, queries, _, levels, points, _ = sampling_locations.shape
+    values = value.split([h * w for h, w in spatial_shapes], dim=1)
+    grids = 2 * sampling_locations - 1  # grid_sample wants [-1, 1]
+    sampled = []
+    for level, (height, width) in enumerate(spatial_shapes):
+        # B x HW x M x D -> (B*M) x D x H x W;  B x Q x M x P x 2 -> (B*M) x Q x P x 2
+        value_l = values[level].permute(0, 2, 3, 1).reshape(batch * heads, dim, height, width)
+        grid_l = grids[:, :, :, level].transpose(1, 2).flatten(0, 1)
+        sampled.append(
+            F.grid_sample(
+                value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False
+            )
+        )
+    stacked = torch.stack(sampled, dim=-2).flatten(-2)  # (B*M) x D x Q x (L*P)
+    weights = attention_weights.transpose(1, 2).reshape(batch * heads, 1, queries, levels * points)
+    return (stacked * weights).sum(-1).view(batch, heads * dim, queries).transpose(1, 2)
+
+
 class MSDeformAttn(nn.Module):
     """Deformable attention over several feature levels (Deformable DETR).
 
