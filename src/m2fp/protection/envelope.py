@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from m2fp.errors import CheckpointError, IntegrityError, ModelKeyError
+from m2fp.protection import CRYPTOGRAPHY_MISSING
 from m2fp.protection.keys import key_id, parse_key
 from m2fp.protection.plaintext_buffer import wipe
 
@@ -41,9 +42,7 @@ try:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 except ModuleNotFoundError as exc:  # the optional extra is missing
-    raise CheckpointError(
-        "encrypted models need the 'cryptography' package: pip install 'm2fp[crypto]'"
-    ) from exc
+    raise CheckpointError(CRYPTOGRAPHY_MISSING) from exc
 
 MAGIC = b"M2FPENC\x00"
 FORMAT_VERSION = 1

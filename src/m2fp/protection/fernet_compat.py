@@ -21,14 +21,13 @@ import torch
 
 from m2fp.checkpoint import state_dict_from_bytes
 from m2fp.errors import CheckpointError, ModelKeyError
+from m2fp.protection import CRYPTOGRAPHY_MISSING
 from m2fp.protection.keys import parse_key
 
 try:
     from cryptography.fernet import Fernet, InvalidToken
 except ModuleNotFoundError as exc:  # the optional extra is missing
-    raise CheckpointError(
-        "encrypted models need the 'cryptography' package: pip install 'm2fp[crypto]'"
-    ) from exc
+    raise CheckpointError(CRYPTOGRAPHY_MISSING) from exc
 
 # a token starts with version byte 0x80 and a 64-bit timestamp whose top bytes are zero
 TOKEN_PREFIX = b"gAAAAA"
