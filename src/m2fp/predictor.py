@@ -77,12 +77,18 @@ class HumanParser:
         expected_sha256: str | None = None,
         key: bytes | str | None = None,
         precision: Precision | str = Precision.FP32,
+        release_memory: bool = True,
     ) -> HumanParser:
         """Load a ModelScope model directory (``configuration.json`` plus weights), or an
         encrypted ``.m2fp`` / Fernet-wrapped weights file opened in memory with ``key``."""
         model, config, _ = load_model(Path(path), key=key, expected_sha256=expected_sha256)
         return cls.from_config(
-            model, config, min_size=min_size, max_size=max_size, precision=precision
+            model,
+            config,
+            min_size=min_size,
+            max_size=max_size,
+            precision=precision,
+            release_memory=release_memory,
         )
 
     @classmethod
@@ -94,6 +100,7 @@ class HumanParser:
         min_size: int = 640,
         max_size: int = 1333,
         precision: Precision | str = Precision.FP32,
+        release_memory: bool = True,
     ) -> HumanParser:
         """Wrap a loaded network using the ``model`` section it was built from."""
         return cls(
@@ -103,6 +110,7 @@ class HumanParser:
             min_size=min_size,
             max_size=max_size,
             precision=precision,
+            release_memory=release_memory,
         )
 
     def load_image(self, image: ImageInput) -> Image.Image:

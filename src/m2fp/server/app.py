@@ -56,6 +56,8 @@ def load_parser(settings: Settings) -> HumanParser:
         max_size=settings.max_size,
         expected_sha256=settings.model_sha256,
         precision=settings.precision,
+        # the worker trims the heap itself, once the response is built and the result dropped
+        release_memory=False,
     )
 
 
