@@ -16,6 +16,9 @@ from m2fp.modeling.m2fp import M2FP, M2FPHead
 from m2fp.modeling.pixel_decoder import MSDeformAttnPixelDecoder
 from m2fp.modeling.transformer_decoder import MaskedTransformerDecoder
 
+# ModelScope's value when a config omits ``parsing_ins_score_thr``
+DEFAULT_INS_SCORE_THR = 0.5
+
 
 def m2fp_r101_cihp() -> dict[str, Any]:
     """``model`` section of ``damo/cv_resnet101_image-multiple-human-parsing`` (63.1M params)."""
@@ -109,7 +112,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
         raise ModelConfigError("model config: 'classes' does not match 'decoder.num_classes'")
     if not isinstance(num_parsing, int) or num_parsing != num_classes - 1:
         raise ModelConfigError("model config: 'num_parsing' must be num_classes - 1")
-    thr = config.get("parsing_ins_score_thr", 0.5)
+    thr = config.get("parsing_ins_score_thr", DEFAULT_INS_SCORE_THR)
     if not isinstance(thr, (int, float)) or not 0.0 <= thr <= 1.0:
         raise ModelConfigError("model config: 'parsing_ins_score_thr' must be in [0, 1]")
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from m2fp.errors import M2FPError
 from m2fp.model_location import MODEL_ID
+from m2fp.url_policy import check_https_url
 
 DEFAULT_BASE_URL = "https://modelscope.cn"
 DEFAULT_REVISION = "v1.0.1"
@@ -21,7 +22,6 @@ FILES = ("configuration.json", "pytorch_model.pt")
 CHECKSUMS_FILE = "SHA256SUMS"
 TIMEOUT_S = 30
 BLOCK = 1 << 20
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class DownloadError(M2FPError):
@@ -29,11 +29,10 @@ class DownloadError(M2FPError):
 
 
 def _check_base_url(base_url: str) -> str:
-    parsed = urllib.parse.urlparse(base_url)
-    # plain HTTP only to this machine (tests serve fake files from loopback)
-    if parsed.scheme == "https" or (parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS):
-        return base_url.rstrip("/")
-    raise DownloadError("the download base URL must use https://")
+    try:
+        return check_https_url(base_url).rstrip("/")
+    except ValueError as exc:
+        raise DownloadError(f"the download base URL {exc}") from None
 
 
 def _open(request: urllib.request.Request) -> Any:

@@ -12,6 +12,15 @@ from m2fp.labels import CIHP_PALETTE
 LEGEND_ROW = 18
 LEGEND_SWATCH = 12
 LEGEND_COLUMN = 120
+# weight of the class colours over the photo
+DEFAULT_ALPHA = 0.6
+
+
+def check_alpha(alpha: float) -> float:
+    """``alpha`` if it is an opacity in [0, 1], else ValueError."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError("alpha must be between 0 and 1")
+    return alpha
 
 
 def colorize(label_map: np.ndarray) -> np.ndarray:
@@ -38,8 +47,7 @@ def render_overlay(
         legend: class names to list under the image, or None for no legend.
         class_names: all class names, index = label id.
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError("alpha must be between 0 and 1")
+    check_alpha(alpha)
     colours = Image.fromarray(colorize(label_map), mode="RGB")
     foreground = Image.fromarray((label_map != 0).astype(np.uint8) * 255, mode="L")
     overlay = Image.composite(Image.blend(image, colours, alpha), image, foreground)

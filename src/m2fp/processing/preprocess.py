@@ -7,6 +7,16 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+# ModelScope's pipeline defaults: short side 640, long side at most 1333
+DEFAULT_MIN_SIZE = 640
+DEFAULT_MAX_SIZE = 1333
+
+
+def check_input_sizes(min_size: int, max_size: int) -> None:
+    """Raise ValueError unless ``0 < min_size <= max_size``."""
+    if min_size <= 0 or max_size < min_size:
+        raise ValueError("need 0 < min_size <= max_size")
+
 
 def target_size(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
     """(new_h, new_w): short side ``min_size``, long side at most ``max_size``, rounded half up.
