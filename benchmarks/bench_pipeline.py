@@ -37,7 +37,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from m2fp import HumanParser
+from m2fp import HumanParser, ParserOptions
 from m2fp.build import build_model, preset
 from m2fp.memory import release_free_memory
 from m2fp.modeling.m2fp import M2FP
@@ -156,7 +156,9 @@ def matmul_roof(dtype: torch.dtype, size: int, repeats: int) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def run_pipeline(parser: HumanParser, photo: bytes) -> tuple[dict[str, float], object]:
+def run_pipeline(
+    parser: HumanParser, photo: bytes, *, release: bool = True
+) -> tuple[dict[str, float], object]:
     """One image through every stage ``HumanParser.__call__`` runs, then both PNG encodings.
 
     Returns seconds per stage and the result.
@@ -170,7 +172,7 @@ def run_pipeline(parser: HumanParser, photo: bytes) -> tuple[dict[str, float], o
     marks.append(time.perf_counter())
     result = parser.postprocess(class_logits, mask_logits, picture, resized, batch)
     del batch, class_logits, mask_logits
-    if parser.release_memory:
+    if release:  # what the CLI and the server do after each parse
         release_free_memory()
     marks.append(time.perf_counter())
     result.visualize(alpha=0.6)
@@ -265,19 +267,18 @@ def memory_child(precision: str, release: bool) -> None:
         model=model,
         class_names=tuple(preset("m2fp_r101_cihp")["classes"]),
         ins_score_thr=0.3,
-        precision=precision,
-        release_memory=release,
+        options=ParserOptions(precision=precision),
     )
     photo = synthetic_photo(1920, 1280, SEED + 1)
     # warm-up at the same size so the idle level includes oneDNN's primitive cache
-    run_pipeline(parser, photo)
+    run_pipeline(parser, photo, release=release)
     gc.collect()
     release_free_memory()
     idle = _status("VmRSS")
     after, peak = [], 0
     for _ in range(2):
         Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        times, result = run_pipeline(parser, photo)
+        times, result = run_pipeline(parser, photo, release=release)
         peak = max(peak, _status("VmHWM"))
         del result
         gc.collect()
@@ -336,7 +337,10 @@ def main() -> None:
             continue
         net = model if precision is Precision.FP32 else copy.deepcopy(model)
         parser = HumanParser(
-            model=net, class_names=class_names, ins_score_thr=0.3, precision=precision
+            model=net,
+            class_names=class_names,
+            ins_score_thr=0.3,
+            options=ParserOptions(precision=precision),
         )
         medians, result, max_load = bench_precision(parser, photo, args.runs)
         maps = [parser(p).label_map for p in agreement_photos]
@@ -389,7 +393,7 @@ def main() -> None:
             for release in (True, False):
                 mem = bench_memory(precision.value, release)
                 print(
-                    f"  {precision.value}, release_memory={release}: idle {mb(mem['idle'])}, "
+                    f"  {precision.value}, release={release}: idle {mb(mem['idle'])}, "
                     f"peak {mb(mem['peak'])}, after each request (result dropped; then "
                     f"release_free_memory()) {', '.join(mb(a) for a in mem['after'])}"
                 )

@@ -1,15 +1,19 @@
-"""Shared fixtures: the tiny golden model (from tests/data/m2fp_tiny, see PROVENANCE.md)."""
+"""Shared fixtures: the tiny golden model (from tests/data/m2fp_tiny, see PROVENANCE.md), its
+encrypted copy and the key that opens it."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
+
+from tests.utils.model_keys import SMALL_CHUNK, make_key_file
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "m2fp_tiny"
@@ -29,6 +33,14 @@ def golden_sizes() -> tuple[int, int]:
     return expected["min_size"], expected["max_size"]
 
 
+def golden_options():
+    """Parser options at the input sizes the golden vectors were made with."""
+    from m2fp import ParserOptions
+
+    min_size, max_size = golden_sizes()
+    return ParserOptions(min_size=min_size, max_size=max_size)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ModelScope-layout directory (configuration.json + model.safetensors) of the golden
@@ -43,10 +55,47 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_parser(tiny_model_dir: Path):
     from m2fp import HumanParser
 
-    min_size, max_size = golden_sizes()
-    return HumanParser.from_pretrained(tiny_model_dir, min_size=min_size, max_size=max_size)
+    return HumanParser.from_pretrained(tiny_model_dir, options=golden_options())
 
 
 @pytest.fixture(scope="session")
 def golden_image_path() -> Path:
     return GOLDEN / "image.png"
+
+
+@pytest.fixture(scope="session")
+def model_key() -> bytes:
+    from m2fp.protection.keys import generate_key
+
+    return generate_key()
+
+
+@pytest.fixture(scope="session")
+def protected_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("protected")
+
+
+@pytest.fixture(scope="session")
+def key_file(protected_dir: Path, model_key: bytes) -> Path:
+    return make_key_file(protected_dir / "model.key", model_key)
+
+
+@pytest.fixture(scope="session")
+def encrypted_model(tiny_model_dir: Path, protected_dir: Path, model_key: bytes) -> Path:
+    """The tiny model as an .m2fp file in 11 chunks (read-only: copy before tampering)."""
+    from m2fp.protection.convert import encrypt_model_dir
+
+    out = protected_dir / "tiny.m2fp"
+    encrypt_model_dir(tiny_model_dir, key=model_key, out=out, chunk_size=SMALL_CHUNK)
+    return out
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch) -> Path:
+    """A temp dir of our own (the machine's /tmp is shared and busy), used by every temp-file
+    API in this process while the test runs."""
+    directory = tmp_path / "tmp"
+    directory.mkdir()
+    monkeypatch.setenv("TMPDIR", str(directory))
+    monkeypatch.setattr(tempfile, "tempdir", str(directory))
+    return directory

@@ -39,3 +39,13 @@ def test_bad_configs_are_clear_errors(mutate, message):
     mutate(config)
     with pytest.raises((ModelConfigError, ValueError), match=message):
         build_model(config)
+
+
+def test_empty_build_has_meta_parameters_and_real_constants():
+    model = build_model(golden_config(), empty=True)
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    assert model.pixel_mean.device.type == "cpu" and model.pixel_std.device.type == "cpu"
+    assert model.pixel_mean.flatten().tolist() == pytest.approx([123.675, 116.28, 103.53])
+    full = build_model(golden_config())
+    shapes = {k: v.shape for k, v in full.state_dict().items()}
+    assert {k: v.shape for k, v in model.state_dict().items()} == shapes

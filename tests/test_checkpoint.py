@@ -1,4 +1,4 @@
-"""Safe weight loading: strict keys with readable errors, pickle-free, hash pinning."""
+"""Safe weight reading: strict keys with readable errors, pickle-free, hash pinning."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from m2fp.build import build_model
-from m2fp.checkpoint import check_state_dict, load_model_dir, load_weights_file
+from m2fp.checkpoint import check_state_dict, open_model_dir, read_weights_file
 from m2fp.errors import CheckpointError, ModelConfigError, ModelNotFoundError
 from tests.conftest import GOLDEN, golden_config, golden_state_dict
 
@@ -28,11 +28,12 @@ def make_dir(tmp_path: Path, state: dict, name: str = "pytorch_model.pt") -> Pat
 
 
 def test_pt_checkpoint_in_modelscope_layout_loads(tmp_path):
-    model, config, weights = load_model_dir(make_dir(tmp_path, golden_state_dict()))
-    assert weights.source == "pytorch_model.pt" and len(weights.sha256) == 64
-    assert config["num_parsing"] == 20
+    weights = open_model_dir(make_dir(tmp_path, golden_state_dict()))
+    assert weights.weights_file == "pytorch_model.pt" and len(weights.sha256) == 64
+    assert weights.kind == "directory" and weights.config["num_parsing"] == 20
     reference = golden_state_dict()
-    for key, value in model.state_dict().items():
+    assert weights.state_dict.keys() == reference.keys()
+    for key, value in weights.state_dict.items():
         assert torch.equal(value, reference[key]), key
 
 
@@ -62,7 +63,7 @@ def test_pickle_payload_is_not_executed(tmp_path):
     torch.save({"model": {"x": exploit}}, buffer)
     (tmp_path / "pytorch_model.pt").write_bytes(buffer.getvalue())
     with pytest.raises(CheckpointError, match="weights_only"):
-        load_weights_file(tmp_path / "pytorch_model.pt")
+        read_weights_file(tmp_path / "pytorch_model.pt")
     assert not marker.exists()
     # the same bytes would run code under a plain unpickler: the test's payload is real
     torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)
@@ -76,31 +77,31 @@ def test_plain_pickle_file_is_refused(tmp_path):
     path = tmp_path / "pytorch_model.pt"
     path.write_bytes(pickle.dumps({"model": {"x": exploit}}, protocol=2))
     with pytest.raises(CheckpointError):
-        load_weights_file(path)
+        read_weights_file(path)
     assert not marker.exists()
 
 
 def test_safetensors_preferred_and_hash_pinned(tmp_path):
     directory = make_dir(tmp_path, golden_state_dict(), "model.safetensors")
-    _, _, weights = load_model_dir(directory)
-    assert weights.source == "model.safetensors"
-    load_model_dir(directory, expected_sha256=weights.sha256.upper())
+    weights = open_model_dir(directory)
+    assert weights.weights_file == "model.safetensors"
+    open_model_dir(directory, expected_sha256=f" {weights.sha256.upper()}\n")
     with pytest.raises(CheckpointError, match="pinned hash"):
-        load_model_dir(directory, expected_sha256="0" * 64)
+        open_model_dir(directory, expected_sha256="0" * 64)
 
 
 def test_corrupt_safetensors(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"\x00" * 64)
     shutil.copy(GOLDEN / "configuration.json", tmp_path / "configuration.json")
     with pytest.raises(CheckpointError, match="could not be parsed"):
-        load_model_dir(tmp_path)
+        open_model_dir(tmp_path)
 
 
 def test_missing_pieces(tmp_path):
     with pytest.raises(ModelNotFoundError):
-        load_model_dir(tmp_path / "absent")
+        open_model_dir(tmp_path / "absent")
     with pytest.raises(ModelConfigError, match=r"configuration\.json"):
-        load_model_dir(tmp_path)
+        open_model_dir(tmp_path)
     shutil.copy(GOLDEN / "configuration.json", tmp_path / "configuration.json")
     with pytest.raises(ModelNotFoundError, match="m2fp model download"):
-        load_model_dir(tmp_path)
+        open_model_dir(tmp_path)

@@ -3,23 +3,23 @@ no native bf16."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from m2fp import HumanParser
-from m2fp.build import build_model
-from m2fp.checkpoint import load_into
 from m2fp.errors import PrecisionUnsupportedError
+from m2fp.loader import fill_skeleton
+from m2fp.parser_options import ParserOptions
 from m2fp.precision import Precision, native_bf16, prepare_model
-from tests.conftest import GOLDEN, golden_config, golden_sizes, golden_state_dict
+from tests.conftest import GOLDEN, golden_config, golden_options, golden_state_dict
 
 
 def golden_network():
-    model = build_model(golden_config())
-    load_into(model, golden_state_dict())
-    return model
+    return fill_skeleton(golden_config(), golden_state_dict())
 
 
 def confident_parser() -> HumanParser:
@@ -35,8 +35,7 @@ def confident_parser() -> HumanParser:
         predictor.class_embed.bias.zero_()
         predictor.mask_embed.layers[-1].weight.mul_(3.0)
         predictor.mask_embed.layers[-1].bias.mul_(3.0)
-    min_size, max_size = golden_sizes()
-    return HumanParser.from_config(model, golden_config(), min_size=min_size, max_size=max_size)
+    return HumanParser.from_config(model, golden_config(), options=golden_options())
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +61,7 @@ def test_bf16_agrees_with_exact(photos):
     exact = [parser(p).label_map for p in photos]
     assert len(np.unique(np.concatenate([m.ravel() for m in exact]))) >= 3, "must paint classes"
     # the bf16 code path runs on any CPU, only slowly without native bf16: force it here
-    parser.precision = Precision.BF16
+    parser.options = dataclasses.replace(parser.options, precision=Precision.BF16)
     agreement = np.mean(
         [(parser(p).label_map == m).mean() for p, m in zip(photos, exact, strict=True)]
     )
@@ -77,4 +76,4 @@ def test_bf16_is_refused_without_native_support():
 
 def test_unknown_precision_is_a_value_error():
     with pytest.raises(ValueError, match="fp16"):
-        HumanParser.from_config(golden_network(), golden_config(), precision="fp16")
+        ParserOptions(precision="fp16")

@@ -1,9 +1,51 @@
-"""m2fp: multi-person human parsing with M2FP in pure PyTorch."""
+"""m2fp: multi-person human parsing with M2FP in pure PyTorch.
 
-from m2fp.build import build_model
-from m2fp.predictor import HumanParser
-from m2fp.result import ParsingResult, Part, Person
+The public names are imported on first use (PEP 562), so ``import m2fp.cli`` (and with it
+``m2fp --help``) does not pay for torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["HumanParser", "ParsingResult", "Part", "Person", "__version__", "build_model"]
+# public name -> module that defines it
+_EXPORTS = {
+    "HumanParser": "m2fp.predictor",
+    "ParserOptions": "m2fp.parser_options",
+    "ParsingResult": "m2fp.result",
+    "Part": "m2fp.result",
+    "Person": "m2fp.result",
+    "build_model": "m2fp.build",
+}
+
+__all__ = [
+    "HumanParser",
+    "ParserOptions",
+    "ParsingResult",
+    "Part",
+    "Person",
+    "__version__",
+    "build_model",
+]
+
+if TYPE_CHECKING:
+    from m2fp.build import build_model
+    from m2fp.parser_options import ParserOptions
+    from m2fp.predictor import HumanParser
+    from m2fp.result import ParsingResult, Part, Person
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'm2fp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -5,9 +5,12 @@ The literal hyperparameters of the official checkpoint live here and nowhere els
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import torch
 
 from m2fp.errors import ModelConfigError
 from m2fp.labels import CIHP_CLASSES
@@ -117,15 +120,29 @@ def validate_config(config: Mapping[str, Any]) -> None:
         raise ModelConfigError("model config: 'parsing_ins_score_thr' must be in [0, 1]")
 
 
-def build_model(config: Mapping[str, Any]) -> M2FP:
-    """An M2FP network (random init, eval mode) for a ModelScope ``model`` config section.
+def build_model(config: Mapping[str, Any], *, empty: bool = False) -> M2FP:
+    """An M2FP network (eval mode) for a ModelScope ``model`` config section.
+
+    Args:
+        config: the ``model`` section.
+        empty: leave the parameters on the meta device (no memory, no random init: a skeleton
+            for shape checks, or to take a state_dict with ``load_state_dict(assign=True)``).
+            The normalisation constants, which no checkpoint holds, are real either way.
+            Otherwise parameters are randomly initialised on the CPU.
 
     Raises:
         ModelConfigError: a key is missing, mistyped or unsupported.
     """
     validate_config(config)
-    b, e, d = _section(config, "backbone"), _section(config, "encoder"), _section(config, "decoder")
-    backbone = DeepLabResNet(
+    with torch.device("meta") if empty else contextlib.nullcontext():
+        backbone = _backbone(_section(config, "backbone"))
+        sem_seg_head = _head(config, backbone)
+    # outside the meta context: the constant normalisation buffers must be real
+    return M2FP(backbone=backbone, sem_seg_head=sem_seg_head).eval()
+
+
+def _backbone(b: Mapping[str, Any]) -> DeepLabResNet:
+    return DeepLabResNet(
         depth=_get(b, "backbone", "depth", int),
         out_features=_get(b, "backbone", "out_features", list),
         stem_out_channels=_get(b, "backbone", "stem_out_channels", int),
@@ -138,6 +155,10 @@ def build_model(config: Mapping[str, Any]) -> M2FP:
         res5_dilation=_get(b, "backbone", "res5_dilation", int),
         res5_multi_grid=_get(b, "backbone", "res5_multi_grid", list),
     )
+
+
+def _head(config: Mapping[str, Any], backbone: DeepLabResNet) -> M2FPHead:
+    e, d = _section(config, "encoder"), _section(config, "decoder")
     in_features = _get(e, "encoder", "in_features", list)
     missing = [f for f in in_features if f not in backbone.channels]
     if missing:
@@ -167,8 +188,4 @@ def build_model(config: Mapping[str, Any]) -> M2FP:
         mask_dim=_get(d, "decoder", "mask_dim", int),
         enforce_input_project=_get(d, "decoder", "enforce_input_project", bool),
     )
-    model = M2FP(
-        backbone=backbone,
-        sem_seg_head=M2FPHead(pixel_decoder=pixel_decoder, predictor=predictor),
-    )
-    return model.eval()
+    return M2FPHead(pixel_decoder=pixel_decoder, predictor=predictor)

@@ -1,8 +1,10 @@
-"""Finding and safely loading M2FP weights: no pickle code paths, strict keys, sha256.
+"""Safe reading of M2FP weights: no pickle code paths, strict key report, sha256 pins.
 
-A ModelScope model directory holds ``configuration.json`` and ``pytorch_model.pt`` (a dict
-whose ``model`` entry is the state_dict) or ``model.safetensors``. ``.pt`` files are read with
-``torch.load(weights_only=True)``, which refuses every object that is not plain tensor data.
+These are the primitives the loader (``m2fp.loader``) composes. A ModelScope model directory
+holds ``configuration.json`` and ``pytorch_model.pt`` (a dict whose ``model`` entry is the
+state_dict) or ``model.safetensors``. ``.pt`` files are read with ``torch.load(weights_only=
+True)``, which refuses every object that is not plain tensor data; safetensors files are read
+into one buffer, hashed there, and parsed as views of it (``m2fp.safetensors_view``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from safetensors.torch import load as load_safetensors_bytes
@@ -22,6 +24,8 @@ from torch.torch_version import TorchVersion
 
 from m2fp.build import build_model, validate_config
 from m2fp.errors import CheckpointError, ModelConfigError, ModelNotFoundError
+from m2fp.safetensors_view import tensors_from_safetensors
+from m2fp.sha256_pin import check_pin
 
 CONFIG_FILE = "configuration.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.pt")
@@ -29,20 +33,49 @@ KEYS_SHOWN = 8
 # weights_only=True could still run code before 2.6 (CVE-2025-32434)
 MIN_SAFE_TORCH = "2.6"
 
+SourceKind = Literal["directory", "m2fp", "fernet"]
+
 
 @dataclass(frozen=True)
-class LoadedWeights:
-    """A state_dict with where it came from.
+class ModelWeights:
+    """A model's config and weights, opened and checked: the one record every loader yields.
 
     Attributes:
-        state_dict: parameter name -> tensor.
-        sha256: hex digest of the weights file's bytes.
-        source: file name (not the full path) the weights came from.
+        config: the ModelScope ``model`` config section (validated).
+        state_dict: parameter name -> tensor; keys and shapes fit the network ``config``
+            describes. For protected files the tensors are views of a buffer that is wiped
+            when the ``open_model`` block ends.
+        sha256: hex digest of the weights as stored in the clear (the weights file of a
+            directory, the decrypted payload of a protected file): what a pin checks.
+        kind: ``"directory"``, ``"m2fp"`` (encrypted envelope) or ``"fernet"``.
+        weights_file: name (not path) of the file the weights came from.
+        weights_bytes: length of the clear weights.
+        parameters: number of parameters of the network.
+        protection: public facts about the encryption, or None for a plain directory.
     """
 
+    config: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
     sha256: str
-    source: str
+    kind: SourceKind
+    weights_file: str
+    weights_bytes: int
+    parameters: int
+    protection: dict[str, Any] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """What ``m2fp model info`` prints: everything but the tensors."""
+        report = {
+            "config": self.config,
+            "parameters": self.parameters,
+            "classes": self.config["classes"],
+            "weights_file": self.weights_file,
+            "weights_bytes": self.weights_bytes,
+            "sha256": self.sha256,
+        }
+        if self.protection is not None:
+            report["protection"] = self.protection
+        return report
 
 
 def find_weights(model_dir: Path) -> Path:
@@ -58,7 +91,7 @@ def find_weights(model_dir: Path) -> Path:
 
 
 def read_config(model_dir: Path) -> dict[str, Any]:
-    """The ``model`` section of ``configuration.json``."""
+    """The validated ``model`` section of ``configuration.json``."""
     path = model_dir / CONFIG_FILE
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -73,14 +106,6 @@ def read_config(model_dir: Path) -> dict[str, Any]:
     return section
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def require_safe_torch() -> None:
     """Refuse to unpickle anything on a torch whose ``weights_only=True`` can be bypassed."""
     if TorchVersion(torch.__version__) < MIN_SAFE_TORCH:
@@ -90,7 +115,7 @@ def require_safe_torch() -> None:
         )
 
 
-def state_dict_from_bytes(data: bytes, *, kind: str) -> dict[str, torch.Tensor]:
+def state_dict_from_bytes(data: bytes | bytearray, *, kind: str) -> dict[str, torch.Tensor]:
     """Parse weights held in memory.
 
     Args:
@@ -99,7 +124,7 @@ def state_dict_from_bytes(data: bytes, *, kind: str) -> dict[str, torch.Tensor]:
     """
     if kind == "safetensors":
         try:
-            return load_safetensors_bytes(data)
+            return load_safetensors_bytes(bytes(data))
         except Exception as exc:  # safetensors raises its own untyped errors
             raise CheckpointError("the safetensors weights could not be parsed") from exc
     require_safe_torch()
@@ -123,19 +148,39 @@ def _extract_state_dict(loaded: Any) -> dict[str, torch.Tensor]:
     return dict(loaded)
 
 
-def load_weights_file(path: Path, *, expected_sha256: str | None = None) -> LoadedWeights:
-    """Read, hash and parse a weights file; the hash covers exactly the bytes parsed."""
+def _read_into_buffer(path: Path) -> bytearray:
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            size = path.stat().st_size
+            buffer = bytearray(size)
+            if handle.readinto(buffer) != size or handle.read(1):
+                raise CheckpointError(f"the weights file {path.name} changed while being read")
     except OSError as exc:
         raise CheckpointError(f"the weights file {path.name} could not be read") from exc
-    digest = hashlib.sha256(data).hexdigest()
-    if expected_sha256 is not None and digest != expected_sha256.lower():
-        raise CheckpointError(f"sha256 of {path.name} does not match the pinned hash")
-    kind = "safetensors" if path.suffix == ".safetensors" else "pt"
-    state_dict = state_dict_from_bytes(data, kind=kind)
-    del data
-    return LoadedWeights(state_dict=state_dict, sha256=digest, source=path.name)
+    return buffer
+
+
+def read_weights_file(
+    path: Path, *, expected_sha256: str | None = None
+) -> tuple[dict[str, torch.Tensor], str, int]:
+    """Read, hash and parse a weights file; the hash covers exactly the bytes parsed.
+
+    A safetensors file is read once into a buffer whose views become the tensors (no second
+    copy); a ``.pt`` file goes through ``torch.load(weights_only=True)``.
+
+    Returns:
+        (state_dict, sha256 of the file, its length in bytes).
+
+    Raises:
+        IntegrityError: the pin does not match (checked before anything is parsed).
+        CheckpointError: unreadable, refused or malformed.
+    """
+    buffer = _read_into_buffer(path)
+    digest = hashlib.sha256(buffer).hexdigest()
+    check_pin(digest, expected_sha256)
+    if path.suffix == ".safetensors":
+        return tensors_from_safetensors(buffer), digest, len(buffer)
+    return state_dict_from_bytes(buffer, kind="pt"), digest, len(buffer)
 
 
 def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
@@ -159,49 +204,29 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -
         raise CheckpointError("weights do not fit the network: " + "; ".join(problems))
 
 
-def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Strictly load a state_dict after a readable key check."""
-    check_state_dict(model, state_dict)
-    model.load_state_dict(state_dict, strict=True)
+def check_fits(config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -> int:
+    """Check keys and shapes against the network ``config`` describes, built on the meta
+    device (shapes only: no memory, no random init). Returns its parameter count."""
+    skeleton = build_model(config, empty=True)
+    check_state_dict(skeleton, state_dict)
+    return sum(p.numel() for p in skeleton.parameters())
 
 
-def load_model_dir(
-    model_dir: Path, *, expected_sha256: str | None = None
-) -> tuple[nn.Module, dict[str, Any], LoadedWeights]:
-    """Build the network described by a ModelScope directory and load its weights."""
+def open_model_dir(model_dir: Path, *, expected_sha256: str | None = None) -> ModelWeights:
+    """Config and weights of a ModelScope directory, pinned and checked to fit."""
     if not model_dir.is_dir():
         raise ModelNotFoundError(
             "model directory not found; run 'm2fp model download' to fetch the weights"
         )
     config = read_config(model_dir)
-    weights = load_weights_file(find_weights(model_dir), expected_sha256=expected_sha256)
-    model = build_model(config)
-    load_into(model, weights.state_dict)
-    return model, config, weights
-
-
-def load_model(
-    path: Path, *, key: bytes | str | None = None, expected_sha256: str | None = None
-) -> tuple[nn.Module, dict[str, Any], str]:
-    """Build and load a network from whatever ``path`` holds.
-
-    A directory is a ModelScope model directory; a file is an encrypted ``.m2fp`` envelope or
-    a Fernet-wrapped ``torch.save`` checkpoint (see ``m2fp.protection``), opened with ``key``
-    in memory only.
-
-    Args:
-        path: model directory or protected weights file.
-        key: the model key for a protected file (raw 32 bytes, or base64/hex text).
-        expected_sha256: pin for the weights: the weights file of a directory, the
-            decrypted weights of a protected file.
-
-    Returns:
-        (network in eval mode, ``model`` config, sha256 of the weights).
-    """
-    require_safe_torch()
-    if not path.is_file():
-        model, config, weights = load_model_dir(path, expected_sha256=expected_sha256)
-        return model, config, weights.sha256
-    from m2fp.protection.loading import load_protected_model
-
-    return load_protected_model(path, key=key, expected_sha256=expected_sha256)
+    weights_path = find_weights(model_dir)
+    state_dict, digest, size = read_weights_file(weights_path, expected_sha256=expected_sha256)
+    return ModelWeights(
+        config=config,
+        state_dict=state_dict,
+        sha256=digest,
+        kind="directory",
+        weights_file=weights_path.name,
+        weights_bytes=size,
+        parameters=check_fits(config, state_dict),
+    )

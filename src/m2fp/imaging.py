@@ -11,12 +11,12 @@ import math
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from m2fp.defaults import DEFAULT_MAX_PIXELS
 from m2fp.errors import ImageError
 
 ALLOWED_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
 MAGIC_NUMBERS = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
-DEFAULT_MAX_PIXELS = 50_000_000
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -82,9 +82,9 @@ def decode_image(
     return _limit_side(_strip(rgb), max_side)
 
 
-def prepare_image(image: Image.Image, *, max_side: int | None = None) -> Image.Image:
+def prepare_image(image: Image.Image) -> Image.Image:
     """An in-memory PIL image made upright, RGB and metadata-free."""
-    return _limit_side(_strip(ImageOps.exif_transpose(image).convert("RGB")), max_side)
+    return _strip(ImageOps.exif_transpose(image).convert("RGB"))
 
 
 def _strip(image: Image.Image) -> Image.Image:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from m2fp.defaults import DEFAULT_ALPHA
 from m2fp.imaging import encode_png
 from m2fp.labels import palette_bytes
 from m2fp.processing.masks import CroppedMask
@@ -166,7 +167,7 @@ class ParsingResult:
         image.putpalette(palette_bytes())
         return encode_png(image)
 
-    def visualize(self, alpha: float = 0.6, *, legend: bool = True) -> bytes:
+    def visualize(self, alpha: float = DEFAULT_ALPHA, *, legend: bool = True) -> bytes:
         """PNG of the CIHP colours blended over the photo, with a legend of classes present.
 
         Args:

@@ -12,8 +12,6 @@ from m2fp.labels import CIHP_PALETTE
 LEGEND_ROW = 18
 LEGEND_SWATCH = 12
 LEGEND_COLUMN = 120
-# weight of the class colours over the photo
-DEFAULT_ALPHA = 0.6
 
 
 def check_alpha(alpha: float) -> float:

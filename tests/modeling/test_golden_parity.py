@@ -9,8 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from m2fp.build import build_model
-from m2fp.checkpoint import load_into
+from m2fp.loader import fill_skeleton
 from m2fp.processing.preprocess import resize, to_input_tensor
 from tests.conftest import GOLDEN, golden_config, golden_sizes, golden_state_dict
 
@@ -22,9 +21,7 @@ def expected() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def network():
-    model = build_model(golden_config())
-    load_into(model, golden_state_dict())
-    return model
+    return fill_skeleton(golden_config(), golden_state_dict())
 
 
 def test_preprocess_matches_pipeline_input(expected):

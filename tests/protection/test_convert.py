@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from m2fp.checkpoint import load_model
 from m2fp.errors import CheckpointError, IntegrityError, ModelKeyError, ModelNotFoundError
+from m2fp.loader import load_model
 from m2fp.protection.convert import encrypt_model_dir, new_file, rekey_file
 from m2fp.protection.envelope import decrypt_chunks, open_envelope
 from m2fp.protection.keys import generate_key
 from tests.conftest import GOLDEN, golden_state_dict
-from tests.protection.conftest import SMALL_CHUNK, assert_no_key
+from tests.utils.model_keys import SMALL_CHUNK, assert_no_key
 
 
 def decrypted_payload(path: Path, key: bytes) -> bytes:

@@ -25,7 +25,7 @@ from m2fp.protection.envelope import (
 )
 from m2fp.protection.keys import generate_key, key_id
 from tests.conftest import golden_config
-from tests.protection.conftest import assert_no_key
+from tests.utils.model_keys import assert_no_key
 
 CS = MIN_CHUNK_SIZE
 KEY = generate_key()

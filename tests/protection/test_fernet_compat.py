@@ -12,11 +12,11 @@ import torch
 from cryptography.fernet import Fernet
 
 from m2fp import HumanParser
-from m2fp.checkpoint import load_model
 from m2fp.errors import CheckpointError, IntegrityError, ModelConfigError, ModelKeyError
+from m2fp.loader import load_model
 from m2fp.protection.keys import encode_key
-from tests.conftest import GOLDEN, golden_sizes, golden_state_dict
-from tests.protection.conftest import nothing_written
+from tests.conftest import GOLDEN, golden_options, golden_state_dict
+from tests.utils.write_watch import nothing_written
 
 NAME = "pytorch_model.pt.enc"
 
@@ -44,11 +44,8 @@ def test_fernet_wrapped_checkpoint_gives_identical_outputs(
     tmp_path, private_tmp, plain_checkpoint, model_key, tiny_parser, golden_image_path
 ):
     path = wrap(tmp_path / "model", plain_checkpoint, encode_key(model_key))
-    min_size, max_size = golden_sizes()
     with nothing_written(private_tmp, path.parent):
-        parser = HumanParser.from_pretrained(
-            path, key=model_key, min_size=min_size, max_size=max_size
-        )
+        parser = HumanParser.from_pretrained(path, key=model_key, options=golden_options())
     plain = tiny_parser.model.state_dict()
     assert all(torch.equal(v, parser.model.state_dict()[k]) for k, v in plain.items())
     expected, got = tiny_parser(golden_image_path), parser(golden_image_path)
@@ -114,16 +111,16 @@ def test_pickle_payload_inside_the_token_is_not_executed(tmp_path, model_key):
 def test_decrypted_tensors_are_cleared_after_loading(
     tmp_path, plain_checkpoint, model_key, monkeypatch
 ):
-    from m2fp.protection import loading
+    from m2fp import loader
 
     seen: list[dict] = []
-    original = loading.load_into
+    original = loader.fill_skeleton
 
-    def keep(model, state_dict):
+    def keep(config, state_dict):
         seen.append(state_dict)
-        original(model, state_dict)
+        return original(config, state_dict)
 
-    monkeypatch.setattr(loading, "load_into", keep)
+    monkeypatch.setattr(loader, "fill_skeleton", keep)
     path = wrap(tmp_path / "model", plain_checkpoint, encode_key(model_key))
     model, _, _ = load_model(path, key=model_key)
     assert all(not v.any() for v in seen[0].values())

@@ -20,7 +20,7 @@ from m2fp.protection.keys import (
     resolve_model_key,
     write_key_file,
 )
-from tests.protection.conftest import assert_no_key, make_key_file
+from tests.utils.model_keys import assert_no_key, make_key_file
 
 
 def test_generated_keys_are_256_bit_and_distinct():

@@ -12,8 +12,8 @@ import pytest
 from m2fp.cli import run
 from m2fp.protection.keys import encode_key, generate_key
 from tests.conftest import GOLDEN
-from tests.protection.conftest import assert_no_key, make_key_file
 from tests.server.conftest import free_port, running_process
+from tests.utils.model_keys import assert_no_key, make_key_file
 
 
 @pytest.fixture(autouse=True)

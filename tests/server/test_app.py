@@ -255,7 +255,7 @@ async def test_cross_site_posts_are_refused(tiny_parser, headers, allowed):
 
 async def test_unexpected_errors_become_a_generic_500(tiny_parser, caplog):
     class BrokenParser:
-        def __call__(self, image):
+        def parse_upright(self, image):
             raise RuntimeError("/home/alice/private-" + "detail.png")
 
     app = create_app(tiny_settings(), parser=BrokenParser())
@@ -315,7 +315,7 @@ async def test_inference_runs_off_the_event_loop_with_bounded_concurrency(tiny_p
             self.release = threading.Event()
             self.calls = 0
 
-        def __call__(self, image):
+        def parse_upright(self, image):
             self.calls += 1
             self.entered.set()
             assert self.release.wait(60)

@@ -142,7 +142,7 @@ class BlockingParser:
         self.started = threading.Event()
         self.release = threading.Event()
 
-    def __call__(self, image):
+    def parse_upright(self, image):
         self.started.set()
         self.release.wait(WAIT)
         return self.parser(image)

@@ -17,8 +17,6 @@ from m2fp.modeling.conv_norm import ConvNorm
 from m2fp.modeling.ms_deform_attn import MSDeformAttn
 from m2fp.modeling.position_encoding import PositionEmbeddingSine
 
-DECODER_LEVELS = 3  # the transformer decoder always reads three scales
-
 
 class DeformableEncoderLayer(nn.Module):
     """Deformable self-attention then FFN, both post-norm."""
@@ -205,7 +203,8 @@ class MSDeformAttnPixelDecoder(nn.Module):
     def forward(
         self, features: Mapping[str, torch.Tensor]
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Returns: mask_features Bx mask_dim x H/4 x W/4, and three maps (1/32, 1/16, 1/8)."""
+        """Returns: mask_features Bx mask_dim x H/4 x W/4, and the encoder's maps from low to
+        high resolution, one per transformer input feature (1/32, 1/16, 1/8 for M2FP)."""
         srcs, pos = [], []
         for idx, name in enumerate(reversed(self.transformer_in_features)):
             x = features[name].float()
@@ -226,4 +225,4 @@ class MSDeformAttnPixelDecoder(nn.Module):
                 outs[-1], size=lateral.shape[-2:], mode="bilinear", align_corners=False
             )
             outs.append(getattr(self, f"layer_{fpn_idx}")(lateral + top_down))
-        return self.mask_features(outs[-1]), outs[:DECODER_LEVELS]
+        return self.mask_features(outs[-1]), outs[: len(self.transformer_in_features)]

@@ -82,88 +82,154 @@ def parse_outputs(
         num_parsing: number of semantic classes; class ``num_parsing`` is "Human".
         ins_score_thr: minimum instance score for pasting into the label map.
     """
-    num_classes = class_logits.shape[1] - 1
-    class_scores = class_logits.softmax(-1)[:, :-1]
-    topk = min(TOPK_PER_IMAGE, class_scores.numel())
-    scores, flat_index = class_scores.flatten().topk(topk, sorted=False)
-    labels = flat_index % num_classes
-    queries = torch.div(flat_index, num_classes, rounding_mode="floor")
-
-    # final score = class score * mean mask probability <= class score, so anything below every
-    # threshold can be dropped before its mask is ever upsampled
-    keep = scores >= min(PART_MIN_SCORE, HUMAN_MIN_SCORE, ins_score_thr)
-    scores, labels, queries = scores[keep], labels[keep], queries[keep]
-    unique_queries, query_slot = torch.unique(queries, return_inverse=True)
-
+    candidates = _Candidates.select(class_logits, ins_score_thr)
     resampler = MaskResampler(
         low_size=(int(mask_logits.shape[-2]), int(mask_logits.shape[-1])),
         padded_size=padded_size,
         input_size=input_size,
         output_size=output_size,
     )
-    mask_scores = torch.zeros(len(unique_queries))
-    full_masks: dict[int, CroppedMask] = {}
-    regions: dict[int, tuple[slice, slice]] = {}
-    cache: dict[int, _Window] = {}
-    cached_bytes = 0
-    for slot, query in enumerate(unique_queries.tolist()):
-        window = _Window.upsample(resampler, mask_logits[query])
-        if window is None:
-            continue  # no positive pixel: mask score 0, no mask
-        positive = window.logits > 0
-        positive_f = positive.float()
-        mask_scores[slot] = (window.logits.sigmoid() * positive_f).sum() / (positive_f.sum() + 1e-6)
-        rows, cols = positive.any(1), positive.any(0)
-        if not rows.any():
-            continue
-        # the same products as final_scores below
-        pair = query_slot == slot
-        pair_scores, pair_labels = scores[pair] * mask_scores[slot], labels[pair]
-        # a superset of the parts and humans returned below (whose float comparisons differ
-        # from these float32 ones at the last bit), so every returned instance has its mask
-        returned = (pair_labels != 0) & (pair_scores >= min(PART_MIN_SCORE, HUMAN_MIN_SCORE))
-        if returned.any():
-            full_masks[slot] = CroppedMask.from_projections(
-                positive, rows, cols, origin=(window.top, window.left), size=output_size
-            )
-        if ((pair_labels != num_parsing) & (pair_scores >= ins_score_thr)).any():
-            regions[slot] = window.region
-            if cached_bytes + 4 * window.logits.numel() <= CACHE_BYTES:
-                cache[slot] = window
-                cached_bytes += 4 * window.logits.numel()
-
-    final_scores = scores * mask_scores[query_slot]
-    parts: list[Instance] = []
-    humans: list[Instance] = []
-    for i in range(len(final_scores)):
-        label, score, slot = int(labels[i]), float(final_scores[i]), int(query_slot[i])
-        if label == num_parsing:
-            if score > HUMAN_MIN_SCORE:
-                humans.append(Instance(label=label, score=score, mask=full_masks[slot]))
-        elif label != 0 and score >= PART_MIN_SCORE:
-            parts.append(Instance(label=label, score=score, mask=full_masks[slot]))
-
-    def window_of(slot: int) -> _Window:
-        cached = cache.get(slot)
-        if cached is not None:
-            return cached
-        window = _Window.upsample(resampler, mask_logits[int(unique_queries[slot])])
-        assert window is not None  # it had positive pixels in the first pass
-        return window
-
+    masks = _QueryMasks.measure(
+        candidates,
+        mask_logits,
+        resampler,
+        num_parsing=num_parsing,
+        ins_score_thr=ins_score_thr,
+    )
+    final_scores = candidates.scores * masks.mask_scores[candidates.slots]
+    parts, humans = _instances(candidates, final_scores, masks, num_parsing=num_parsing)
     label_map, semantic_max = _paste_semantics(
-        regions,
-        window_of,
-        labels=labels,
+        masks.regions,
+        masks.window_of,
+        labels=candidates.labels,
         scores=final_scores,
-        slots=query_slot,
+        slots=candidates.slots,
         num_parsing=num_parsing,
         ins_score_thr=ins_score_thr,
         output_size=output_size,
     )
+    return ParsedOutput(parts=parts, humans=humans, label_map=label_map, semantic_max=semantic_max)
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """The (query, label) pairs of the top-k class scores that can still reach a threshold.
+
+    Attributes:
+        scores: N class probabilities.
+        labels: N class indices.
+        slots: N indices into ``queries``.
+        queries: the distinct query indices among the pairs, ascending.
+    """
+
+    scores: torch.Tensor
+    labels: torch.Tensor
+    slots: torch.Tensor
+    queries: torch.Tensor
+
+    @classmethod
+    def select(cls, class_logits: torch.Tensor, ins_score_thr: float) -> _Candidates:
+        """ModelScope's unsorted top-k over Qx(K) class probabilities, without the pairs
+        below every threshold: final score = class score * mean mask probability <= class
+        score, so they can be dropped before their mask is ever upsampled."""
+        num_classes = class_logits.shape[1] - 1
+        class_scores = class_logits.softmax(-1)[:, :-1]
+        topk = min(TOPK_PER_IMAGE, class_scores.numel())
+        scores, flat_index = class_scores.flatten().topk(topk, sorted=False)
+        labels = flat_index % num_classes
+        queries = torch.div(flat_index, num_classes, rounding_mode="floor")
+        keep = scores >= min(PART_MIN_SCORE, HUMAN_MIN_SCORE, ins_score_thr)
+        unique_queries, slots = torch.unique(queries[keep], return_inverse=True)
+        return cls(scores=scores[keep], labels=labels[keep], slots=slots, queries=unique_queries)
+
+
+class _QueryMasks:
+    """Per distinct candidate query: its mask score, its mask at the original size if it can
+    be returned, and the window it can paint into the label map (upsampled logits cached
+    within ``CACHE_BYTES``, the rest recomputed when painting)."""
+
+    def __init__(self, resampler: MaskResampler, mask_logits: torch.Tensor, queries: torch.Tensor):
+        self.resampler = resampler
+        self.mask_logits = mask_logits
+        self.queries = queries
+        self.mask_scores = torch.zeros(len(queries))
+        self.full_masks: dict[int, CroppedMask] = {}
+        self.regions: dict[int, tuple[slice, slice]] = {}
+        self.cache: dict[int, _Window] = {}
+
+    @classmethod
+    def measure(
+        cls,
+        candidates: _Candidates,
+        mask_logits: torch.Tensor,
+        resampler: MaskResampler,
+        *,
+        num_parsing: int,
+        ins_score_thr: float,
+    ) -> _QueryMasks:
+        masks = cls(resampler, mask_logits, candidates.queries)
+        cached_bytes = 0
+        for slot, query in enumerate(candidates.queries.tolist()):
+            window = _Window.upsample(resampler, mask_logits[query])
+            if window is None:
+                continue  # no positive pixel: mask score 0, no mask
+            positive = window.logits > 0
+            positive_f = positive.float()
+            masks.mask_scores[slot] = (window.logits.sigmoid() * positive_f).sum() / (
+                positive_f.sum() + 1e-6
+            )
+            rows, cols = positive.any(1), positive.any(0)
+            if not rows.any():
+                continue
+            # the same products as the final scores of parse_outputs
+            pair = candidates.slots == slot
+            pair_scores = candidates.scores[pair] * masks.mask_scores[slot]
+            pair_labels = candidates.labels[pair]
+            # a superset of the parts and humans returned (whose float comparisons differ
+            # from these float32 ones at the last bit), so every returned instance has its mask
+            returned = (pair_labels != 0) & (pair_scores >= min(PART_MIN_SCORE, HUMAN_MIN_SCORE))
+            if returned.any():
+                masks.full_masks[slot] = CroppedMask.from_projections(
+                    positive,
+                    rows,
+                    cols,
+                    origin=(window.top, window.left),
+                    size=resampler.output_size,
+                )
+            if ((pair_labels != num_parsing) & (pair_scores >= ins_score_thr)).any():
+                masks.regions[slot] = window.region
+                if cached_bytes + 4 * window.logits.numel() <= CACHE_BYTES:
+                    masks.cache[slot] = window
+                    cached_bytes += 4 * window.logits.numel()
+        return masks
+
+    def window_of(self, slot: int) -> _Window:
+        """The upsampled window of a query that has one (it had positive pixels)."""
+        cached = self.cache.get(slot)
+        if cached is not None:
+            return cached
+        window = _Window.upsample(self.resampler, self.mask_logits[int(self.queries[slot])])
+        assert window is not None  # it had positive pixels when measured
+        return window
+
+
+def _instances(
+    candidates: _Candidates, final_scores: torch.Tensor, masks: _QueryMasks, *, num_parsing: int
+) -> tuple[list[Instance], list[Instance]]:
+    """Parts (score >= 0.1, background excluded) and humans (score > 0.1), best first."""
+    parts: list[Instance] = []
+    humans: list[Instance] = []
+    for i in range(len(final_scores)):
+        label, score = int(candidates.labels[i]), float(final_scores[i])
+        slot = int(candidates.slots[i])
+        if label == num_parsing:
+            if score > HUMAN_MIN_SCORE:
+                humans.append(Instance(label=label, score=score, mask=masks.full_masks[slot]))
+        elif label != 0 and score >= PART_MIN_SCORE:
+            parts.append(Instance(label=label, score=score, mask=masks.full_masks[slot]))
     parts.sort(key=lambda inst: -inst.score)
     humans.sort(key=lambda inst: -inst.score)
-    return ParsedOutput(parts=parts, humans=humans, label_map=label_map, semantic_max=semantic_max)
+    return parts, humans
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-# ModelScope's pipeline defaults: short side 640, long side at most 1333
-DEFAULT_MIN_SIZE = 640
-DEFAULT_MAX_SIZE = 1333
-
 
 def check_input_sizes(min_size: int, max_size: int) -> None:
     """Raise ValueError unless ``0 < min_size <= max_size``."""

@@ -14,11 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-import torch
 from safetensors.torch import save as save_safetensors
 
-from m2fp.build import build_model
-from m2fp.checkpoint import check_state_dict, find_weights, load_weights_file, read_config
+from m2fp.checkpoint import open_model_dir
 from m2fp.errors import CheckpointError, ModelNotFoundError
 from m2fp.protection.envelope import (
     DEFAULT_CHUNK_SIZE,
@@ -67,12 +65,9 @@ def encrypt_model_dir(
     """
     if not model_dir.is_dir():
         raise ModelNotFoundError("the model directory to encrypt was not found")
-    config = read_config(model_dir)
-    weights = load_weights_file(find_weights(model_dir))
-    with torch.device("meta"):  # shapes only: the skeleton costs no memory
-        skeleton = build_model(config)
-    check_state_dict(skeleton, weights.state_dict)
+    weights = open_model_dir(model_dir)
     payload = save_safetensors({k: v.contiguous() for k, v in weights.state_dict.items()})
+    config = weights.config
     del weights
     header = new_header(
         config=config,

@@ -35,6 +35,7 @@ from m2fp.errors import CheckpointError, IntegrityError, ModelKeyError
 from m2fp.protection import CRYPTOGRAPHY_MISSING
 from m2fp.protection.keys import key_id, parse_key
 from m2fp.protection.plaintext_buffer import wipe
+from m2fp.sha256_pin import check_pin
 
 try:
     from cryptography.exceptions import InvalidTag
@@ -335,3 +336,33 @@ def decrypt_chunks(stream: BinaryIO, header: Header, key: bytes) -> Iterator[mem
             raise IntegrityError("the decrypted weights do not match the sha256 in the header")
     finally:
         wipe(plain)
+
+
+@contextmanager
+def decrypted_payload(
+    path: Path, key: bytes, *, expected_sha256: str | None = None
+) -> Iterator[tuple[Header, bytearray]]:
+    """The whole authenticated payload of an ``.m2fp`` file in one bytearray, wiped when the
+    ``with`` block ends (also on error).
+
+    Args:
+        path: the ``.m2fp`` file.
+        key: the raw model key.
+        expected_sha256: pin for the payload, checked against the header before decrypting.
+
+    Raises:
+        ModelKeyError: not this file's key.
+        IntegrityError: the pin differs, a tag fails, the file is cut short or extended.
+    """
+    with open_envelope(path) as (stream, header):
+        check_key(header, key)
+        check_pin(header.plaintext_sha256, expected_sha256)
+        plaintext = bytearray(header.plaintext_size)
+        try:
+            offset = 0
+            for chunk in decrypt_chunks(stream, header, key):
+                plaintext[offset : offset + len(chunk)] = chunk
+                offset += len(chunk)
+            yield header, plaintext
+        finally:
+            wipe(plaintext)

@@ -17,6 +17,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from PIL import Image
 
+from m2fp.parser_options import ParserOptions
 from m2fp.predictor import HumanParser
 from m2fp.protection.keys import resolve_model_key
 from m2fp.server.audit_log import AuditLog
@@ -49,15 +50,14 @@ def load_parser(settings: Settings) -> HumanParser:
         raise SettingsError("no model: pass --model DIR or set M2FP_MODEL")
     secret = settings.model_key.get_secret_value() if settings.model_key else None
     key = resolve_model_key(secret, settings.model_key_file)
-    return HumanParser.from_pretrained(
-        settings.model,
-        key=key,
+    options = ParserOptions(
         min_size=settings.min_size,
         max_size=settings.max_size,
-        expected_sha256=settings.model_sha256,
+        max_pixels=settings.max_pixels,
         precision=settings.precision,
-        # the worker trims the heap itself, once the response is built and the result dropped
-        release_memory=False,
+    )
+    return HumanParser.from_pretrained(
+        settings.model, options=options, key=key, expected_sha256=settings.model_sha256
     )
 
 

@@ -88,7 +88,7 @@ class Inference:
             started = time.perf_counter()
             try:
                 image = decode_upload(upload, max_pixels=self.max_pixels, max_side=self.max_side)
-                result = self.parser(image)
+                result = self.parser.parse_upright(image)
                 del image
                 if as_png:
                     reply = Reply(png_body(result, query), "image/png")

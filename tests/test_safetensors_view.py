@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load, save
 
 from m2fp.errors import CheckpointError
-from m2fp.protection.plaintext_buffer import tensors_from_safetensors, wipe
+from m2fp.protection.plaintext_buffer import wipe
+from m2fp.safetensors_view import tensors_from_safetensors
 from tests.conftest import golden_state_dict
 
 

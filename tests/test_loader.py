@@ -1,5 +1,5 @@
-"""Loading protected weights: same network and outputs as the plain model, nothing written to
-disk, decrypted bytes wiped, clear refusals."""
+"""The loader: plain directories and protected weights give the same network and outputs,
+nothing is written to disk, decrypted bytes are wiped, refusals are clear."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import pytest
 import torch
 from torch.torch_version import TorchVersion
 
-from m2fp import HumanParser
-from m2fp.checkpoint import load_model, state_dict_from_bytes
+from m2fp import HumanParser, loader
+from m2fp.checkpoint import state_dict_from_bytes
 from m2fp.errors import CheckpointError, IntegrityError, ModelKeyError
-from m2fp.protection import loading
+from m2fp.loader import load_model
 from m2fp.protection.envelope import open_envelope
 from m2fp.protection.keys import encode_key, generate_key
-from tests.conftest import golden_sizes
-from tests.protection.conftest import nothing_written
+from tests.conftest import golden_options
+from tests.utils.write_watch import nothing_written
 
 
 def outputs(parser: HumanParser, image: Path) -> tuple:
@@ -56,10 +56,9 @@ def test_old_torch_is_refused(monkeypatch, tiny_model_dir, encrypted_model, mode
 def test_encrypted_model_gives_identical_network_and_outputs(
     private_tmp, tiny_parser, encrypted_model, model_key, golden_image_path
 ):
-    min_size, max_size = golden_sizes()
     with nothing_written(private_tmp, encrypted_model.parent):
         parser = HumanParser.from_pretrained(
-            encrypted_model, key=model_key, min_size=min_size, max_size=max_size
+            encrypted_model, key=model_key, options=golden_options()
         )
     plain = tiny_parser.model.state_dict()
     loaded = parser.model.state_dict()
@@ -80,13 +79,13 @@ def test_key_may_be_given_as_text(encrypted_model, model_key, form):
 
 def test_decrypted_bytes_are_wiped_after_loading(monkeypatch, encrypted_model, model_key):
     seen: list[dict] = []
-    original = loading.load_into
+    original = loader.fill_skeleton
 
-    def keep(model, state_dict):
+    def keep(config, state_dict):
         seen.append(state_dict)
-        original(model, state_dict)
+        return original(config, state_dict)
 
-    monkeypatch.setattr(loading, "load_into", keep)
+    monkeypatch.setattr(loader, "fill_skeleton", keep)
     model, _, _ = load_model(encrypted_model, key=model_key)
     views = seen[0]
     assert all(not v.any() for v in views.values() if v.numel())
@@ -96,12 +95,12 @@ def test_decrypted_bytes_are_wiped_after_loading(monkeypatch, encrypted_model, m
 def test_decrypted_bytes_are_wiped_when_loading_fails(monkeypatch, encrypted_model, model_key):
     seen: list[dict] = []
 
-    def fail(model, state_dict):
+    def fail(config, state_dict):
         seen.append(state_dict)
         assert any(v.any() for v in state_dict.values())
         raise CheckpointError("weights do not fit the network")
 
-    monkeypatch.setattr(loading, "load_into", fail)
+    monkeypatch.setattr(loader, "fill_skeleton", fail)
     with pytest.raises(CheckpointError, match="do not fit"):
         load_model(encrypted_model, key=model_key)
     assert all(not v.any() for v in seen[0].values() if v.numel())
@@ -146,3 +145,55 @@ def test_unknown_files_are_refused(tmp_path, model_key):
     other.write_bytes(b"\x00" * 64)
     with pytest.raises(CheckpointError, match="neither a model directory"):
         load_model(other, key=model_key)
+
+
+def test_every_source_kind_yields_the_same_checked_record(
+    tiny_model_dir, encrypted_model, model_key
+):
+    from m2fp.loader import open_model
+
+    with open_model(tiny_model_dir) as plain:
+        plain_report = plain.describe()
+        assert plain.kind == "directory" and plain.protection is None
+        assert plain.weights_file == "model.safetensors"
+    with open_model(encrypted_model, key=model_key) as protected:
+        assert protected.kind == "m2fp" and protected.protection["cipher"] == "AES-256-GCM"
+        assert protected.parameters == plain.parameters
+        assert protected.config == plain.config
+        report = protected.describe()
+    assert report["protection"]["format"] == "m2fp"
+    assert {
+        k: v
+        for k, v in report.items()
+        if k not in ("protection", "sha256", "weights_file", "weights_bytes")
+    } == {
+        k: v
+        for k, v in plain_report.items()
+        if k not in ("sha256", "weights_file", "weights_bytes")
+    }
+
+
+def test_loaded_network_owns_its_parameters(tiny_model_dir, tiny_parser):
+    """Built empty and filled: no meta tensor left, values equal to a plain load, and the
+    read buffer is not kept alive through views."""
+    model = load_model(tiny_model_dir).model
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        assert tensor.device.type == "cpu", name
+    reference = tiny_parser.model.state_dict()
+    assert all(torch.equal(v, reference[k]) for k, v in model.state_dict().items())
+    storages = {t.untyped_storage().data_ptr() for t in model.state_dict().values() if t.numel()}
+    assert len(storages) == len([t for t in model.state_dict().values() if t.numel()])
+
+
+def test_weights_in_another_dtype_are_converted(tmp_path):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from tests.conftest import GOLDEN, golden_state_dict
+
+    state = {k: v.double() if v.is_floating_point() else v for k, v in golden_state_dict().items()}
+    shutil.copy(GOLDEN / "configuration.json", tmp_path / "configuration.json")
+    save_file(state, str(tmp_path / "model.safetensors"))
+    model = load_model(tmp_path).model
+    assert {p.dtype for p in model.parameters()} == {torch.float32}

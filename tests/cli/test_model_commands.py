@@ -16,7 +16,7 @@ import pytest
 from m2fp.cli import run
 from m2fp.protection.keys import encode_key, generate_key, key_id, parse_key
 from tests.conftest import GOLDEN
-from tests.protection.conftest import assert_no_key, make_key_file
+from tests.utils.model_keys import assert_no_key, make_key_file
 
 IMAGE = str(GOLDEN / "image.png")
 SIZES = ["--min-size", "128", "--max-size", "256"]

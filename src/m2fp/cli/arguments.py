@@ -1,0 +1,118 @@
+"""Every ``m2fp`` subcommand and its arguments: standard library only, so ``m2fp --help``
+and argument errors never wait for torch.
+
+Each subcommand names its handler as ``"module:function"`` inside ``m2fp.cli``; ``run``
+imports that module only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from m2fp.defaults import DEFAULT_ALPHA, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
+
+KEY_FILE_HELP = "model key file (default: $M2FP_MODEL_KEY_FILE or $M2FP_MODEL_KEY)"
+MODEL_HELP = "model directory or .m2fp file (default: $M2FP_MODEL or the cache)"
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError("must be between 1 and 65535")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
+def _add_parse(commands: argparse._SubParsersAction) -> None:
+    parse = commands.add_parser("parse", help="parse images and write masks, labels and JSON")
+    parse.add_argument("images", nargs="+", help="JPEG or PNG files")
+    parse.add_argument("--model", help=MODEL_HELP)
+    parse.add_argument("--key-file", help=KEY_FILE_HELP)
+    parse.add_argument("--out", required=True, help="output directory")
+    parse.add_argument("--min-size", type=_positive, default=DEFAULT_MIN_SIZE)
+    parse.add_argument("--max-size", type=_positive, default=DEFAULT_MAX_SIZE)
+    parse.add_argument("--alpha", type=_fraction, default=DEFAULT_ALPHA, help="overlay opacity")
+    parse.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="fp32: exact (default); bf16: faster on CPUs with native bf16 (see BENCHMARKS.md)",
+    )
+    parse.set_defaults(handler="parse_command:parse")
+
+
+def _add_model(commands: argparse._SubParsersAction) -> None:
+    model = commands.add_parser("model", help="inspect, download or protect model files")
+    model_commands = model.add_subparsers(dest="model_command", required=True)
+    info = model_commands.add_parser(
+        "info", help="check the weights fit the network; print config, parameters, classes, sha256"
+    )
+    info.add_argument("path", nargs="?", help=MODEL_HELP)
+    info.add_argument("--key-file", help=KEY_FILE_HELP)
+    info.set_defaults(handler="model_commands:info")
+
+    download = model_commands.add_parser("download", help="fetch the official ModelScope files")
+    download.add_argument("--dest", help="target directory (default: the cache)")
+    download.add_argument("--base-url", default=None, help="ModelScope hub base URL")
+    download.add_argument("--revision", default=None, help="model revision")
+    download.set_defaults(handler="download_command:download")
+
+    keygen = model_commands.add_parser("keygen", help="create a new 256-bit model key")
+    where = keygen.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", help="new key file, created with mode 0600")
+    where.add_argument("--stdout", action="store_true", help="print the key once instead")
+    keygen.set_defaults(handler="key_commands:keygen")
+
+    encrypt = model_commands.add_parser(
+        "encrypt", help="encrypt a model directory into one .m2fp file (AES-256-GCM)"
+    )
+    encrypt.add_argument("dir", help="model directory (configuration.json plus weights)")
+    encrypt.add_argument("--key-file", help=KEY_FILE_HELP)
+    encrypt.add_argument("--out", required=True, help="the .m2fp file to create")
+    encrypt.set_defaults(handler="model_commands:encrypt")
+
+    verify = model_commands.add_parser(
+        "verify", help="check an .m2fp file's key, tags and hash; print its info"
+    )
+    verify.add_argument("file", help=".m2fp file")
+    verify.add_argument("--key-file", help=KEY_FILE_HELP)
+    verify.set_defaults(handler="model_commands:verify")
+
+    rekey = model_commands.add_parser("rekey", help="re-encrypt an .m2fp file under a new key")
+    rekey.add_argument("file", help=".m2fp file")
+    rekey.add_argument("--key-file", required=True, help="key file of the current key")
+    rekey.add_argument("--new-key-file", required=True, help="key file of the new key")
+    rekey.add_argument("--out", required=True, help="the new .m2fp file to create")
+    rekey.set_defaults(handler="model_commands:rekey")
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser("serve", help="run the web service (REST API and WebUI)")
+    serve.add_argument("--model", help=MODEL_HELP)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=_port, default=8000)
+    serve.add_argument("--key-file", help=KEY_FILE_HELP)
+    serve.set_defaults(handler="serve_command:serve")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``m2fp`` argument parser."""
+    parser = argparse.ArgumentParser(prog="m2fp", description="Multi-person human parsing (M2FP).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_parse(commands)
+    _add_model(commands)
+    _add_serve(commands)
+    return parser

@@ -1,0 +1,43 @@
+"""Where a command's model and its key come from: the flags, then the environment.
+
+Standard library only (``m2fp.protection.keys`` needs no cipher), so resolving them costs
+nothing before a command imports the network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from m2fp.cli.errors import EXIT_USAGE, CLIError
+from m2fp.errors import ModelKeyError
+from m2fp.model_location import HOW_TO_GET, resolve_model_path
+from m2fp.protection.keys import MISSING_KEY, key_from_environment, read_key_file
+
+
+def model_path(explicit: str | None) -> Path:
+    """``--model``, else ``$M2FP_MODEL``, else the cache directory; exit 2 if none exists."""
+    path = resolve_model_path(explicit)
+    if path is None or not path.exists():
+        raise CLIError(HOW_TO_GET, EXIT_USAGE)
+    return path
+
+
+def model_key(key_file: str | None) -> bytes | None:
+    """The key from ``--key-file``, else from M2FP_MODEL_KEY_FILE / M2FP_MODEL_KEY."""
+    if key_file:
+        return read_key_file(Path(key_file))
+    return key_from_environment()
+
+
+def key_for(path: Path, key_file: str | None) -> bytes | None:
+    """The key a model needs: none for a directory (so no key lookup, and none of its
+    checks, runs for it), the resolved key for an encrypted file."""
+    return model_key(key_file) if path.is_file() else None
+
+
+def required_key(key_file: str | None) -> bytes:
+    """``model_key``, which must exist."""
+    key = model_key(key_file)
+    if key is None:
+        raise ModelKeyError(MISSING_KEY)
+    return key

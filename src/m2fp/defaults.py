@@ -1,0 +1,14 @@
+"""The parse defaults every interface shows (Python API, CLI, server settings), named once.
+
+Standard library only, so the CLI can print them in ``--help`` without importing torch.
+"""
+
+from __future__ import annotations
+
+# ModelScope's pipeline: network input short side 640, long side at most 1333
+DEFAULT_MIN_SIZE = 640
+DEFAULT_MAX_SIZE = 1333
+# encoded images declaring more pixels are refused before decoding (decompression bombs)
+DEFAULT_MAX_PIXELS = 50_000_000
+# weight of the class colours over the photo in the overlay
+DEFAULT_ALPHA = 0.6
