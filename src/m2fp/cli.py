@@ -166,7 +166,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from m2fp.server.app import create_app, load_parser
-    from m2fp.server.audit_log import log_config
+    from m2fp.server.ops.audit_log import log_config
 
     try:
         parser = load_parser(settings)

@@ -15,9 +15,10 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from m2fp.server.app import create_app
-from m2fp.server.audit_log import JsonFormatter
 from m2fp.server.middleware.security_headers import CONTENT_SECURITY_POLICY
-from tests.server.conftest import app_client, jpeg_bytes, png_bytes, tiny_settings
+from m2fp.server.ops.audit_log import JsonFormatter
+from tests.server.conftest import app_client, tiny_settings
+from tests.utils.images import jpeg_bytes, png_bytes
 
 pytestmark = pytest.mark.anyio
 PARSE = "/api/v1/parse"

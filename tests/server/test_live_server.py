@@ -12,8 +12,8 @@ import httpx
 import pytest
 from PIL import Image, PngImagePlugin
 
-from tests.server.bad_inputs import corrupt_files, decompression_bomb, renamed_files
-from tests.server.conftest import jpeg_bytes, png_bytes
+from tests.utils.bad_inputs import corrupt_files, decompression_bomb, renamed_files
+from tests.utils.images import jpeg_bytes, png_bytes
 
 PARSE = "/api/v1/parse"
 MIB = 1024 * 1024

@@ -19,17 +19,17 @@ from PIL import Image
 
 from m2fp.predictor import HumanParser
 from m2fp.protection.keys import resolve_model_key
-from m2fp.server.audit_log import AuditLog
+from m2fp.server.abuse.guard import build_parse_guard
 from m2fp.server.errors import install_error_handlers
-from m2fp.server.inference import Inference
-from m2fp.server.inference_queue import InferenceQueue
-from m2fp.server.metrics import Metrics
 from m2fp.server.middleware.client_address import ClientAddressMiddleware
 from m2fp.server.middleware.cors import CorsMiddleware
 from m2fp.server.middleware.origin_check import OriginCheckMiddleware
 from m2fp.server.middleware.request_context import RequestContextMiddleware
 from m2fp.server.middleware.security_headers import SecurityHeadersMiddleware
-from m2fp.server.parse_guard import build_parse_guard
+from m2fp.server.ops.audit_log import AuditLog
+from m2fp.server.ops.metrics import Metrics
+from m2fp.server.parse.queue import InferenceQueue
+from m2fp.server.parse.service import Inference
 from m2fp.server.routes import classes, health, metrics, parse, ui
 from m2fp.server.settings import Settings, SettingsError
 

@@ -8,13 +8,13 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from m2fp.server.audit_log import AuditLog
-from m2fp.server.client_identity import ClientIdentity
+from m2fp.server.abuse.client_identity import ClientIdentity
+from m2fp.server.abuse.guard import ParseGuard
 from m2fp.server.errors import ApiError, UploadRejected
-from m2fp.server.inference import Inference
-from m2fp.server.metrics import Metrics
-from m2fp.server.parse_guard import ParseGuard
-from m2fp.server.parse_query import ParseQuery
+from m2fp.server.ops.audit_log import AuditLog
+from m2fp.server.ops.metrics import Metrics
+from m2fp.server.parse.query import ParseQuery
+from m2fp.server.parse.service import Inference
 from m2fp.server.settings import Settings
 
 

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
-from m2fp.server.audit_log import client_address
+from m2fp.server.ops.audit_log import client_address
 
 # reason -> (HTTP status, the one human sentence)
 REASONS: dict[str, tuple[int, str]] = {

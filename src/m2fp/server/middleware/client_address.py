@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from m2fp.server.client_identity import IPNetwork, TrustedProxies
+from m2fp.server.abuse.client_identity import IPNetwork, TrustedProxies
 
 
 class ClientAddressMiddleware:

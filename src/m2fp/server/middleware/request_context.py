@@ -14,9 +14,9 @@ import time
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from m2fp.server.audit_log import AuditLog, client_address
 from m2fp.server.errors import ApiError, error_response
-from m2fp.server.metrics import Metrics
+from m2fp.server.ops.audit_log import AuditLog, client_address
+from m2fp.server.ops.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from m2fp.server.client_identity import IPNetwork, TrustedProxies
+from m2fp.server.abuse.client_identity import IPNetwork, TrustedProxies
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "

@@ -13,8 +13,8 @@ from m2fp.server.deps import (
     guard_parse,
 )
 from m2fp.server.errors import NO_STORE
-from m2fp.server.parse_response import wants_png
-from m2fp.server.upload_guard import read_upload
+from m2fp.server.parse.response import wants_png
+from m2fp.server.parse.upload_reader import read_upload
 
 # Every route here changes state and spends inference: all of them pass the parse guard.
 router = APIRouter(dependencies=[Depends(guard_parse)])

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from m2fp.server.bans import Banned, RedisBanList, open_ban_list
-from m2fp.server.client_identity import ClientIdentity
-from m2fp.server.limit_storage import StorageUnavailable, close_storage, open_storage
-from m2fp.server.rate_limit import RateLimited, RateLimiter, parse_rate_limit
+from m2fp.server.abuse.bans import Banned, RedisBanList, open_ban_list
+from m2fp.server.abuse.client_identity import ClientIdentity
+from m2fp.server.abuse.limit_storage import StorageUnavailable, close_storage, open_storage
+from m2fp.server.abuse.rate_limit import RateLimited, RateLimiter, parse_rate_limit
 
 ALICE = ClientIdentity(bucket="ip:203.0.113.7", address="203.0.113.7")
 

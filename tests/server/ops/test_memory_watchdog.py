@@ -6,9 +6,9 @@ import asyncio
 import logging
 from pathlib import Path
 
-from m2fp.server.alerts import AlertWebhook
-from m2fp.server.memory_watchdog import MemoryUsage, MemoryWatchdog, read_memory
-from tests.server.webhook_receiver import WebhookReceiver
+from m2fp.server.ops.alerts import AlertWebhook
+from m2fp.server.ops.memory_watchdog import MemoryUsage, MemoryWatchdog, read_memory
+from tests.utils.webhook_receiver import WebhookReceiver
 
 GIB = 1024**3
 

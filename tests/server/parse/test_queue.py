@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from m2fp.server.inference_queue import InferenceQueue, InferenceTimeout, Overloaded
+from m2fp.server.parse.queue import InferenceQueue, InferenceTimeout, Overloaded
 
 # Generous bound on how long a blocked worker may take to be released (never reached when green).
 WAIT = 10.0

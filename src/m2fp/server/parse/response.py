@@ -13,7 +13,7 @@ from PIL import Image
 
 from m2fp.imaging import encode_png
 from m2fp.result import ParsingResult
-from m2fp.server.parse_query import ParseQuery
+from m2fp.server.parse.query import ParseQuery
 
 
 def _b64(png: bytes) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from limits.storage import MemoryStorage
 
-from m2fp.server.client_identity import ClientIdentity
-from m2fp.server.limit_storage import StorageUnavailable, open_storage
-from m2fp.server.rate_limit import RateLimited, RateLimiter, parse_rate_limit
+from m2fp.server.abuse.client_identity import ClientIdentity
+from m2fp.server.abuse.limit_storage import StorageUnavailable, open_storage
+from m2fp.server.abuse.rate_limit import RateLimited, RateLimiter, parse_rate_limit
 
 ALICE = ClientIdentity(bucket="ip:203.0.113.7", address="203.0.113.7")
 BOB = ClientIdentity(bucket="ip:198.51.100.9", address="198.51.100.9")

@@ -14,8 +14,9 @@ import threading
 import httpx
 import pytest
 
-from tests.server.conftest import png_bytes, running_server
-from tests.server.webhook_receiver import WebhookReceiver
+from tests.server.conftest import running_server
+from tests.utils.images import png_bytes
+from tests.utils.webhook_receiver import WebhookReceiver
 
 PARSE = "/api/v1/parse"
 KEY = "live-test-key-0123456789"

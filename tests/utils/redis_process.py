@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from tests.server.conftest import free_port
+from tests.utils.ports import free_port
 
 START_TIMEOUT = 10.0
 

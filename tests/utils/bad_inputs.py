@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.server.conftest import jpeg_bytes, png_bytes
+from tests.utils.images import jpeg_bytes, png_bytes
 
 
 def _pillow(format_name: str, **options) -> bytes:

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.server.conftest import free_port, running_process, running_server
+from tests.server.conftest import running_process, running_server
+from tests.utils.ports import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (apt)")
 

@@ -26,10 +26,8 @@ import anyio.to_thread
 from fastapi import Request
 from limits.storage import Storage
 
-from m2fp.server.alerts import AlertWebhook
-from m2fp.server.audit_log import AuditLog, client_address
-from m2fp.server.bans import BanList, Banned, open_ban_list
-from m2fp.server.client_identity import (
+from m2fp.server.abuse.bans import BanList, Banned, open_ban_list
+from m2fp.server.abuse.client_identity import (
     ApiKeyRequired,
     ApiKeys,
     ClientIdentity,
@@ -37,11 +35,13 @@ from m2fp.server.client_identity import (
     address_identity,
     presented_api_key,
 )
+from m2fp.server.abuse.limit_storage import StorageUnavailable, close_storage, open_storage
+from m2fp.server.abuse.rate_limit import RateLimited, RateLimiter, parse_rate_limit
 from m2fp.server.errors import ApiError
-from m2fp.server.limit_storage import StorageUnavailable, close_storage, open_storage
-from m2fp.server.memory_watchdog import MemoryUsage, MemoryWatchdog
-from m2fp.server.metrics import Metrics
-from m2fp.server.rate_limit import RateLimited, RateLimiter, parse_rate_limit
+from m2fp.server.ops.alerts import AlertWebhook
+from m2fp.server.ops.audit_log import AuditLog, client_address
+from m2fp.server.ops.memory_watchdog import MemoryUsage, MemoryWatchdog
+from m2fp.server.ops.metrics import Metrics
 from m2fp.server.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from limits.errors import StorageError
 from limits.storage import Storage
 from limits.strategies import MovingWindowRateLimiter
 
-from m2fp.server.client_identity import ClientIdentity
-from m2fp.server.limit_storage import StorageUnavailable
+from m2fp.server.abuse.client_identity import ClientIdentity
+from m2fp.server.abuse.limit_storage import StorageUnavailable
 
 NAMESPACE = "parse"
 
@@ -67,7 +67,7 @@ class RateLimiter:
     ) -> None:
         """
         Args:
-            storage: from :func:`m2fp.server.limit_storage.open_storage`.
+            storage: from :func:`m2fp.server.abuse.limit_storage.open_storage`.
             anonymous_limits: M2FP_RATE_LIMIT, parsed.
             api_key_limits: M2FP_API_KEY_RATE_LIMIT, parsed.
             clock: wall-clock seconds, the time base ``limits`` stores (``time.time``); tests

@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from m2fp.server.client_identity import (
+from m2fp.server.abuse.client_identity import (
     ApiKeyRequired,
     ApiKeys,
     ClientIdentity,
@@ -140,7 +140,7 @@ def test_keys_must_be_digests_and_required_keys_must_exist():
 
 def test_match_compares_against_every_digest(monkeypatch):
     compared = []
-    import m2fp.server.client_identity as module
+    import m2fp.server.abuse.client_identity as module
 
     real = module.hmac.compare_digest
 

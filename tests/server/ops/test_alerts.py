@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
-from m2fp.server.alerts import AlertWebhook, validate_webhook_url
-from tests.server.webhook_receiver import WebhookReceiver
+from m2fp.server.ops.alerts import AlertWebhook, validate_webhook_url
+from tests.utils.webhook_receiver import WebhookReceiver
 
 
 def test_alert_is_posted_as_slack_json_and_debounced(clock):

@@ -14,7 +14,8 @@ from fastapi.routing import iter_route_contexts
 from m2fp.server.app import create_app
 from m2fp.server.deps import guard_parse
 from m2fp.server.settings import SettingsError, load_settings
-from tests.server.conftest import app_client, png_bytes, tiny_settings
+from tests.server.conftest import app_client, tiny_settings
+from tests.utils.images import png_bytes
 
 PARSE = "/api/v1/parse"
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}

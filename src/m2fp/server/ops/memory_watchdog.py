@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from m2fp.server.alerts import AlertWebhook
+from m2fp.server.ops.alerts import AlertWebhook
 
 logger = logging.getLogger(__name__)
 

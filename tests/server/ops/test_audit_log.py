@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 
-from m2fp.server.audit_log import AUDIT_LOGGER, AuditLog, JsonFormatter
+from m2fp.server.ops.audit_log import AUDIT_LOGGER, AuditLog, JsonFormatter
 
 
 def test_hashed_client_ids_are_salted_and_do_not_contain_the_address():

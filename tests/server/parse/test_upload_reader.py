@@ -6,8 +6,8 @@ import pytest
 from starlette.requests import Request
 
 from m2fp.server.errors import UploadRejected
-from m2fp.server.upload_guard import Upload, decode_upload, read_upload
-from tests.server.conftest import jpeg_bytes, png_bytes
+from m2fp.server.parse.upload_reader import Upload, decode_upload, read_upload
+from tests.utils.images import jpeg_bytes, png_bytes
 
 pytestmark = pytest.mark.anyio
 BOUNDARY = "----m2fpBoundary7MA4YWxk"

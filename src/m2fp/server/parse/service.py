@@ -16,11 +16,11 @@ from typing import TypeVar
 from m2fp.memory import release_free_memory
 from m2fp.predictor import HumanParser
 from m2fp.server.errors import ApiError
-from m2fp.server.inference_queue import InferenceQueue, InferenceTimeout, Overloaded
-from m2fp.server.metrics import Metrics
-from m2fp.server.parse_query import ParseQuery
-from m2fp.server.parse_response import json_body, png_body
-from m2fp.server.upload_guard import Upload, decode_upload
+from m2fp.server.ops.metrics import Metrics
+from m2fp.server.parse.query import ParseQuery
+from m2fp.server.parse.queue import InferenceQueue, InferenceTimeout, Overloaded
+from m2fp.server.parse.response import json_body, png_body
+from m2fp.server.parse.upload_reader import Upload, decode_upload
 
 T = TypeVar("T")
 

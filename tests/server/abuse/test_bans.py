@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from limits.storage import MemoryStorage
 
-from m2fp.server.bans import Banned, MemoryBanList, open_ban_list
+from m2fp.server.abuse.bans import Banned, MemoryBanList, open_ban_list
 
 CLIENT = "ip:203.0.113.7"
 

@@ -22,7 +22,7 @@ from typing import Protocol
 from limits.storage import RedisStorage, Storage
 from redis import Redis, RedisError
 
-from m2fp.server.limit_storage import KEY_PREFIX, StorageUnavailable
+from m2fp.server.abuse.limit_storage import KEY_PREFIX, StorageUnavailable
 
 # The memory ban list forgets lapsed entries when it grows past this many clients, and then the
 # oldest strike counts, so that a flood of distinct addresses cannot grow it without bound.
