@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from limits.storage import MemoryStorage
 
-from m2fp.server.abuse.bans import Banned, MemoryBanList, open_ban_list
+from m2fp.server.abuse.bans import (
+    Banned,
+    MemoryBanList,
+    check_ban_after,
+    check_ban_seconds,
+    open_ban_list,
+)
 
 CLIENT = "ip:203.0.113.7"
 
@@ -81,10 +87,19 @@ def test_memory_is_bounded_under_a_flood_of_addresses_and_bans_survive(clock):
         ban_list.check(CLIENT)
 
 
-@pytest.mark.parametrize(("ban_after", "ban_seconds"), [(0, 60), (3, 0)])
+NONSENSE_POLICIES = [(0, 60), (3, 0), (1001, 60), (3, 30 * 86400 + 1)]
+
+
+@pytest.mark.parametrize(("ban_after", "ban_seconds"), NONSENSE_POLICIES)
 def test_nonsense_policy_is_refused(ban_after, ban_seconds):
-    with pytest.raises(ValueError, match="M2FP_BAN"):
+    # the settings' names are added by Settings: test_settings.py
+    with pytest.raises(ValueError, match="must be between 1 and"):
         MemoryBanList(ban_after=ban_after, ban_seconds=ban_seconds)
+
+
+def test_policy_checks_return_what_they_accept():
+    assert (check_ban_after(1), check_ban_after(1000)) == (1, 1000)
+    assert (check_ban_seconds(1), check_ban_seconds(30 * 86400)) == (1, 30 * 86400)
 
 
 def test_memory_storage_gives_a_memory_ban_list():

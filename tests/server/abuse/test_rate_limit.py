@@ -6,7 +6,7 @@ import pytest
 from limits.storage import MemoryStorage
 
 from m2fp.server.abuse.client_identity import ClientIdentity
-from m2fp.server.abuse.limit_storage import StorageUnavailable, open_storage
+from m2fp.server.abuse.limit_storage import StorageUnavailable, check_storage_uri, open_storage
 from m2fp.server.abuse.rate_limit import RateLimited, RateLimiter, parse_rate_limit
 
 ALICE = ClientIdentity(bucket="ip:203.0.113.7", address="203.0.113.7")
@@ -17,8 +17,8 @@ KEYED = ClientIdentity(bucket="key:0123456789ab", address="203.0.113.7", api_key
 def limiter(clock, anonymous="5/minute", api_key="60/minute") -> RateLimiter:
     return RateLimiter(
         storage=MemoryStorage(),
-        anonymous_limits=parse_rate_limit(anonymous, setting="M2FP_RATE_LIMIT"),
-        api_key_limits=parse_rate_limit(api_key, setting="M2FP_API_KEY_RATE_LIMIT"),
+        anonymous_limits=parse_rate_limit(anonymous),
+        api_key_limits=parse_rate_limit(api_key),
         clock=clock,
     )
 
@@ -104,10 +104,15 @@ def test_several_limits_all_apply(clock):
     assert refused.value.retry_after == 3600 - 61
 
 
-@pytest.mark.parametrize("text", ["", "five per minute", "5/fortnight", ";"])
-def test_bad_limit_strings_are_refused_with_the_setting_name(text):
-    with pytest.raises(ValueError, match="M2FP_RATE_LIMIT"):
-        parse_rate_limit(text, setting="M2FP_RATE_LIMIT")
+BAD_LIMITS = ["", "five per minute", "5/fortnight", ";"]
+UNSUPPORTED_STORAGE = ["memcached://127.0.0.1", "mongodb://x", "file:///tmp/x", "x"]
+
+
+@pytest.mark.parametrize("text", BAD_LIMITS)
+def test_bad_limit_strings_are_refused_with_one_line(text):
+    # the setting's name is added by Settings: test_settings.py
+    with pytest.raises(ValueError, match="must look like '5/minute'"):
+        parse_rate_limit(text)
 
 
 def test_unreachable_redis_fails_closed_quickly():
@@ -115,15 +120,28 @@ def test_unreachable_redis_fails_closed_quickly():
     storage = open_storage("redis://127.0.0.1:1/0")
     rate = RateLimiter(
         storage=storage,
-        anonymous_limits=parse_rate_limit("5/minute", setting="M2FP_RATE_LIMIT"),
-        api_key_limits=parse_rate_limit("60/minute", setting="M2FP_API_KEY_RATE_LIMIT"),
+        anonymous_limits=parse_rate_limit("5/minute"),
+        api_key_limits=parse_rate_limit("60/minute"),
     )
     with pytest.raises(StorageUnavailable) as refused:
         rate.hit(ALICE)
     assert refused.value.retry_after > 0
 
 
-@pytest.mark.parametrize("uri", ["memcached://127.0.0.1", "mongodb://x", "file:///tmp/x", "x"])
+@pytest.mark.parametrize("uri", UNSUPPORTED_STORAGE)
 def test_unsupported_storage_is_refused(uri):
-    with pytest.raises(ValueError, match="M2FP_STORAGE_URI"):
+    with pytest.raises(ValueError, match="must start with one of memory://, redis://"):
         open_storage(uri)
+    with pytest.raises(ValueError, match="must start with one of"):
+        check_storage_uri(uri)
+
+
+def test_refused_storage_uri_is_not_echoed():
+    with pytest.raises(ValueError) as refused:
+        check_storage_uri("memcached://user:hunter2@cache.example")
+    assert "hunter2" not in str(refused.value)
+
+
+def test_supported_storage_uris_pass_their_check():
+    for uri in ("memory://", "redis://:secret@127.0.0.1:6379/0", "rediss://h", "redis+unix:///s"):
+        assert check_storage_uri(uri) == uri

@@ -17,8 +17,8 @@ ALICE = ClientIdentity(bucket="ip:203.0.113.7", address="203.0.113.7")
 def limiter(storage) -> RateLimiter:
     return RateLimiter(
         storage=storage,
-        anonymous_limits=parse_rate_limit("5/minute", setting="M2FP_RATE_LIMIT"),
-        api_key_limits=parse_rate_limit("60/minute", setting="M2FP_API_KEY_RATE_LIMIT"),
+        anonymous_limits=parse_rate_limit("5/minute"),
+        api_key_limits=parse_rate_limit("60/minute"),
     )
 
 

@@ -6,8 +6,17 @@ import asyncio
 import logging
 from pathlib import Path
 
+import pytest
+
 from m2fp.server.ops.alerts import AlertWebhook
-from m2fp.server.ops.memory_watchdog import MemoryUsage, MemoryWatchdog, read_memory
+from m2fp.server.ops.memory_watchdog import (
+    SHED_RETRY_AFTER,
+    MemoryShedding,
+    MemoryUsage,
+    MemoryWatchdog,
+    check_alert_percent,
+    read_memory,
+)
 from tests.utils.webhook_receiver import WebhookReceiver
 
 GIB = 1024**3
@@ -94,6 +103,28 @@ def test_sheds_above_threshold_until_below_with_hysteresis(caplog):
     assert [round(s.percent) for s in seen] == [50, 91, 88, 86, 85, 89]
     assert "memory at 91%" in caplog.text
     assert "accepting parse requests again" in caplog.text
+
+
+def test_admit_refuses_while_shedding_with_a_retry_after():
+    watchdog = MemoryWatchdog(alert_percent=90, read=Samples(95, 50))
+    watchdog.admit()
+    asyncio.run(watchdog.check())
+    with pytest.raises(MemoryShedding) as refused:
+        watchdog.admit()
+    assert (refused.value.reason, refused.value.retry_after) == ("overloaded", SHED_RETRY_AFTER)
+    asyncio.run(watchdog.check())
+    watchdog.admit()
+
+
+@pytest.mark.parametrize("percent", [0, -1, 100, 150, float("nan")])
+def test_alert_percent_outside_0_to_100_is_refused(percent):
+    # the setting's name is added by Settings: test_settings.py
+    with pytest.raises(ValueError, match="between 0 and 100"):
+        MemoryWatchdog(alert_percent=percent)
+
+
+def test_alert_percent_inside_0_to_100_is_accepted():
+    assert [check_alert_percent(p) for p in (0.5, 99.9)] == [0.5, 99.9]
 
 
 def test_unreadable_memory_is_logged_and_changes_nothing(caplog):

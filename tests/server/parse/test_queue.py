@@ -7,7 +7,14 @@ import threading
 
 import pytest
 
-from m2fp.server.parse.queue import InferenceQueue, InferenceTimeout, Overloaded
+from m2fp.server.parse.queue import (
+    InferenceQueue,
+    InferenceTimeout,
+    Overloaded,
+    check_max_concurrency,
+    check_max_queue,
+    check_timeout,
+)
 
 # Generous bound on how long a blocked worker may take to be released (never reached when green).
 WAIT = 10.0
@@ -164,9 +171,25 @@ def test_retry_after_grows_with_the_work_ahead():
     queue.close()
 
 
-@pytest.mark.parametrize(
-    ("concurrency", "queue_size", "timeout"), [(0, 1, 1.0), (1, -1, 1.0), (1, 1, 0.0)]
-)
+NONSENSE_LIMITS = [
+    (0, 1, 1.0),
+    (1, -1, 1.0),
+    (1, 1, 0.0),
+    (65, 1, 1.0),
+    (1, 1001, 1.0),
+    (1, 1, 3601.0),
+    (1, 1, float("nan")),
+]
+
+
+@pytest.mark.parametrize(("concurrency", "queue_size", "timeout"), NONSENSE_LIMITS)
 def test_nonsense_limits_are_refused(concurrency, queue_size, timeout):
-    with pytest.raises(ValueError, match="M2FP_MAX_CONCURRENCY"):
+    # the settings' names are added by Settings: test_settings.py
+    with pytest.raises(ValueError, match="must be"):
         InferenceQueue(max_concurrency=concurrency, max_queue=queue_size, timeout=timeout)
+
+
+def test_limit_checks_accept_their_whole_range():
+    assert [check_max_concurrency(n) for n in (1, 64)] == [1, 64]
+    assert [check_max_queue(n) for n in (0, 1000)] == [0, 1000]
+    assert [check_timeout(t) for t in (0.001, 3600.0)] == [0.001, 3600.0]

@@ -6,7 +6,8 @@ import pytest
 from starlette.requests import Request
 
 from m2fp.server.errors import UploadRejected
-from m2fp.server.parse.upload_reader import Upload, decode_upload, read_upload
+from m2fp.server.parse.upload_reader import read_upload
+from m2fp.server.parse.upload_validator import Upload
 from tests.utils.images import jpeg_bytes, png_bytes
 
 pytestmark = pytest.mark.anyio
@@ -130,14 +131,3 @@ async def test_malformed_uploads(body, content_type, reason):
     with pytest.raises(UploadRejected) as caught:
         await read_upload(request(body, content_type), max_bytes=1 << 20)
     assert caught.value.reason == reason
-
-
-def test_decode_maps_image_errors_to_contract_reasons():
-    good = decode_upload(Upload(png_bytes(40, 30), "PNG"), max_pixels=10_000, max_side=1920)
-    assert good.size == (40, 30)
-    with pytest.raises(UploadRejected) as too_big:
-        decode_upload(Upload(png_bytes(40, 30), "PNG"), max_pixels=100, max_side=1920)
-    with pytest.raises(UploadRejected) as corrupt:
-        decode_upload(Upload(png_bytes()[:100], "PNG"), max_pixels=10_000, max_side=1920)
-    assert too_big.value.reason == "too_many_pixels"
-    assert corrupt.value.reason == "corrupt_image"

@@ -23,22 +23,36 @@ from limits.storage import RedisStorage, Storage
 from redis import Redis, RedisError
 
 from m2fp.server.abuse.limit_storage import KEY_PREFIX, StorageUnavailable
+from m2fp.server.retry_later import RetryLater
 
 # The memory ban list forgets lapsed entries when it grows past this many clients, and then the
 # oldest strike counts, so that a flood of distinct addresses cannot grow it without bound.
 MAX_MEMORY_CLIENTS = 100_000
+# Beyond these a policy is a typo: a thousand rejected uploads in a row is a flood, and a ban
+# of more than a month outlives any address it was meant for.
+MAX_BAN_AFTER = 1000
+MAX_BAN_SECONDS = 30 * 86400
 
 
-class Banned(Exception):
-    """The client is banned.
+class Banned(RetryLater):
+    """The client is banned; ``retry_after``: whole seconds until the ban lapses (at least 1)."""
 
-    Attributes:
-        retry_after: whole seconds until the ban lapses (at least 1).
-    """
+    reason = "banned"
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("banned")
-        self.retry_after = retry_after
+
+def check_ban_after(count: int) -> int:
+    """``count`` if it can be the number of rejected uploads in a row that bans, else
+    ValueError."""
+    if not 1 <= count <= MAX_BAN_AFTER:
+        raise ValueError(f"must be between 1 and {MAX_BAN_AFTER} rejected uploads")
+    return count
+
+
+def check_ban_seconds(seconds: int) -> int:
+    """``seconds`` if it can be the length of a ban, else ValueError."""
+    if not 1 <= seconds <= MAX_BAN_SECONDS:
+        raise ValueError(f"must be between 1 and {MAX_BAN_SECONDS} seconds")
+    return seconds
 
 
 class BanList(Protocol):
@@ -54,11 +68,6 @@ class BanList(Protocol):
         """A good upload: forget ``client``'s strikes."""
 
 
-def _check_policy(ban_after: int, ban_seconds: int) -> None:
-    if ban_after < 1 or ban_seconds < 1:
-        raise ValueError("M2FP_BAN_AFTER and M2FP_BAN_SECONDS must be at least 1")
-
-
 class MemoryBanList:
     """Strikes and bans of this process (``memory://``). Thread-safe."""
 
@@ -70,9 +79,8 @@ class MemoryBanList:
         clock: Callable[[], float] = time.monotonic,
         max_clients: int = MAX_MEMORY_CLIENTS,
     ) -> None:
-        _check_policy(ban_after, ban_seconds)
-        self._ban_after = ban_after
-        self._ban_seconds = ban_seconds
+        self._ban_after = check_ban_after(ban_after)
+        self._ban_seconds = check_ban_seconds(ban_seconds)
         self._clock = clock
         self._max_clients = max_clients
         self._lock = threading.Lock()
@@ -122,10 +130,9 @@ class RedisBanList:
     """Strikes and bans shared by every replica through Redis."""
 
     def __init__(self, *, redis: Redis, ban_after: int, ban_seconds: int) -> None:
-        _check_policy(ban_after, ban_seconds)
         self._redis = redis
-        self._ban_after = ban_after
-        self._ban_seconds = ban_seconds
+        self._ban_after = check_ban_after(ban_after)
+        self._ban_seconds = check_ban_seconds(ban_seconds)
 
     @staticmethod
     def _keys(client: str) -> tuple[str, str]:

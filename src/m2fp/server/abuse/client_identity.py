@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -143,24 +143,38 @@ def presented_api_key(authorization: str | None, x_api_key: str | None) -> str |
     return None
 
 
+def check_api_key_digests(digests: Iterable[str]) -> tuple[str, ...]:
+    """The digests, trimmed and lower-case, if each is a sha256 hex digest, else ValueError.
+
+    Only digests are configured, never the keys themselves, so that a leaked configuration
+    does not leak a key. The message never repeats a value: it may be a key pasted by mistake.
+    """
+    normalised = tuple(digest.strip().lower() for digest in digests)
+    for text in normalised:
+        if len(text) != _SHA256_HEX_CHARS or any(c not in "0123456789abcdef" for c in text):
+            raise ValueError("must list sha256 hex digests of the keys, never the keys themselves")
+    return normalised
+
+
+def check_api_key_policy(digests: Sequence[str], *, required: bool) -> None:
+    """ValueError if keys are ``required`` but there is none: every parse request would be
+    refused."""
+    if required and not digests:
+        raise ValueError("API keys are required but the list of digests is empty")
+
+
 class ApiKeys:
     """The configured API keys, held only as sha256 hex digests."""
 
     def __init__(self, *, digests: Sequence[str], required: bool = False) -> None:
-        normalised = []
-        for digest in digests:
-            text = digest.strip().lower()
-            if len(text) != _SHA256_HEX_CHARS or any(c not in "0123456789abcdef" for c in text):
-                raise ValueError("M2FP_API_KEYS must hold sha256 hex digests (64 hex characters)")
-            normalised.append(text)
-        if required and not normalised:
-            raise ValueError("API keys are required but M2FP_API_KEYS is empty")
-        self._digests = tuple(normalised)
+        normalised = check_api_key_digests(digests)
+        check_api_key_policy(normalised, required=required)
+        self._digests = normalised
         self.required = required
 
     @staticmethod
     def digest(key: str) -> str:
-        """The sha256 hex digest to put in M2FP_API_KEYS for ``key``."""
+        """The sha256 hex digest of ``key``, as it is configured."""
         return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
     def match(self, key: str) -> str | None:

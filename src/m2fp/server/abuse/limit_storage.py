@@ -16,6 +16,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
+from m2fp.server.retry_later import RetryLater
+
 # Every key m2fp writes to a shared Redis starts with this, so that the database can be shared.
 KEY_PREFIX = "m2fp"
 # Loopback or LAN Redis answers in about a millisecond; these bound the damage when it does not.
@@ -26,32 +28,41 @@ STORAGE_RETRY_AFTER = 5
 SCHEMES = ("memory", "redis", "rediss", "redis+unix")
 
 
-class StorageUnavailable(Exception):
-    """The counter storage (Redis) cannot be reached: parse requests are refused (fail closed).
+class StorageUnavailable(RetryLater):
+    """The counter storage (Redis) cannot be reached: parse requests are refused (fail closed);
+    ``retry_after``: seconds the client should wait."""
 
-    Attributes:
-        retry_after: seconds the client should wait.
-    """
+    reason = "storage_unavailable"
 
     def __init__(self, retry_after: int = STORAGE_RETRY_AFTER) -> None:
-        super().__init__("rate-limit storage unavailable")
-        self.retry_after = retry_after
+        super().__init__(retry_after)
+
+
+def check_storage_uri(uri: str) -> str:
+    """``uri`` if :func:`open_storage` can open it, else ValueError.
+
+    The message never repeats the URI: it may hold a password.
+    """
+    try:
+        scheme = urlsplit(uri).scheme
+    except ValueError:
+        scheme = ""
+    if scheme not in SCHEMES:
+        raise ValueError(f"must start with one of {', '.join(f'{s}://' for s in SCHEMES)}")
+    return uri
 
 
 def open_storage(uri: str) -> Storage:
-    """Open the storage named by M2FP_STORAGE_URI.
+    """Open the storage ``uri`` names (``memory://`` or a Redis URL).
 
     Connecting is lazy: a Redis that is down at start-up only fails requests, and the first
     request after it comes back succeeds.
 
     Raises:
-        ValueError: the URI is malformed or its scheme is not supported (one clear line, no
-            password echoed).
+        ValueError: the URI is malformed or its scheme is not supported (see
+            :func:`check_storage_uri`).
     """
-    scheme = urlsplit(uri).scheme
-    if scheme not in SCHEMES:
-        raise ValueError(f"M2FP_STORAGE_URI must start with one of {', '.join(SCHEMES)}://")
-    if scheme == "memory":
+    if urlsplit(check_storage_uri(uri)).scheme == "memory":
         return MemoryStorage()
     return storage_from_string(
         uri,

@@ -23,34 +23,31 @@ from limits.strategies import MovingWindowRateLimiter
 
 from m2fp.server.abuse.client_identity import ClientIdentity
 from m2fp.server.abuse.limit_storage import StorageUnavailable
+from m2fp.server.retry_later import RetryLater
 
 NAMESPACE = "parse"
 
 
-class RateLimited(Exception):
-    """The client spent its quota.
+class RateLimited(RetryLater):
+    """The client spent its quota; ``retry_after``: whole seconds until the next request would
+    be accepted (at least 1)."""
 
-    Attributes:
-        retry_after: whole seconds until the next request would be accepted (at least 1).
-    """
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("rate limited")
-        self.retry_after = retry_after
+    reason = "rate_limited"
 
 
-def parse_rate_limit(text: str, *, setting: str) -> list[RateLimitItem]:
-    """Parse ``5/minute`` or ``5/minute;100/day``.
+def parse_rate_limit(text: str) -> list[RateLimitItem]:
+    """Parse ``5/minute`` or ``5/minute;100/day`` (the ``limits`` syntax; an empty text is no
+    limit at all and refused).
 
     Raises:
-        ValueError: one clear line naming ``setting``.
+        ValueError: one clear line.
     """
     try:
         items = parse_many(text)
     except ValueError:
         items = []
     if not items:
-        raise ValueError(f"{setting} must look like '5/minute' or '5/minute;100/day'")
+        raise ValueError("must look like '5/minute' or '5/minute;100/day'")
     return items
 
 
@@ -68,8 +65,9 @@ class RateLimiter:
         """
         Args:
             storage: from :func:`m2fp.server.abuse.limit_storage.open_storage`.
-            anonymous_limits: M2FP_RATE_LIMIT, parsed.
-            api_key_limits: M2FP_API_KEY_RATE_LIMIT, parsed.
+            anonymous_limits: the quota of each anonymous client (per IP), from
+                :func:`parse_rate_limit`.
+            api_key_limits: the quota of each API key, from :func:`parse_rate_limit`.
             clock: wall-clock seconds, the time base ``limits`` stores (``time.time``); tests
                 substitute the same fake clock here and in the memory storage.
         """

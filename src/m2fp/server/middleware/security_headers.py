@@ -1,7 +1,7 @@
 """Security headers on every response, and no ``Server`` header.
 
 HSTS is only sent when the request really arrived over https: the ASGI scheme, or
-``X-Forwarded-Proto: https`` from a direct peer listed in ``M2FP_TRUSTED_PROXIES``.
+``X-Forwarded-Proto: https`` from a direct peer that is one of the trusted proxies.
 """
 
 from __future__ import annotations

@@ -7,13 +7,13 @@ best effort: a short timeout, no redirects followed, failures logged, never rais
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 import httpx
+
+from m2fp.url_policy import check_https_url
 
 logger = logging.getLogger(__name__)
 
@@ -23,30 +23,12 @@ MIN_INTERVAL = 600.0
 TIMEOUT = 5.0
 
 
-def validate_webhook_url(url: str) -> str:
-    """Accept ``https://`` URLs, and ``http://`` only to a loopback host (a local relay, tests).
+class AlertWebhook:
+    """Posts alerts to one webhook, at most one per ``min_interval`` seconds.
 
     Raises:
-        ValueError: one clear line that does not echo the URL (it may hold a token).
+        ValueError: ``url`` is not https (or http to this machine): ``check_https_url``.
     """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme == "https" and host:
-        return url
-    if parts.scheme == "http" and (host == "localhost" or _is_loopback(host)):
-        return url
-    raise ValueError("M2FP_ALERT_WEBHOOK must be an https:// URL (http:// only to loopback)")
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class AlertWebhook:
-    """Posts alerts to one webhook, at most one per ``min_interval`` seconds."""
 
     def __init__(
         self,
@@ -56,7 +38,7 @@ class AlertWebhook:
         timeout: float = TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._url = validate_webhook_url(url)
+        self._url = check_https_url(url)
         self._min_interval = min_interval
         self._timeout = timeout
         self._clock = clock

@@ -2,7 +2,7 @@
 
 Every request produces one ``request`` line; abuse handling adds ``security_event`` lines. Both
 go to the ``m2fp.audit`` logger. A client is written as a salted hash of its address or as a
-truncated address (``M2FP_CLIENT_ID_MODE``), so logs can show repeated abuse without holding
+truncated address (the ``mode``), so logs can show repeated abuse without holding
 personal data (GDPR/PIPL). Nothing here accepts image bytes, filenames or EXIF.
 """
 
@@ -16,8 +16,6 @@ import logging
 import traceback
 from datetime import datetime, timezone
 from typing import Any, Literal
-
-from starlette.types import Scope
 
 AUDIT_LOGGER = "m2fp.audit"
 TRUNCATE_PREFIX = {4: 24, 6: 48}
@@ -72,22 +70,13 @@ def log_config(level: str = "INFO") -> dict[str, Any]:
     }
 
 
-def client_address(scope: Scope) -> str | None:
-    """The client's address: the one a trusted-proxy layer stored, else the direct peer."""
-    resolved = scope.get("state", {}).get("client_ip")
-    if resolved:
-        return str(resolved)
-    peer = scope.get("client")
-    return peer[0] if peer else None
-
-
 class AuditLog:
     """Writes request lines and security events for one app.
 
     Args:
         mode: ``hash`` (HMAC-SHA256 with ``salt``, 16 hex digits) or ``truncate`` (IPv4 /24,
             IPv6 /48).
-        salt: secret key of the hash; random per process unless ``M2FP_LOG_SALT`` is set.
+        salt: secret key of the hash (random per process unless the operator sets one).
     """
 
     def __init__(self, *, mode: Literal["hash", "truncate"], salt: bytes) -> None:

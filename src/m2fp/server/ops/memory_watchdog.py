@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from m2fp.server.ops.alerts import AlertWebhook
+from m2fp.server.retry_later import RetryLater
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,26 @@ logger = logging.getLogger(__name__)
 INTERVAL = 1.0
 # Percentage points below the threshold that memory must fall to before shedding stops.
 HYSTERESIS = 5.0
+# Seconds a client is asked to wait while memory is being shed: the running inferences that
+# hold the memory finish within a few seconds, and the watchdog samples every second.
+SHED_RETRY_AFTER = 10
+
+
+class MemoryShedding(RetryLater):
+    """New parse requests are refused while memory is nearly exhausted."""
+
+    reason = "overloaded"
+
+
+def check_alert_percent(percent: float) -> float:
+    """``percent`` if it can be the memory use that starts shedding, else ValueError.
+
+    100 is refused with 0: at 100% the OOM killer acts before the watchdog can, and at 0
+    nothing would ever be served.
+    """
+    if not 0 < percent < 100:
+        raise ValueError("must be between 0 and 100 (exclusive)")
+    return percent
 
 
 @dataclass(frozen=True)
@@ -105,7 +126,8 @@ class MemoryWatchdog:
     ) -> None:
         """
         Args:
-            alert_percent: M2FP_MEMORY_ALERT_PERCENT.
+            alert_percent: memory use, in percent of the limit, that starts shedding and
+                alerts (see ``check_alert_percent``).
             read: the memory source (tests inject one).
             alerts: where alerts are posted (None: log only).
             interval: seconds between samples.
@@ -113,9 +135,7 @@ class MemoryWatchdog:
             on_sample: called with every sample (the memory gauge).
             on_change: called with the new shedding flag when it flips (readiness).
         """
-        if not 0 < alert_percent <= 100:
-            raise ValueError("M2FP_MEMORY_ALERT_PERCENT must be in (0, 100]")
-        self.alert_percent = alert_percent
+        self.alert_percent = check_alert_percent(alert_percent)
         self._read = read
         self._alerts = alerts
         self._interval = interval
@@ -148,6 +168,15 @@ class MemoryWatchdog:
         elif self.shedding and percent < self._resume_percent:
             self._set_shedding(False)
             logger.warning("memory back to %.0f%%: accepting parse requests again", percent)
+
+    def admit(self) -> None:
+        """Let a new parse request in, unless memory is being shed.
+
+        Raises:
+            MemoryShedding: memory is above the threshold (or not yet back below it).
+        """
+        if self.shedding:
+            raise MemoryShedding(retry_after=SHED_RETRY_AFTER)
 
     def _set_shedding(self, shedding: bool) -> None:
         self.shedding = shedding

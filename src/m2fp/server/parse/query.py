@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from m2fp.labels import CIHP_CLASSES, CIHP_PALETTE
+from m2fp.visualization import DEFAULT_ALPHA, check_alpha
 
 # classes a mask can be asked for: the label-map classes (Background .. Right-shoe)
 MASK_CLASSES = CIHP_CLASSES[: len(CIHP_PALETTE)]
@@ -16,9 +19,15 @@ class ParseQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    classes: str = Field("", max_length=400)
-    alpha: float = Field(0.6, ge=0.0, le=1.0, allow_inf_nan=False)
-    visualize: bool = True
+    classes: str = Field(
+        "",
+        max_length=400,
+        description="Comma-separated CIHP class names whose 1-bit masks to return.",
+    )
+    alpha: Annotated[float, AfterValidator(check_alpha)] = Field(
+        DEFAULT_ALPHA, description="Opacity of the class colours over the photo, 0 to 1."
+    )
+    visualize: bool = Field(True, description="Include the overlay PNG in the JSON answer.")
 
     @field_validator("classes")
     @classmethod

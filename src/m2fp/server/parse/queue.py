@@ -26,6 +26,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from m2fp.server.retry_later import RetryLater
+
 T = TypeVar("T")
 
 # Weight of the newest duration in the moving average behind Retry-After.
@@ -33,30 +35,46 @@ DURATION_SMOOTHING = 0.2
 # Retry-After bounds, seconds: never "retry now", never "come back tomorrow".
 MIN_RETRY_AFTER = 1
 MAX_RETRY_AFTER = 120
+# Beyond these a limit is a typo: each running inference holds hundreds of MB to GBs, a queue
+# longer than this waits longer than any client, and a deadline past an hour is none.
+MAX_CONCURRENCY = 64
+MAX_QUEUE = 1000
+MAX_TIMEOUT = 3600.0
 
 
-class Overloaded(Exception):
-    """Every slot and queue place is taken.
+class Overloaded(RetryLater):
+    """Every slot and queue place is taken; ``retry_after``: whole seconds after which a place
+    is likely to be free."""
 
-    Attributes:
-        retry_after: whole seconds after which a place is likely to be free.
-    """
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("overloaded")
-        self.retry_after = retry_after
+    reason = "overloaded"
 
 
-class InferenceTimeout(Exception):
-    """The request's deadline passed while it waited or while its inference ran.
+class InferenceTimeout(RetryLater):
+    """The request's deadline passed while it waited or while its inference ran;
+    ``retry_after``: whole seconds after which a place is likely to be free."""
 
-    Attributes:
-        retry_after: whole seconds after which a place is likely to be free.
-    """
+    reason = "timeout"
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__("timeout")
-        self.retry_after = retry_after
+
+def check_max_concurrency(slots: int) -> int:
+    """``slots`` if it can be the number of inferences running at once, else ValueError."""
+    if not 1 <= slots <= MAX_CONCURRENCY:
+        raise ValueError(f"must be between 1 and {MAX_CONCURRENCY}")
+    return slots
+
+
+def check_max_queue(places: int) -> int:
+    """``places`` if it can be the number of requests waiting for a slot, else ValueError."""
+    if not 0 <= places <= MAX_QUEUE:
+        raise ValueError(f"must be between 0 and {MAX_QUEUE}")
+    return places
+
+
+def check_timeout(seconds: float) -> float:
+    """``seconds`` if it can be a request's deadline, else ValueError."""
+    if not 0 < seconds <= MAX_TIMEOUT:
+        raise ValueError(f"must be more than 0 and at most {MAX_TIMEOUT:.0f} seconds")
+    return seconds
 
 
 class InferenceQueue:
@@ -76,19 +94,18 @@ class InferenceQueue:
     ) -> None:
         """
         Args:
-            max_concurrency: inferences running at once (M2FP_MAX_CONCURRENCY).
-            max_queue: requests allowed to wait for a slot (M2FP_MAX_QUEUE).
-            timeout: seconds from joining the queue to the response (M2FP_REQUEST_TIMEOUT).
+            max_concurrency: inferences running at once.
+            max_queue: requests allowed to wait for a slot.
+            timeout: seconds from joining the queue to the response.
             initial_duration: seconds assumed per inference before any has been measured.
+
+        Raises:
+            ValueError: a limit is out of its range (``check_max_concurrency``,
+                ``check_max_queue``, ``check_timeout``).
         """
-        if max_concurrency < 1 or max_queue < 0 or timeout <= 0:
-            raise ValueError(
-                "M2FP_MAX_CONCURRENCY must be at least 1, M2FP_MAX_QUEUE at least 0 and "
-                "M2FP_REQUEST_TIMEOUT positive"
-            )
-        self.max_concurrency = max_concurrency
-        self.max_queue = max_queue
-        self.timeout = timeout
+        self.max_concurrency = check_max_concurrency(max_concurrency)
+        self.max_queue = check_max_queue(max_queue)
+        self.timeout = check_timeout(timeout)
         self._executor = ThreadPoolExecutor(
             max_workers=max_concurrency, thread_name_prefix="m2fp-inference"
         )

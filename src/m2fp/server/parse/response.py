@@ -11,9 +11,12 @@ import json
 
 from PIL import Image
 
-from m2fp.imaging import encode_png
+from m2fp.imaging import MEDIA_TYPES, encode_png
 from m2fp.result import ParsingResult
 from m2fp.server.parse.query import ParseQuery
+
+JSON_MEDIA_TYPE = "application/json"
+PNG_MEDIA_TYPE = MEDIA_TYPES["PNG"]
 
 
 def _b64(png: bytes) -> str:
@@ -45,4 +48,4 @@ def wants_png(accept: str | None) -> bool:
     if not accept:
         return False
     types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
-    return "image/png" in types and "application/json" not in types
+    return PNG_MEDIA_TYPE in types and JSON_MEDIA_TYPE not in types

@@ -2,27 +2,22 @@
 
 Decoding, the network and PNG encoding are all CPU-bound, so the whole job runs in a worker
 thread of the ``InferenceQueue``, which also bounds the wait queue and enforces the request
-deadline (503 ``overloaded`` / ``timeout`` with Retry-After). Routes only call
-``Inference.parse``.
+deadline (its ``Overloaded`` / ``InferenceTimeout`` become 503 with Retry-After in
+``errors.py``). Routes only call ``ParseService.parse``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from m2fp.memory import release_free_memory
 from m2fp.predictor import HumanParser
-from m2fp.server.errors import ApiError
 from m2fp.server.ops.metrics import Metrics
 from m2fp.server.parse.query import ParseQuery
-from m2fp.server.parse.queue import InferenceQueue, InferenceTimeout, Overloaded
-from m2fp.server.parse.response import json_body, png_body
-from m2fp.server.parse.upload_reader import Upload, decode_upload
-
-T = TypeVar("T")
+from m2fp.server.parse.queue import InferenceQueue
+from m2fp.server.parse.response import JSON_MEDIA_TYPE, PNG_MEDIA_TYPE, json_body, png_body
+from m2fp.server.parse.upload_validator import Upload, decode_upload
 
 
 @dataclass(frozen=True)
@@ -33,7 +28,7 @@ class Reply:
     media_type: str
 
 
-class Inference:
+class ParseService:
     """Runs parses of validated uploads with bounded concurrency.
 
     Args:
@@ -60,27 +55,15 @@ class Inference:
         self.metrics = metrics
         metrics.queue_depth.set_function(lambda: queue.depth)
 
-    async def run(self, job: Callable[[], T]) -> T:
-        """Run ``job`` in a worker thread once a slot is free.
-
-        Raises:
-            ApiError: ``overloaded`` (queue full) or ``timeout`` (deadline), with Retry-After.
-        """
-        try:
-            return await self.queue.run(job)
-        except Overloaded as exc:
-            headers = {"Retry-After": str(exc.retry_after)}
-            raise ApiError("overloaded", headers=headers) from None
-        except InferenceTimeout as exc:
-            raise ApiError("timeout", headers={"Retry-After": str(exc.retry_after)}) from None
-
     async def parse(
         self, upload: Upload, query: ParseQuery, *, as_png: bool, request_id: str
     ) -> Reply:
-        """Decode, parse and render one upload.
+        """Decode, parse and render one upload, in a worker thread once a slot is free.
 
         Raises:
             UploadRejected: the image does not decode or has too many pixels.
+            Overloaded: the queue is full (nothing was started).
+            InferenceTimeout: the deadline passed.
         """
 
         def job() -> Reply:
@@ -91,10 +74,10 @@ class Inference:
                 result = self.parser(image)
                 del image
                 if as_png:
-                    reply = Reply(png_body(result, query), "image/png")
+                    reply = Reply(png_body(result, query), PNG_MEDIA_TYPE)
                 else:
                     body = json_body(result, query, request_id=request_id)
-                    reply = Reply(body, "application/json")
+                    reply = Reply(body, JSON_MEDIA_TYPE)
                 del result
                 return reply
             finally:
@@ -103,4 +86,4 @@ class Inference:
                 self.metrics.inference_seconds.observe(time.perf_counter() - started)
                 self.metrics.inference_active.dec()
 
-        return await self.run(job)
+        return await self.queue.run(job)

@@ -1,54 +1,33 @@
-"""The one validator every upload goes through, entirely in memory.
+"""Reads an upload's bytes off the request, entirely in memory.
 
 Starlette's ``request.form()`` (like python-multipart's high-level parser) spools parts over
 1 MB to a temporary file, on Linux an unnamed ``O_TMPFILE``. Here the body is streamed into a
 capped ``bytearray`` and the single multipart part is cut out with python-multipart's
 low-level, callback-based ``MultipartParser``, so no byte of an image can reach a disk.
 
-Two phases: ``read_upload`` (on the event loop: size, framing, field, extension, magic bytes)
-and ``decode_upload`` (in a worker thread: the full JPEG/PNG decode). Each refusal is an
-``UploadRejected`` with a reason from the error contract.
+This module owns the framing (size cap, content type, one part named ``image``); what the
+bytes must be is ``upload_validator``'s. Each refusal is an ``UploadRejected`` with a reason
+from the error contract.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import PurePosixPath
-
-from PIL import Image
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from m2fp.errors import ImageError
-from m2fp.imaging import decode_image, sniff_format
 from m2fp.server.errors import UploadRejected
+from m2fp.server.parse.upload_validator import (
+    Upload,
+    check_upload,
+    format_for_filename,
+    format_for_media_type,
+)
 
 FIELD_NAME = b"image"
-RAW_TYPES = {b"image/jpeg": "JPEG", b"image/png": "PNG"}
-EXTENSION_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
-IMAGE_ERROR_REASONS = {
-    "empty": "empty_body",
-    "unsupported_format": "unsupported_media_type",
-    "too_large": "too_many_pixels",
-    "corrupt": "corrupt_image",
-}
 MAX_BOUNDARY = 70  # RFC 2046
 MAX_PART_HEADERS = 8
 MAX_PART_HEADER_BYTES = 1024
-
-
-@dataclass(frozen=True)
-class Upload:
-    """An accepted upload, before decoding.
-
-    Attributes:
-        data: the encoded image file.
-        format: ``JPEG`` or ``PNG``, from its magic bytes.
-    """
-
-    data: bytes
-    format: str
 
 
 class _SinglePart:
@@ -119,7 +98,8 @@ async def read_upload(request: Request, *, max_bytes: int) -> Upload:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise UploadRejected("payload_too_large")
-    if content_type in RAW_TYPES:
+    raw_format = format_for_media_type(content_type)
+    if raw_format is not None:
         multipart = None
         raw = bytearray()
     elif content_type == b"multipart/form-data":
@@ -144,47 +124,13 @@ async def read_upload(request: Request, *, max_bytes: int) -> Upload:
             multipart.write(chunk)
 
     if multipart is None:
+        assert raw_format is not None
         data = bytes(raw)
         del raw
-        return _checked(data, expected=RAW_TYPES[content_type], reason="unsupported_media_type")
+        return check_upload(data, expected=raw_format, reason="unsupported_media_type")
     if multipart.parts == 0 or not multipart.complete:
         raise UploadRejected("bad_request", message="Send exactly one file field 'image'.")
-    extension = _extension(multipart.filename)
-    if extension not in EXTENSION_FORMATS:
-        raise UploadRejected("bad_extension")
+    expected = format_for_filename(multipart.filename)
     data = bytes(multipart.data)
     del multipart
-    return _checked(data, expected=EXTENSION_FORMATS[extension], reason="bad_extension")
-
-
-def _extension(filename: bytes | None) -> str:
-    """The lower-case suffix of a multipart filename (which may carry a client path)."""
-    if not filename:
-        return ""
-    name = filename.decode("latin-1").replace("\\", "/")
-    return PurePosixPath(name).suffix.lower()
-
-
-def _checked(data: bytes, *, expected: str, reason: str) -> Upload:
-    """Magic bytes must say JPEG or PNG, and the same as the declared type or extension."""
-    if not data:
-        raise UploadRejected("empty_body")
-    actual = sniff_format(data)
-    if actual is None:
-        raise UploadRejected("unsupported_media_type")
-    if actual != expected:
-        raise UploadRejected(reason)
-    return Upload(data=data, format=actual)
-
-
-def decode_upload(upload: Upload, *, max_pixels: int, max_side: int) -> Image.Image:
-    """Fully decode an accepted upload (CPU-bound: call from a worker thread).
-
-    Raises:
-        UploadRejected: ``too_many_pixels`` (from the header, before decoding),
-            ``corrupt_image`` (truncated or malformed), ``unsupported_media_type``.
-    """
-    try:
-        return decode_image(upload.data, max_pixels=max_pixels, max_side=max_side)
-    except ImageError as exc:
-        raise UploadRejected(IMAGE_ERROR_REASONS.get(exc.kind, "corrupt_image")) from None
+    return check_upload(data, expected=expected, reason="bad_extension")

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from m2fp.server.deps import (
-    InferenceDep,
     ParseQueryDep,
+    ParseServiceDep,
     RequestIdDep,
     SettingsDep,
     guard_parse,
@@ -25,12 +25,12 @@ async def parse(
     request: Request,
     query: ParseQueryDep,
     settings: SettingsDep,
-    inference: InferenceDep,
+    service: ParseServiceDep,
     request_id: RequestIdDep,
 ) -> Response:
     """Multipart field ``image`` or a raw image/jpeg|png body; see the API contract."""
     upload = await read_upload(request, max_bytes=settings.max_upload_bytes)
-    reply = await inference.parse(
+    reply = await service.parse(
         upload, query, as_png=wants_png(request.headers.get("accept")), request_id=request_id
     )
     del upload
