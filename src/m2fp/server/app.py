@@ -169,7 +169,7 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
     app.state.m2fp = state
 
     install_error_handlers(app)
-    for router in (parse.router, classes.router, health.router, metrics.router, ui.router):
+    for router in (parse.router, classes.router, health.router, metrics.router, ui.build_router()):
         app.include_router(router)
 
     # add_middleware wraps: the last added is the outermost
