@@ -1,10 +1,11 @@
-"""The app in process (httpx ASGI transport): lifespan and the services it owns, the schema
-switch."""
+"""The app in process (httpx ASGI transport): lifespan and the services it owns, HEAD beside
+every GET, the schema switch."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from m2fp.server.app import create_app
 from m2fp.server.app_state import app_state
@@ -57,3 +58,29 @@ async def test_lifespan_owns_the_process_wide_services(tiny_parser):
     assert state.services is None
     assert services.watchdog._task is None  # stopped at shutdown
     assert services.parse.queue._executor._shutdown
+
+
+GET_ROUTES = ["/", "/static/app.js", "/healthz", "/readyz", "/metrics", "/api/v1/classes"]
+
+
+@pytest.mark.parametrize("path", GET_ROUTES)
+async def test_head_is_answered_by_every_get_route(tiny_parser, path):
+    async with app_client(create_app(tiny_settings(), parser=tiny_parser)) as client:
+        got = await client.get(path)
+        head = await client.head(path)
+    assert got.status_code == 200
+    assert head.status_code == 200  # not 405; uvicorn drops the body (test_live_server.py)
+    varying = {"x-request-id", "content-length"} if path == "/metrics" else {"x-request-id"}
+    assert {k: v for k, v in head.headers.items() if k not in varying} == {
+        k: v for k, v in got.headers.items() if k not in varying
+    }
+
+
+def test_every_get_route_has_a_head_twin_outside_the_schema(tiny_parser):
+    app = create_app(tiny_settings(docs=True), parser=tiny_parser)
+    routes = [r for r in iter_route_contexts(app.routes) if isinstance(r.original_route, APIRoute)]
+    gets = {route.path for route in routes if "GET" in route.methods}
+    heads = {route.path for route in routes if route.methods == {"HEAD"}}
+    assert gets == heads
+    assert all(not route.include_in_schema for route in routes if route.methods == {"HEAD"})
+    assert not any("head" in operations for operations in app.openapi()["paths"].values())

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 from PIL import Image
 
 from m2fp.predictor import HumanParser
@@ -124,6 +125,26 @@ def _services(state: AppState, parser: HumanParser) -> Services:
     return Services(storage=storage, watchdog=watchdog, guard=guard, parse=service)
 
 
+def _include_routers(app: FastAPI) -> None:
+    """Every router, and ``HEAD`` beside every ``GET`` (load balancers and uptime checkers
+    probe with it). The HEAD twin runs the same handler; the server (uvicorn) sends the
+    headers without the body. It stays out of the schema, where the GET already describes it.
+    """
+    for router in (parse.router, classes.router, health.router, metrics.router, ui.build_router()):
+        app.include_router(router)
+    for route in list(iter_route_contexts(app.routes)):
+        if isinstance(route.original_route, APIRoute) and "GET" in (route.methods or ()):
+            app.router.add_api_route(
+                route.path,
+                route.endpoint,
+                methods=["HEAD"],
+                dependencies=route.dependencies,
+                response_class=route.response_class,
+                name=route.name,
+                include_in_schema=False,
+            )
+
+
 def create_app(settings: Settings, *, parser: HumanParser | None = None) -> FastAPI:
     """Build the service.
 
@@ -169,8 +190,7 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
     app.state.m2fp = state
 
     install_error_handlers(app)
-    for router in (parse.router, classes.router, health.router, metrics.router, ui.build_router()):
-        app.include_router(router)
+    _include_routers(app)
 
     # add_middleware wraps: the last added is the outermost
     app.add_middleware(OriginCheckMiddleware, allow_origins=settings.cors_origins)
