@@ -1,5 +1,5 @@
 """The error contract: unknown routes and methods, every refusal a JSON body, the one
-translation of the refusals that waiting cures."""
+translation of the refusals that waiting cures, and the contract in the OpenAPI schema."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from m2fp.server.abuse.bans import Banned
 from m2fp.server.abuse.limit_storage import StorageUnavailable
 from m2fp.server.abuse.rate_limit import RateLimited
 from m2fp.server.app import create_app
-from m2fp.server.errors import REASONS, retry_later_error
+from m2fp.server.errors import REASONS, ErrorBody, error_responses, retry_later_error
 from m2fp.server.ops.memory_watchdog import MemoryShedding
 from m2fp.server.parse.queue import InferenceTimeout, Overloaded
 from m2fp.server.retry_later import RetryLater
@@ -85,3 +85,18 @@ async def test_a_refusal_raised_anywhere_becomes_the_error_body_with_retry_after
     }
     assert response.headers["retry-after"] == "5"
     assert response.headers["cache-control"] == "no-store"
+
+
+def test_error_responses_document_each_status_once_and_a_default():
+    responses = error_responses("payload_too_large", "too_many_pixels", "banned")
+    assert set(responses) == {413, 403, "default"}
+    assert responses[413]["description"] == "payload_too_large, too_many_pixels"
+    assert all(entry["model"] is ErrorBody for entry in responses.values())
+
+
+async def test_error_bodies_match_their_schema(tiny_parser):
+    async with app_client(create_app(tiny_settings(), parser=tiny_parser)) as client:
+        missing = await client.get("/nowhere")
+    assert ErrorBody.model_validate(missing.json()).error == "not_found"
+    enum = ErrorBody.model_json_schema()["properties"]["error"]["enum"]
+    assert enum == list(REASONS)

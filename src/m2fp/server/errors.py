@@ -4,16 +4,19 @@ Reasons and their messages are fixed here; no handler ever formats client data (
 values, filenames, exception text) into a response. The reason is also left in the request's
 state so the audit line and the rejection metric can report it. Refusals that waiting cures
 (``RetryLater``: rate limit, ban, storage down, queue full, deadline, memory shedding) are
-translated here, once, with their ``Retry-After`` header.
+translated here, once, with their ``Retry-After`` header. ``ErrorBody`` and
+``error_responses`` describe the same contract in the OpenAPI schema.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
@@ -74,6 +77,35 @@ class ApiError(Exception):
 
 class UploadRejected(ApiError):
     """The upload itself was refused (size, type, extension, decode): what bans count."""
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer (the OpenAPI schema of the contract)."""
+
+    error: str = Field(
+        description="The machine reason; what clients branch on.",
+        json_schema_extra={"enum": list(REASONS)},
+    )
+    message: str = Field(description="One fixed sentence; it never repeats the request.")
+    request_id: str | None = Field(description="This answer's X-Request-ID, as in the audit log.")
+
+
+def error_responses(*reasons: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` of a route that refuses with ``reasons``: ``ErrorBody`` under each
+    of their statuses, the reasons named in its description.
+
+    ``default`` (any other status) carries ``ErrorBody`` too; declaring it also keeps FastAPI
+    from advertising its 422 validation answer, which this service never sends.
+    """
+    by_status: dict[int, list[str]] = {}
+    for reason in reasons:
+        by_status.setdefault(REASONS[reason][0], []).append(reason)
+    responses: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorBody, "description": ", ".join(names)}
+        for status, names in sorted(by_status.items())
+    }
+    responses["default"] = {"model": ErrorBody, "description": "Any other error."}
+    return responses
 
 
 def retry_later_error(refusal: RetryLater) -> ApiError:

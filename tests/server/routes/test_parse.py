@@ -11,6 +11,9 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from m2fp.server.app import create_app
+from m2fp.server.errors import REASONS
+from m2fp.server.parse.response import ParseAnswer
+from m2fp.server.routes.parse import PARSE_REFUSALS
 from tests.server.conftest import app_client, tiny_settings
 from tests.utils.images import jpeg_bytes, png_bytes
 
@@ -108,3 +111,56 @@ async def test_upload_limit_from_settings(tiny_parser):
         response = await client.post(PARSE, content=png_bytes(64, 64), headers=PNG_HEADERS)
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
+
+
+async def test_json_answers_match_their_schema(tiny_parser):
+    async with app_client(create_app(tiny_settings(), parser=tiny_parser)) as client:
+        full = await client.post(f"{PARSE}?classes=Face", content=png_bytes(), headers=PNG_HEADERS)
+        lean = await client.post(
+            f"{PARSE}?visualize=false", content=png_bytes(), headers=PNG_HEADERS
+        )
+    for response in (full, lean):
+        assert response.status_code == 200
+        ParseAnswer.model_validate(response.json())  # extra keys are refused by the model
+    assert ParseAnswer.model_validate(full.json()).class_masks.keys() == {"Face"}
+    assert ParseAnswer.model_validate(lean.json()).visualization_png is None
+
+
+def parse_operation(app) -> tuple[dict, dict]:
+    schema = app.openapi()
+    return schema["paths"]["/api/v1/parse"]["post"], schema["components"]["schemas"]
+
+
+def test_schema_describes_the_answer_the_png_and_every_error(tiny_parser):
+    operation, schemas = parse_operation(create_app(tiny_settings(docs=True), parser=tiny_parser))
+    responses = operation["responses"]
+    ok = responses["200"]["content"]
+    assert ok["application/json"]["schema"] == {"$ref": "#/components/schemas/ParseAnswer"}
+    assert ok["image/png"]["schema"] == {"type": "string", "format": "binary"}
+    statuses = {str(REASONS[reason][0]) for reason in PARSE_REFUSALS}
+    assert set(responses) == {"200", "default", *statuses}
+    for status in (*statuses, "default"):
+        error = responses[status]["content"]["application/json"]["schema"]
+        assert error == {"$ref": "#/components/schemas/ErrorBody"}
+    assert "banned" in responses["403"]["description"]
+    assert set(schemas["ParseAnswer"]["required"]) == {
+        "request_id", "width", "height", "classes_present", "persons", "unassigned_parts",
+        "label_map_png", "person_map_png",
+    }  # fmt: skip
+
+
+def test_schema_never_advertises_the_422_the_service_never_sends(tiny_parser):
+    app = create_app(tiny_settings(docs=True), parser=tiny_parser)
+    schema = app.openapi()
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            assert "422" not in operation["responses"]
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+
+
+def test_schema_describes_the_streamed_request_body(tiny_parser):
+    operation, _ = parse_operation(create_app(tiny_settings(docs=True), parser=tiny_parser))
+    content = operation["requestBody"]["content"]
+    assert set(content) == {"multipart/form-data", "image/jpeg", "image/png"}
+    assert content["multipart/form-data"]["schema"]["required"] == ["image"]
+    assert {p["name"] for p in operation["parameters"]} == {"classes", "alpha", "visualize"}
