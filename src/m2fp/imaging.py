@@ -14,8 +14,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from m2fp.defaults import DEFAULT_MAX_PIXELS
 from m2fp.errors import ImageError
 
-ALLOWED_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
 MAGIC_NUMBERS = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
+# how the accepted formats are named in file names and media types (the server's uploads)
+EXTENSION_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
 
 

@@ -3,10 +3,8 @@ subprocesses on 127.0.0.1 that are always stopped."""
 
 from __future__ import annotations
 
-import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,11 +15,10 @@ from pathlib import Path
 
 import httpx
 import limits.storage.memory
-import numpy as np
 import pytest
-from PIL import Image
 
 from tests.conftest import golden_sizes
+from tests.utils.ports import free_port
 
 STARTUP_TIMEOUT = 90.0
 
@@ -47,27 +44,6 @@ async def app_client(app, client_host: str = "127.0.0.1") -> AsyncIterator[httpx
         httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
     ):
         yield client
-
-
-def png_bytes(width: int = 96, height: int = 64, seed: int = 0, **save_options) -> bytes:
-    """A small RGB noise image as PNG (extra ``save_options`` e.g. ``pnginfo``)."""
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", **save_options)
-    return buffer.getvalue()
-
-
-def jpeg_bytes(width: int = 96, height: int = 64, seed: int = 0) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -209,7 +185,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 @pytest.fixture
 def redis_server():
     """A real redis-server on a free loopback port, stopped whatever happens in the test."""
-    from tests.server.redis_process import RedisProcess
+    from tests.utils.redis_process import RedisProcess
 
     server = RedisProcess()
     server.start()

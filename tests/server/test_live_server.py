@@ -12,8 +12,8 @@ import httpx
 import pytest
 from PIL import Image, PngImagePlugin
 
-from tests.server.bad_inputs import corrupt_files, decompression_bomb, renamed_files
-from tests.server.conftest import jpeg_bytes, png_bytes
+from tests.utils.bad_inputs import corrupt_files, decompression_bomb, renamed_files
+from tests.utils.images import jpeg_bytes, png_bytes
 
 PARSE = "/api/v1/parse"
 MIB = 1024 * 1024
@@ -291,3 +291,21 @@ def test_metrics_count_routes_and_reasons_without_clients(live_server):
     assert "127.0.0.1" not in text
     assert "client" not in text
     assert "/no/such/page" not in text
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/readyz", "/metrics", "/api/v1/classes"])
+def test_head_answers_like_get_without_a_body(live_server, path):
+    got = httpx.get(live_server.url + path, timeout=10)
+    head = httpx.head(live_server.url + path, timeout=10)
+    assert (head.status_code, got.status_code) == (200, 200)
+    assert head.content == b""
+    assert head.headers["content-type"] == got.headers["content-type"]
+    if path != "/metrics":  # the metrics text grows between the two requests
+        assert head.headers["content-length"] == got.headers["content-length"]
+    assert head.headers["content-security-policy"] == got.headers["content-security-policy"]
+
+
+def test_head_of_a_post_route_is_405(live_server):
+    response = httpx.head(live_server.url + PARSE, timeout=10)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"

@@ -7,7 +7,13 @@ import ipaddress
 
 import pytest
 
+from m2fp.server.abuse.client_identity import ApiKeys
+from m2fp.server.ops.alerts import AlertWebhook
 from m2fp.server.settings import Settings, SettingsError, load_settings
+from tests.server.abuse.test_bans import NONSENSE_POLICIES
+from tests.server.abuse.test_rate_limit import BAD_LIMITS, UNSUPPORTED_STORAGE
+from tests.server.ops.test_alerts import REFUSED_WEBHOOKS
+from tests.server.parse.test_queue import NONSENSE_LIMITS
 
 
 @pytest.fixture(autouse=True)
@@ -102,3 +108,110 @@ def test_secrets_are_not_in_the_repr(monkeypatch):
     text = repr(load_settings())
     assert "very-secret" not in text
     assert "a-long-secret-log-salt" not in text
+
+
+def refused_line(monkeypatch, name: str, value: str) -> str:
+    """The one line ``load_settings`` refuses ``name=value`` with; it names the variable."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    monkeypatch.delenv(name)
+    message = str(caught.value)
+    assert message.startswith(f"invalid {name}: ") or name in message
+    assert "\n" not in message
+    return message
+
+
+# The rules below are the components' own (their tests check them); here: that the settings
+# apply exactly those rules, and name the variable.
+
+
+@pytest.mark.parametrize("name", ["M2FP_RATE_LIMIT", "M2FP_API_KEY_RATE_LIMIT"])
+@pytest.mark.parametrize("text", BAD_LIMITS)
+def test_rate_limits_are_checked_by_the_rate_limiter_rule(monkeypatch, name, text):
+    assert "must look like '5/minute'" in refused_line(monkeypatch, name, text)
+
+
+@pytest.mark.parametrize("uri", UNSUPPORTED_STORAGE)
+def test_storage_uri_is_checked_by_the_storage_rule(monkeypatch, uri):
+    assert "must start with one of memory://" in refused_line(monkeypatch, "M2FP_STORAGE_URI", uri)
+
+
+@pytest.mark.parametrize(("ban_after", "ban_seconds"), NONSENSE_POLICIES)
+def test_ban_policy_is_checked_by_the_ban_list_rule(monkeypatch, ban_after, ban_seconds):
+    name, value = (
+        ("M2FP_BAN_AFTER", ban_after) if ban_after != 3 else ("M2FP_BAN_SECONDS", ban_seconds)
+    )
+    assert "must be between 1 and" in refused_line(monkeypatch, name, str(value))
+
+
+@pytest.mark.parametrize(("concurrency", "queue_size", "timeout"), NONSENSE_LIMITS)
+def test_queue_limits_are_checked_by_the_queue_rule(monkeypatch, concurrency, queue_size, timeout):
+    if concurrency != 1:
+        name, value = "M2FP_MAX_CONCURRENCY", concurrency
+    elif queue_size != 1:
+        name, value = "M2FP_MAX_QUEUE", queue_size
+    else:
+        name, value = "M2FP_REQUEST_TIMEOUT", timeout
+    assert "must be" in refused_line(monkeypatch, name, str(value))
+
+
+@pytest.mark.parametrize("percent", ["0", "-1", "100", "150", "nan"])
+def test_memory_alert_percent_is_checked_by_the_watchdog_rule(monkeypatch, percent):
+    line = refused_line(monkeypatch, "M2FP_MEMORY_ALERT_PERCENT", percent)
+    assert "between 0 and 100" in line
+
+
+@pytest.mark.parametrize("url", REFUSED_WEBHOOKS)
+def test_alert_webhook_is_checked_by_the_url_policy(monkeypatch, url):
+    line = refused_line(monkeypatch, "M2FP_ALERT_WEBHOOK", url)
+    assert "must be an https:// URL" in line
+    assert "secret" not in line
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://hooks.example/T/x", "http://127.0.0.2:9/x", "http://[::1]:9/x", "http://localhost/x"],
+)
+def test_alert_webhook_accepts_what_the_alerts_accept(monkeypatch, url):
+    monkeypatch.setenv("M2FP_ALERT_WEBHOOK", url)
+    assert load_settings().alert_webhook.get_secret_value() == url
+    AlertWebhook(url=url)
+
+
+def test_api_key_digests_are_normalised_as_the_key_check_does(monkeypatch):
+    digest = hashlib.sha256(b"key").hexdigest()
+    monkeypatch.setenv("M2FP_API_KEYS", f" {digest.upper()} ")
+    settings = load_settings()
+    assert settings.api_keys == (digest,)
+    assert ApiKeys(digests=settings.api_keys).match("key") == digest
+    line = refused_line(monkeypatch, "M2FP_API_KEYS", "plain-text-key-0123")
+    assert "sha256 hex digests" in line
+
+
+def test_named_defaults_are_the_library_defaults():
+    from m2fp.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
+
+    settings = Settings()
+    assert (settings.min_size, settings.max_size) == (DEFAULT_MIN_SIZE, DEFAULT_MAX_SIZE)
+    assert settings.max_pixels == DEFAULT_MAX_PIXELS
+
+
+def test_min_size_above_max_size_names_both_variables(monkeypatch):
+    monkeypatch.setenv("M2FP_MIN_SIZE", "800")
+    line = refused_line(monkeypatch, "M2FP_MAX_SIZE", "700")
+    assert "M2FP_MAX_SIZE must be at least M2FP_MIN_SIZE" in line
+
+
+def test_guard_settings_fail_closed_with_one_line(monkeypatch):
+    monkeypatch.setenv("M2FP_API_KEYS_REQUIRED", "true")
+    with pytest.raises(SettingsError, match="M2FP_API_KEYS_REQUIRED needs"):
+        load_settings()
+    monkeypatch.delenv("M2FP_API_KEYS_REQUIRED")
+    monkeypatch.setenv("M2FP_API_KEY_RATE_LIMIT", "lots")
+    with pytest.raises(SettingsError, match="M2FP_API_KEY_RATE_LIMIT") as refused:
+        load_settings()
+    assert "lots" not in str(refused.value)
+    monkeypatch.delenv("M2FP_API_KEY_RATE_LIMIT")
+    settings = load_settings()
+    assert (settings.api_key_rate_limit, settings.api_keys_required) == ("60/minute", False)

@@ -11,7 +11,7 @@ from m2fp.cli.errors import EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import model_path
 from m2fp.errors import M2FPError
 from m2fp.server.app import create_app, load_parser
-from m2fp.server.audit_log import log_config
+from m2fp.server.ops.audit_log import log_config
 from m2fp.server.settings import SettingsError, load_settings
 
 

@@ -1,9 +1,12 @@
 """``create_app(settings)``: the FastAPI application, built fresh for each caller.
 
 The model is loaded once per app (in the lifespan, or injected by the caller, e.g. ``m2fp
-serve`` which loads it first to report a bad model in one line, or tests). Request flow,
-outermost first: client address -> security headers -> request id, audit line and catch-all ->
-CORS -> CSRF origin check -> routes (parse guard, query validation, then the streamed upload).
+serve`` which loads it first to report a bad model in one line, or tests). The lifespan also
+owns the process-wide services: it opens the counter storage, starts the memory watchdog,
+builds the parse guard and the parse service on them, and closes all of it at shutdown.
+Request flow, outermost first: client address -> security headers -> request id, audit line
+and catch-all -> CORS -> CSRF origin check -> routes (parse guard, query validation, then the
+streamed upload).
 """
 
 from __future__ import annotations
@@ -15,22 +18,30 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 from PIL import Image
 
 from m2fp.parser_options import ParserOptions
 from m2fp.predictor import HumanParser
 from m2fp.protection.keys import resolve_model_key
-from m2fp.server.audit_log import AuditLog
+from m2fp.server.abuse.bans import open_ban_list
+from m2fp.server.abuse.client_identity import ApiKeys
+from m2fp.server.abuse.guard import ParseGuard
+from m2fp.server.abuse.limit_storage import close_storage, open_storage
+from m2fp.server.abuse.rate_limit import RateLimiter, parse_rate_limit
+from m2fp.server.app_state import AppState, Services, app_state
 from m2fp.server.errors import install_error_handlers
-from m2fp.server.inference import Inference
-from m2fp.server.inference_queue import InferenceQueue
-from m2fp.server.metrics import Metrics
 from m2fp.server.middleware.client_address import ClientAddressMiddleware
 from m2fp.server.middleware.cors import CorsMiddleware
 from m2fp.server.middleware.origin_check import OriginCheckMiddleware
 from m2fp.server.middleware.request_context import RequestContextMiddleware
 from m2fp.server.middleware.security_headers import SecurityHeadersMiddleware
-from m2fp.server.parse_guard import build_parse_guard
+from m2fp.server.ops.alerts import AlertWebhook
+from m2fp.server.ops.audit_log import AuditLog
+from m2fp.server.ops.memory_watchdog import MemoryUsage, MemoryWatchdog
+from m2fp.server.ops.metrics import Metrics
+from m2fp.server.parse.queue import InferenceQueue
+from m2fp.server.parse.service import ParseService
 from m2fp.server.routes import classes, health, metrics, parse, ui
 from m2fp.server.settings import Settings, SettingsError
 
@@ -61,6 +72,79 @@ def load_parser(settings: Settings) -> HumanParser:
     )
 
 
+def _watchdog(state: AppState) -> MemoryWatchdog:
+    """The memory watchdog, feeding the memory gauge and the app's readiness."""
+    settings = state.settings
+
+    def on_sample(usage: MemoryUsage) -> None:
+        state.metrics.memory_used_ratio.set(usage.percent / 100)
+
+    def on_change(shedding: bool) -> None:
+        if shedding:
+            state.not_ready.add("memory")
+        else:
+            state.not_ready.discard("memory")
+
+    webhook = settings.alert_webhook
+    return MemoryWatchdog(
+        alert_percent=settings.memory_alert_percent,
+        alerts=AlertWebhook(url=webhook.get_secret_value()) if webhook else None,
+        on_sample=on_sample,
+        on_change=on_change,
+    )
+
+
+def _services(state: AppState, parser: HumanParser) -> Services:
+    """The app's process-wide services, from its settings (nothing started yet)."""
+    settings = state.settings
+    storage = open_storage(settings.storage_uri.get_secret_value())
+    watchdog = _watchdog(state)
+    guard = ParseGuard(
+        api_keys=ApiKeys(digests=settings.api_keys, required=settings.api_keys_required),
+        rate_limiter=RateLimiter(
+            storage=storage,
+            anonymous_limits=parse_rate_limit(settings.rate_limit),
+            api_key_limits=parse_rate_limit(settings.api_key_rate_limit),
+        ),
+        bans=open_ban_list(storage, ban_after=settings.ban_after, ban_seconds=settings.ban_seconds),
+        watchdog=watchdog,
+        audit=state.audit,
+    )
+    queue = InferenceQueue(
+        max_concurrency=settings.max_concurrency,
+        max_queue=settings.max_queue,
+        timeout=settings.request_timeout,
+    )
+    service = ParseService(
+        parser=parser,
+        queue=queue,
+        max_pixels=settings.max_pixels,
+        max_side=settings.max_side,
+        metrics=state.metrics,
+    )
+    return Services(storage=storage, watchdog=watchdog, guard=guard, parse=service)
+
+
+def _include_routers(app: FastAPI) -> None:
+    """Every router, and ``HEAD`` beside every ``GET`` (load balancers and uptime checkers
+    probe with it). The HEAD twin runs the same handler; the server (uvicorn) sends the
+    headers without the body. It stays out of the schema, where the GET already describes it.
+    """
+    for router in (parse.router, classes.router, health.router, metrics.router, ui.build_router()):
+        app.include_router(router)
+    for route in list(iter_route_contexts(app.routes)):
+        if isinstance(route.original_route, APIRoute) and "GET" in (route.methods or ()):
+            app.router.add_api_route(
+                route.path,
+                route.endpoint,
+                methods=["HEAD"],
+                dependencies=route.dependencies,
+                response_class=route.response_class,
+                name=route.name,
+                include_in_schema=False,
+            )
+
+
 def create_app(settings: Settings, *, parser: HumanParser | None = None) -> FastAPI:
     """Build the service.
 
@@ -74,26 +158,18 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = app_state(app)
         model = parser or await anyio.to_thread.run_sync(load_parser, settings)
-        queue = InferenceQueue(
-            max_concurrency=settings.max_concurrency,
-            max_queue=settings.max_queue,
-            timeout=settings.request_timeout,
-        )
-        app.state.inference = Inference(
-            parser=model,
-            queue=queue,
-            max_pixels=settings.max_pixels,
-            max_side=settings.max_side,
-            metrics=app.state.metrics,
-        )
-        app.state.parse_guard.start()
+        services = _services(state, model)
+        services.watchdog.start()
+        state.services = services
         try:
             yield
         finally:
-            app.state.inference = None
-            queue.close()
-            await app.state.parse_guard.stop()
+            state.services = None
+            services.parse.queue.close()
+            await services.watchdog.stop()
+            close_storage(services.storage)
 
     # Only the machine-readable schema: the Swagger/ReDoc pages load scripts from a CDN,
     # which the CSP (rightly) blocks.
@@ -106,23 +182,20 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
         openapi_url="/openapi.json" if settings.docs else None,
     )
     salt = settings.log_salt.get_secret_value().encode() if settings.log_salt else None
-    app.state.settings = settings
-    app.state.metrics = Metrics()
-    app.state.audit = AuditLog(mode=settings.client_id_mode, salt=salt or secrets.token_bytes(32))
-    app.state.inference = None
-    app.state.not_ready = set()  # reasons to report not ready, e.g. {"memory"}
-    app.state.parse_guard = build_parse_guard(
-        settings, audit=app.state.audit, metrics=app.state.metrics, not_ready=app.state.not_ready
+    state = AppState(
+        settings=settings,
+        metrics=Metrics(),
+        audit=AuditLog(mode=settings.client_id_mode, salt=salt or secrets.token_bytes(32)),
     )
+    app.state.m2fp = state
 
     install_error_handlers(app)
-    for router in (parse.router, classes.router, health.router, metrics.router, ui.router):
-        app.include_router(router)
+    _include_routers(app)
 
     # add_middleware wraps: the last added is the outermost
     app.add_middleware(OriginCheckMiddleware, allow_origins=settings.cors_origins)
     app.add_middleware(CorsMiddleware, allow_origins=settings.cors_origins)
-    app.add_middleware(RequestContextMiddleware, audit=app.state.audit, metrics=app.state.metrics)
+    app.add_middleware(RequestContextMiddleware, audit=state.audit, metrics=state.metrics)
     app.add_middleware(SecurityHeadersMiddleware, trusted_proxies=settings.trusted_proxies)
     app.add_middleware(ClientAddressMiddleware, trusted_proxies=settings.trusted_proxies)
     return app

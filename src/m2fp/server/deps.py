@@ -1,5 +1,7 @@
-"""Annotated dependencies: what a route may ask for. Everything lives on ``app.state``,
-built by ``create_app``; nothing is a module global."""
+"""Annotated dependencies: what a route may ask for. Everything comes from the app's
+``AppState`` (built by ``create_app``, services opened by its lifespan) or from the request's
+own state; nothing is a module global. They only read attributes, so they are ``async``:
+FastAPI runs plain functions in its thread pool, a needless hop per request."""
 
 from __future__ import annotations
 
@@ -8,59 +10,67 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from m2fp.server.audit_log import AuditLog
-from m2fp.server.client_identity import ClientIdentity
+from m2fp.server.abuse.client_identity import ClientIdentity
+from m2fp.server.app_state import AppState, Services, app_state
 from m2fp.server.errors import ApiError, UploadRejected
-from m2fp.server.inference import Inference
-from m2fp.server.metrics import Metrics
-from m2fp.server.parse_guard import ParseGuard
-from m2fp.server.parse_query import ParseQuery
+from m2fp.server.ops.metrics import Metrics
+from m2fp.server.parse.query import ParseQuery
+from m2fp.server.parse.service import ParseService
+from m2fp.server.request_state import request_id
+from m2fp.server.retry_later import RetryLater
 from m2fp.server.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+async def get_state(request: Request) -> AppState:
+    return app_state(request.app)
 
 
-def get_metrics(request: Request) -> Metrics:
-    return request.app.state.metrics
+async def get_settings(request: Request) -> Settings:
+    return app_state(request.app).settings
 
 
-def get_audit(request: Request) -> AuditLog:
-    return request.app.state.audit
+async def get_metrics(request: Request) -> Metrics:
+    return app_state(request.app).metrics
 
 
-def get_inference(request: Request) -> Inference:
-    inference = request.app.state.inference
-    if inference is None:
+def running_services(request: Request) -> Services:
+    """The app's services, or 503 ``overloaded`` while the lifespan has not started them."""
+    services = app_state(request.app).services
+    if services is None:
         raise ApiError("overloaded", message="The service is starting; retry later.")
-    return inference
+    return services
 
 
-def get_request_id(request: Request) -> str:
-    return request.state.request_id
+async def get_parse_service(request: Request) -> ParseService:
+    return running_services(request).parse
+
+
+async def get_request_id(request: Request) -> str:
+    found = request_id(request.scope)
+    assert found is not None, "RequestContextMiddleware sets it for every request"
+    return found
 
 
 async def guard_parse(request: Request) -> AsyncIterator[ClientIdentity]:
-    """The abuse and overload checks (see ``parse_guard``), then the route, then what its
+    """The abuse and overload checks (see ``abuse.guard``), then the route, then what its
     outcome means for the client's strikes. Every state-changing /api route depends on this."""
-    guard: ParseGuard = request.app.state.parse_guard
+    guard = running_services(request).guard
     client = await guard.admit(request)
     try:
         yield client
-    except UploadRejected:
-        await guard.upload_rejected(client)
+    except UploadRejected as rejected:
+        await guard.upload_rejected(client, rejected.reason)
         raise
-    except ApiError as exc:
-        guard.refused(client, exc)
+    except RetryLater as refusal:
+        guard.refused(client, refusal.reason)
         raise
     else:
         await guard.upload_accepted(client)
 
 
+StateDep = Annotated[AppState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-AuditDep = Annotated[AuditLog, Depends(get_audit)]
-InferenceDep = Annotated[Inference, Depends(get_inference)]
+ParseServiceDep = Annotated[ParseService, Depends(get_parse_service)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 ParseQueryDep = Annotated[ParseQuery, Query()]

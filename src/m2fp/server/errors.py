@@ -2,20 +2,27 @@
 
 Reasons and their messages are fixed here; no handler ever formats client data (paths, query
 values, filenames, exception text) into a response. The reason is also left in the request's
-state so the audit line and the rejection metric can report it.
+state so the audit line and the rejection metric can report it. Refusals that waiting cures
+(``RetryLater``: rate limit, ban, storage down, queue full, deadline, memory shedding) are
+translated here, once, with their ``Retry-After`` header. ``ErrorBody`` and
+``error_responses`` describe the same contract in the OpenAPI schema.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
-from m2fp.server.audit_log import client_address
+from m2fp.server.request_state import request_id, set_error_reason
+from m2fp.server.retry_later import RetryLater
 
 # reason -> (HTTP status, the one human sentence)
 REASONS: dict[str, tuple[int, str]] = {
@@ -72,21 +79,57 @@ class UploadRejected(ApiError):
     """The upload itself was refused (size, type, extension, decode): what bans count."""
 
 
+class ErrorBody(BaseModel):
+    """The body of every error answer (the OpenAPI schema of the contract)."""
+
+    error: str = Field(
+        description="The machine reason; what clients branch on.",
+        json_schema_extra={"enum": list(REASONS)},
+    )
+    message: str = Field(description="One fixed sentence; it never repeats the request.")
+    request_id: str | None = Field(description="This answer's X-Request-ID, as in the audit log.")
+
+
+def error_responses(*reasons: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` of a route that refuses with ``reasons``: ``ErrorBody`` under each
+    of their statuses, the reasons named in its description.
+
+    ``default`` (any other status) carries ``ErrorBody`` too; declaring it also keeps FastAPI
+    from advertising its 422 validation answer, which this service never sends.
+    """
+    by_status: dict[int, list[str]] = {}
+    for reason in reasons:
+        by_status.setdefault(REASONS[reason][0], []).append(reason)
+    responses: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorBody, "description": ", ".join(names)}
+        for status, names in sorted(by_status.items())
+    }
+    responses["default"] = {"model": ErrorBody, "description": "Any other error."}
+    return responses
+
+
+def retry_later_error(refusal: RetryLater) -> ApiError:
+    """The API error of a refusal that waiting cures: its reason, and ``Retry-After`` in whole
+    seconds, rounded up and at least 1 (never "retry now")."""
+    seconds = max(1, math.ceil(refusal.retry_after))
+    return ApiError(refusal.reason, headers={"Retry-After": str(seconds)})
+
+
 def error_response(scope: Scope, error: ApiError) -> Response:
     """The JSON error response for ``error``; records the reason in the request's state."""
-    state = scope.setdefault("state", {})
-    state["error_reason"] = error.reason
-    body = {"error": error.reason, "message": error.message, "request_id": state.get("request_id")}
+    set_error_reason(scope, error.reason)
+    body = {"error": error.reason, "message": error.message, "request_id": request_id(scope)}
     return JSONResponse(body, status_code=error.status, headers={**NO_STORE, **error.headers})
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    if isinstance(exc, UploadRejected):
-        request.app.state.audit.security_event(
-            "rejected_upload", client=client_address(request.scope), reason=exc.reason
-        )
     return error_response(request.scope, exc)
+
+
+async def _retry_later(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RetryLater)
+    return error_response(request.scope, retry_later_error(exc))
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -139,5 +182,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     """Route every refusal FastAPI or Starlette can raise through ``error_response``."""
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RetryLater, _retry_later)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

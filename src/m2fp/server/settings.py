@@ -3,29 +3,44 @@
 All fields come from ``M2FP_*`` environment variables. Unsafe or nonsensical combinations
 (CORS ``*``, trusting every proxy, a rate limit ``limits`` cannot parse, a plaintext API key...)
 fail at start-up with one line naming the variable, never echoing its value (it may be secret).
+
+Each rule lives with the component that uses the value (``check_*`` in ``abuse/``, ``parse/``,
+``ops/``, ``middleware/`` and the library); the validators here only call them, and
+``load_settings`` adds the variable's name to their message.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
-from limits import parse_many
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from m2fp.imaging import DEFAULT_MAX_PIXELS
+from m2fp.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
+from m2fp.processing.preprocess import check_input_sizes
+from m2fp.server.abuse.bans import check_ban_after, check_ban_seconds
+from m2fp.server.abuse.client_identity import check_api_key_digests, check_api_key_policy
+from m2fp.server.abuse.limit_storage import check_storage_uri
+from m2fp.server.abuse.rate_limit import parse_rate_limit
+from m2fp.server.middleware.cors import check_origins
+from m2fp.server.ops.memory_watchdog import check_alert_percent
+from m2fp.server.parse.queue import check_max_concurrency, check_max_queue, check_timeout
+from m2fp.sha256_pin import sha256_pin
+from m2fp.url_policy import check_https_url
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 MIB = 1024 * 1024
-SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 class SettingsError(ValueError):
@@ -51,28 +66,28 @@ class Settings(BaseSettings):
     model_key: SecretStr | None = None
     model_key_file: Path | None = None
     precision: Literal["fp32", "bf16"] = "fp32"
-    min_size: int = Field(640, ge=32, le=4096)
-    max_size: int = Field(1333, ge=32, le=8192)
+    min_size: int = Field(DEFAULT_MIN_SIZE, ge=32, le=4096)
+    max_size: int = Field(DEFAULT_MAX_SIZE, ge=32, le=8192)
     # uploads
     max_upload_bytes: int = Field(10 * MIB, ge=1024, le=200 * MIB)
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, le=200_000_000)
     max_side: int = Field(1920, ge=64, le=16384)
     # abuse and overload (enforced by the rate-limit, ban, API-key and limiter layers)
     rate_limit: str = "5/minute"
-    ban_after: int = Field(3, ge=1, le=1000)
-    ban_seconds: int = Field(3600, ge=1, le=30 * 86400)
+    ban_after: Annotated[int, AfterValidator(check_ban_after)] = 3
+    ban_seconds: Annotated[int, AfterValidator(check_ban_seconds)] = 3600
     storage_uri: SecretStr = SecretStr("memory://")
     api_keys: CommaList = ()
     api_key_rate_limit: str = "60/minute"
     api_keys_required: bool = False
-    max_concurrency: int = Field(1, ge=1, le=64)
-    max_queue: int = Field(8, ge=0, le=1000)
-    request_timeout: float = Field(60.0, gt=0, le=3600)
-    memory_alert_percent: float = Field(90.0, gt=0, lt=100)
+    max_concurrency: Annotated[int, AfterValidator(check_max_concurrency)] = 1
+    max_queue: Annotated[int, AfterValidator(check_max_queue)] = 8
+    request_timeout: Annotated[float, AfterValidator(check_timeout)] = 60.0
+    memory_alert_percent: Annotated[float, AfterValidator(check_alert_percent)] = 90.0
     alert_webhook: SecretStr | None = None
     # HTTP
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
-    cors_origins: CommaList = ()
+    cors_origins: Annotated[CommaList, AfterValidator(check_origins)] = ()
     docs: bool = False
     # audit logs
     client_id_mode: Literal["hash", "truncate"] = "hash"
@@ -86,44 +101,31 @@ class Settings(BaseSettings):
     @field_validator("model_sha256")
     @classmethod
     def _sha256(cls, value: str | None) -> str | None:
-        if value is not None and not SHA256_HEX.fullmatch(value.lower()):
-            raise ValueError("must be 64 hex digits")
-        return value.lower() if value else None
+        return sha256_pin(value) if value else None
 
     @field_validator("rate_limit", "api_key_rate_limit")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
-        try:
-            parse_many(value)
-        except ValueError:
-            raise ValueError("must look like '5/minute' or '10/hour;100/day'") from None
+        parse_rate_limit(value)
         return value
 
     @field_validator("storage_uri")
     @classmethod
     def _storage(cls, value: SecretStr) -> SecretStr:
-        scheme = urlsplit(value.get_secret_value()).scheme
-        if scheme not in STORAGE_SCHEMES:
-            schemes = ", ".join(f"{s}://" for s in STORAGE_SCHEMES)
-            raise ValueError(f"must start with one of {schemes}")
+        check_storage_uri(value.get_secret_value())
         return value
 
     @field_validator("api_keys")
     @classmethod
     def _api_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not all(SHA256_HEX.fullmatch(key.lower()) for key in value):
-            raise ValueError("must list sha256 hex digests of the keys, never the keys themselves")
-        return tuple(key.lower() for key in value)
+        return check_api_key_digests(value)
 
     @field_validator("alert_webhook")
     @classmethod
     def _webhook(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():
             return None
-        url = urlsplit(value.get_secret_value())
-        loopback = url.scheme == "http" and url.hostname in LOOPBACK_HOSTS
-        if not url.hostname or (url.scheme != "https" and not loopback):
-            raise ValueError("must be an https:// URL")
+        check_https_url(value.get_secret_value())
         return value
 
     @field_validator("trusted_proxies", mode="before")
@@ -145,18 +147,6 @@ class Settings(BaseSettings):
             networks.append(network)
         return tuple(networks)
 
-    @field_validator("cors_origins")
-    @classmethod
-    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        origins = tuple(origin.rstrip("/").lower() for origin in value)
-        for origin in origins:
-            if origin == "*":
-                raise ValueError("'*' would let every website call the API; list origins")
-            url = urlsplit(origin)
-            if url.scheme not in ("https", "http") or not url.hostname or url.path or url.query:
-                raise ValueError("must be origins such as https://example.org (no path)")
-        return origins
-
     @field_validator("log_salt")
     @classmethod
     def _salt(cls, value: SecretStr | None) -> SecretStr | None:
@@ -164,16 +154,24 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters")
         return value
 
+    # Rules that span two variables: the component's check decides, and the message names both
+    # variables (a model-level error has no single variable for load_settings to name).
     @model_validator(mode="after")
     def _sizes(self) -> Settings:
-        if self.max_size < self.min_size:
-            raise ValueError("M2FP_MAX_SIZE must be at least M2FP_MIN_SIZE")
+        try:
+            check_input_sizes(self.min_size, self.max_size)
+        except ValueError:
+            raise ValueError("M2FP_MAX_SIZE must be at least M2FP_MIN_SIZE") from None
         return self
 
     @model_validator(mode="after")
     def _required_keys(self) -> Settings:
-        if self.api_keys_required and not self.api_keys:
-            raise ValueError("M2FP_API_KEYS_REQUIRED needs at least one digest in M2FP_API_KEYS")
+        try:
+            check_api_key_policy(self.api_keys, required=self.api_keys_required)
+        except ValueError:
+            raise ValueError(
+                "M2FP_API_KEYS_REQUIRED needs at least one digest in M2FP_API_KEYS"
+            ) from None
         return self
 
 

@@ -1,8 +1,8 @@
 """Resolves every request's client address once, for the audit line and the parse guard.
 
-The address is the direct peer, or, when that peer is in ``M2FP_TRUSTED_PROXIES``, the
-right-most untrusted hop of ``X-Forwarded-For`` (see ``client_identity``). It is stored as
-``state["client_ip"]``; nothing downstream reads ``X-Forwarded-For`` itself.
+The address is the direct peer, or, when that peer is one of the trusted proxies, the
+right-most untrusted hop of ``X-Forwarded-For`` (see ``client_identity``). It is stored with
+``request_state.set_client_ip``; nothing downstream reads ``X-Forwarded-For`` itself.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from m2fp.server.client_identity import IPNetwork, TrustedProxies
+from m2fp.server.abuse.client_identity import IPNetwork, TrustedProxies
+from m2fp.server.request_state import set_client_ip
 
 
 class ClientAddressMiddleware:
@@ -32,5 +33,5 @@ class ClientAddressMiddleware:
             peer = scope.get("client")
             forwarded = Headers(scope=scope).getlist("x-forwarded-for")
             address = self.proxies.client_address(peer[0] if peer else None, forwarded)
-            scope.setdefault("state", {})["client_ip"] = address
+            set_client_ip(scope, address)
         await self.app(scope, receive, send)

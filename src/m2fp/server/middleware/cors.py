@@ -8,6 +8,7 @@ simply get no CORS headers, so browsers keep their answers from the calling page
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
@@ -21,19 +22,31 @@ EXPOSE_HEADERS = "Retry-After, X-Request-ID"
 PREFLIGHT_MAX_AGE = "600"
 
 
+def check_origins(origins: Iterable[str]) -> tuple[str, ...]:
+    """The origins, lower-case and without a trailing slash, if each is an exact origin such
+    as ``https://example.org``; else ValueError (``*`` above all: every website could call
+    the API)."""
+    normalised = tuple(origin.rstrip("/").lower() for origin in origins)
+    for origin in normalised:
+        if origin == "*":
+            raise ValueError("'*' would let every website call the API; list origins")
+        url = urlsplit(origin)
+        if url.scheme not in ("https", "http") or not url.hostname or url.path or url.query:
+            raise ValueError("must be origins such as https://example.org (no path)")
+    return normalised
+
+
 class CorsMiddleware:
     """Answers preflights and adds ``Access-Control-Allow-Origin`` for listed origins.
 
     Args:
         app: the wrapped ASGI app.
-        allow_origins: exact origins such as ``https://example.org`` (lower-case, no slash).
+        allow_origins: exact origins such as ``https://example.org`` (``check_origins``).
     """
 
     def __init__(self, app: ASGIApp, *, allow_origins: Iterable[str]) -> None:
         self.app = app
-        self.allow_origins = frozenset(allow_origins)
-        if "*" in self.allow_origins:
-            raise ValueError("CORS origin '*' is not allowed")
+        self.allow_origins = frozenset(check_origins(allow_origins))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -14,9 +14,10 @@ import time
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from m2fp.server.audit_log import AuditLog, client_address
 from m2fp.server.errors import ApiError, error_response
-from m2fp.server.metrics import Metrics
+from m2fp.server.ops.audit_log import AuditLog
+from m2fp.server.ops.metrics import Metrics
+from m2fp.server.request_state import client_ip, error_reason, set_error_reason, set_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +50,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = secrets.token_hex(16)
-        state = scope.setdefault("state", {})
-        state["request_id"] = request_id
+        set_request_id(scope, request_id)
         started = time.perf_counter()
         status = 500
         bytes_in = 0
@@ -81,7 +81,7 @@ class RequestContextMiddleware:
                 exc_info=(type(exc), exc, exc.__traceback__),
             )
             if response_started:
-                state["error_reason"] = "internal_error"
+                set_error_reason(scope, "internal_error")
             else:
                 await error_response(scope, ApiError("internal_error"))(
                     scope, counting_receive, send_with_id
@@ -89,7 +89,7 @@ class RequestContextMiddleware:
         finally:
             method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
             route = route_template(scope)
-            reason = state.get("error_reason")
+            reason = error_reason(scope)
             self.metrics.requests.labels(route=route, method=method, status=str(status)).inc()
             if reason:
                 self.metrics.rejections.labels(reason=reason).inc()
@@ -101,5 +101,5 @@ class RequestContextMiddleware:
                 duration_ms=(time.perf_counter() - started) * 1000,
                 bytes_in=bytes_in,
                 reason=reason,
-                client=client_address(scope),
+                client=client_ip(scope),
             )

@@ -1,7 +1,7 @@
 """Security headers on every response, and no ``Server`` header.
 
 HSTS is only sent when the request really arrived over https: the ASGI scheme, or
-``X-Forwarded-Proto: https`` from a direct peer listed in ``M2FP_TRUSTED_PROXIES``.
+``X-Forwarded-Proto: https`` from a direct peer that is one of the trusted proxies.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from m2fp.server.client_identity import IPNetwork, TrustedProxies
+from m2fp.server.abuse.client_identity import IPNetwork, TrustedProxies
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "

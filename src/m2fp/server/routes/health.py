@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import JSONResponse
 
+from m2fp.server.deps import StateDep
 from m2fp.server.errors import NO_STORE
 
 router = APIRouter()
@@ -17,9 +18,8 @@ async def healthz() -> JSONResponse:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(state: StateDep) -> JSONResponse:
     """The model is loaded and nothing (e.g. the memory watchdog) asked to shed load."""
-    state = request.app.state
-    if state.inference is None or state.not_ready:
+    if state.services is None or state.not_ready:
         return JSONResponse({"status": "not_ready"}, status_code=503, headers=NO_STORE)
     return JSONResponse({"status": "ready"}, headers=NO_STORE)

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from m2fp.server.deps import MetricsDep
+from m2fp.server.errors import NO_STORE
 
 router = APIRouter()
 
@@ -13,4 +14,4 @@ router = APIRouter()
 @router.get("/metrics")
 async def metrics(metrics: MetricsDep) -> Response:
     body, content_type = metrics.render()
-    return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
+    return Response(body, media_type=content_type, headers=NO_STORE)

@@ -2,35 +2,78 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from m2fp.imaging import MEDIA_TYPES
 from m2fp.server.deps import (
-    InferenceDep,
     ParseQueryDep,
+    ParseServiceDep,
     RequestIdDep,
     SettingsDep,
     guard_parse,
 )
-from m2fp.server.errors import NO_STORE
-from m2fp.server.parse_response import wants_png
-from m2fp.server.upload_guard import read_upload
+from m2fp.server.errors import NO_STORE, error_responses
+from m2fp.server.parse.response import answer_responses, wants_png
+from m2fp.server.parse.upload_reader import FIELD_NAME, read_upload
 
 # Every route here changes state and spends inference: all of them pass the parse guard.
 router = APIRouter(dependencies=[Depends(guard_parse)])
 
+# Every reason the parse route can answer with (the error contract, in the OpenAPI schema).
+PARSE_REFUSALS = (
+    "bad_request",
+    "corrupt_image",
+    "empty_body",
+    "unauthorized",
+    "forbidden_origin",
+    "banned",
+    "payload_too_large",
+    "too_many_pixels",
+    "unsupported_media_type",
+    "bad_extension",
+    "rate_limited",
+    "internal_error",
+    "overloaded",
+    "timeout",
+    "storage_unavailable",
+)
 
-@router.post("/api/v1/parse")
+
+def _request_body() -> dict[str, Any]:
+    """The body ``read_upload`` streams itself (FastAPI never parses it), for the schema."""
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    field = FIELD_NAME.decode()
+    multipart = {
+        "schema": {
+            "type": "object",
+            "properties": {field: {"type": "string", "format": "binary"}},
+            "required": [field],
+        }
+    }
+    content = {"multipart/form-data": multipart}
+    content.update({media_type: binary for media_type in MEDIA_TYPES.values()})
+    return {"requestBody": {"required": True, "content": content}}
+
+
+@router.post(
+    "/api/v1/parse",
+    responses={**answer_responses(), **error_responses(*PARSE_REFUSALS)},
+    openapi_extra=_request_body(),
+)
 async def parse(
     request: Request,
     query: ParseQueryDep,
     settings: SettingsDep,
-    inference: InferenceDep,
+    service: ParseServiceDep,
     request_id: RequestIdDep,
 ) -> Response:
-    """Multipart field ``image`` or a raw image/jpeg|png body; see the API contract."""
+    """Multipart field ``image`` (``.jpg``, ``.jpeg``, ``.png``) or a raw image/jpeg|png
+    body; JSON answer, or the overlay alone with ``Accept: image/png``."""
     upload = await read_upload(request, max_bytes=settings.max_upload_bytes)
-    reply = await inference.parse(
+    reply = await service.parse(
         upload, query, as_png=wants_png(request.headers.get("accept")), request_id=request_id
     )
     del upload

@@ -1,0 +1,111 @@
+"""Turns a ParsingResult into the bytes of the HTTP answer (JSON or the overlay PNG), and
+describes that answer (``ParseAnswer``) for the OpenAPI schema.
+
+Only derived data leaves: sizes, boxes, areas, rounded scores and PNGs re-encoded without
+metadata. No logits or probabilities.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from m2fp.imaging import MEDIA_TYPES, encode_png
+from m2fp.result import ParsingResult
+from m2fp.server.parse.query import ParseQuery
+
+JSON_MEDIA_TYPE = "application/json"
+PNG_MEDIA_TYPE = MEDIA_TYPES["PNG"]
+Box = tuple[int, int, int, int]
+
+
+class PartAnswer(BaseModel):
+    """One part instance (``Hair``, ``Left-arm``...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(description="CIHP class name.")
+    score: float = Field(description="Instance score in [0, 1], 4 digits.")
+    bbox: Box = Field(description="[x0, y0, x1, y1), original image pixels.")
+    area: int = Field(description="Mask pixels.")
+
+
+class PersonAnswer(BaseModel):
+    """One person and the parts assigned to them, best score first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score: float = Field(description="Human instance score in [0, 1], 4 digits.")
+    bbox: Box = Field(description="[x0, y0, x1, y1), original image pixels.")
+    area: int = Field(description="Mask pixels.")
+    parts: list[PartAnswer]
+
+
+class ParseAnswer(BaseModel):
+    """The JSON answer of ``POST /api/v1/parse`` (``json_body`` writes it). PNGs are base64."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(description="This answer's X-Request-ID, as in the audit log.")
+    width: int
+    height: int
+    classes_present: list[str] = Field(description="Classes covering any pixel, no background.")
+    persons: list[PersonAnswer] = Field(description="Best score first.")
+    unassigned_parts: list[PartAnswer] = Field(description="Parts that overlap no person.")
+    label_map_png: str = Field(description="Palette PNG, pixel = class id.")
+    person_map_png: str = Field(description="Greyscale PNG, pixel i = persons[i-1], 0 = none.")
+    visualization_png: str | None = Field(
+        None, description="The colour overlay with its legend; absent with visualize=false."
+    )
+    class_masks: dict[str, str] | None = Field(
+        None, description="1-bit PNG per class asked for in classes; absent if none was."
+    )
+
+
+def answer_responses() -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` entry of a successful parse: ``ParseAnswer`` as JSON, or the
+    overlay alone as a PNG (``Accept: image/png``)."""
+    png = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        200: {
+            "model": ParseAnswer,
+            "description": "The parse, or with Accept: image/png the overlay alone.",
+            "content": {PNG_MEDIA_TYPE: png},
+        }
+    }
+
+
+def _b64(png: bytes) -> str:
+    return base64.b64encode(png).decode("ascii")
+
+
+def json_body(result: ParsingResult, query: ParseQuery, *, request_id: str) -> bytes:
+    """The JSON document of the API contract (``ParseAnswer``)."""
+    body = {"request_id": request_id, **result.to_dict()}
+    body["label_map_png"] = _b64(result.label_map_png())
+    body["person_map_png"] = _b64(encode_png(Image.fromarray(result.person_map())))
+    if query.visualize:
+        body["visualization_png"] = _b64(result.visualize(alpha=query.alpha))
+    if query.class_names:
+        body["class_masks"] = {
+            name: _b64(encode_png(Image.fromarray(result.class_mask(name))))
+            for name in query.class_names
+        }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def png_body(result: ParsingResult, query: ParseQuery) -> bytes:
+    """The visualisation alone, for ``Accept: image/png``."""
+    return result.visualize(alpha=query.alpha)
+
+
+def wants_png(accept: str | None) -> bool:
+    """``Accept`` asks for ``image/png`` and not for JSON."""
+    if not accept:
+        return False
+    types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    return PNG_MEDIA_TYPE in types and JSON_MEDIA_TYPE not in types

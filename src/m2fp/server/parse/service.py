@@ -1,0 +1,89 @@
+"""The one place a parse runs: off the event loop, at most ``max_concurrency`` at a time.
+
+Decoding, the network and PNG encoding are all CPU-bound, so the whole job runs in a worker
+thread of the ``InferenceQueue``, which also bounds the wait queue and enforces the request
+deadline (its ``Overloaded`` / ``InferenceTimeout`` become 503 with Retry-After in
+``errors.py``). Routes only call ``ParseService.parse``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from m2fp.memory import release_free_memory
+from m2fp.predictor import HumanParser
+from m2fp.server.ops.metrics import Metrics
+from m2fp.server.parse.query import ParseQuery
+from m2fp.server.parse.queue import InferenceQueue
+from m2fp.server.parse.response import JSON_MEDIA_TYPE, PNG_MEDIA_TYPE, json_body, png_body
+from m2fp.server.parse.upload_validator import Upload, decode_upload
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A rendered answer: body bytes and their media type."""
+
+    body: bytes
+    media_type: str
+
+
+class ParseService:
+    """Runs parses of validated uploads with bounded concurrency.
+
+    Args:
+        parser: the loaded model (thread-safe, shared).
+        queue: bounds concurrent parses, waiting requests and their deadline.
+        max_pixels: uploads declaring more pixels are refused before decoding.
+        max_side: longer sides are scaled down to this before parsing.
+        metrics: where latency, queue depth and activity are recorded.
+    """
+
+    def __init__(
+        self,
+        *,
+        parser: HumanParser,
+        queue: InferenceQueue,
+        max_pixels: int,
+        max_side: int,
+        metrics: Metrics,
+    ) -> None:
+        self.parser = parser
+        self.queue = queue
+        self.max_pixels = max_pixels
+        self.max_side = max_side
+        self.metrics = metrics
+        metrics.queue_depth.set_function(lambda: queue.depth)
+
+    async def parse(
+        self, upload: Upload, query: ParseQuery, *, as_png: bool, request_id: str
+    ) -> Reply:
+        """Decode, parse and render one upload, in a worker thread once a slot is free.
+
+        Raises:
+            UploadRejected: the image does not decode or has too many pixels.
+            Overloaded: the queue is full (nothing was started).
+            InferenceTimeout: the deadline passed.
+        """
+
+        def job() -> Reply:
+            self.metrics.inference_active.inc()
+            started = time.perf_counter()
+            try:
+                image = decode_upload(upload, max_pixels=self.max_pixels, max_side=self.max_side)
+                result = self.parser.parse_upright(image)
+                del image
+                if as_png:
+                    reply = Reply(png_body(result, query), PNG_MEDIA_TYPE)
+                else:
+                    body = json_body(result, query, request_id=request_id)
+                    reply = Reply(body, JSON_MEDIA_TYPE)
+                del result
+                return reply
+            finally:
+                # the photo, its masks and the activations are garbage now: hand the heap back
+                release_free_memory()
+                self.metrics.inference_seconds.observe(time.perf_counter() - started)
+                self.metrics.inference_active.dec()
+
+        return await self.queue.run(job)

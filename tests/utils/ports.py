@@ -1,0 +1,11 @@
+"""Free loopback ports for the servers tests start (never a fixed port: the machine is shared)."""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
