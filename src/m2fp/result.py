@@ -10,7 +10,7 @@ from PIL import Image
 
 from m2fp.defaults import DEFAULT_ALPHA
 from m2fp.imaging import encode_png
-from m2fp.labels import palette_bytes
+from m2fp.labels import LabelSet, label_set_of
 from m2fp.processing.masks import CroppedMask
 from m2fp.processing.postprocess import Instance, ParsedOutput
 from m2fp.visualization import render_overlay
@@ -111,6 +111,11 @@ class ParsingResult:
     class_names: tuple[str, ...]
 
     @property
+    def label_set(self) -> LabelSet:
+        """The classes ``label_map`` holds (CIHP for the multi-person model)."""
+        return label_set_of(self.class_names)
+
+    @property
     def size(self) -> tuple[int, int]:
         """(width, height)."""
         return self.image.size
@@ -164,7 +169,7 @@ class ParsingResult:
     def label_map_png(self) -> bytes:
         """The label map as a palette PNG (pixel value = class index, CIHP colours)."""
         image = Image.fromarray(self.label_map, mode="P")
-        image.putpalette(palette_bytes())
+        image.putpalette(self.label_set.palette_bytes())
         return encode_png(image)
 
     def visualize(self, alpha: float = DEFAULT_ALPHA, *, legend: bool = True) -> bytes:
