@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torch.export import Dim, ExportedProgram
 
-from m2fp.modeling.m2fp import M2FP, SIZE_DIVISIBILITY
 from m2fp.engines.network_input import SIDE_MAX, SIDE_MIN
+from m2fp.modeling.m2fp import M2FP, SIZE_DIVISIBILITY
 from m2fp.modeling.ms_deform_attn import (
     MSDeformAttn,
     ms_deform_attn_sample,

@@ -7,14 +7,9 @@ is a read from memory plus one compile per input shape (``OpenVINOEngine``).
 
 from __future__ import annotations
 
-from m2fp.engines.export import export_backbone, export_head, export_network
+from m2fp.engines.export import export_backbone, export_head
 from m2fp.engines.openvino_package import OpenVINOPackage, _openvino
 from m2fp.modeling.m2fp import M2FP
-
-
-def convert_network(model: M2FP):
-    """The whole network as one ``openvino.Model``, input ``images`` 1x3x?x? float32."""
-    return _openvino().convert_model(export_network(model))
 
 
 def convert_backbone(model: M2FP):
@@ -28,5 +23,7 @@ def convert_head(model: M2FP):
 
 
 def convert_fp32(model: M2FP) -> OpenVINOPackage:
-    """An exact fp32 package of ``model`` (the ``network`` graph)."""
-    return OpenVINOPackage.from_models("fp32", {"network": convert_network(model)})
+    """An exact fp32 package of ``model``: its backbone and head graphs."""
+    return OpenVINOPackage.from_models(
+        "fp32", {"backbone": convert_backbone(model), "head": convert_head(model)}
+    )

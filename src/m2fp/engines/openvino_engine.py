@@ -1,8 +1,8 @@
 """Run an ``OpenVINOPackage`` on the CPU: the ``M2FP.forward`` contract, one compiled model per
 input shape, a bounded number of them kept.
 
-The graphs have dynamic height and width, but OpenVINO's CPU plugin compiles this network only
-for a static shape, so each input shape gets its own compiled model (about a second for R101,
+The graphs have dynamic height and width, but OpenVINO's CPU plugin compiles the head only for
+a static shape, so each input shape gets its own compiled model (about a second for R101,
 once per shape); the most recently used ``max_shapes`` are kept, each holding its own
 repacked weights. Inference precision is pinned to f32: on CPUs with bf16 the plugin would
 otherwise silently compute the fp32 graph in bf16.
@@ -20,6 +20,7 @@ from m2fp.engines.network_input import check_network_input
 from m2fp.engines.openvino_package import OpenVINOPackage, _openvino
 
 DEFAULT_MAX_SHAPES = 4
+FEATURE_STRIDES = (4, 8, 16, 32)  # res2..res5
 
 
 class OpenVINOEngine:
@@ -28,7 +29,7 @@ class OpenVINOEngine:
     Thread-safe: compiled models are shared, each call has its own infer requests.
 
     Args:
-        package: the converted network (fp32 ``network``, or int8 ``backbone`` + ``head``).
+        package: the converted network (backbone and head graphs, fp32 or int8).
         max_shapes: compiled input shapes kept in memory (least recently used dropped).
         num_threads: CPU threads per inference; None lets OpenVINO use every core.
     """
@@ -52,9 +53,7 @@ class OpenVINOEngine:
         self._config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if num_threads is not None:
             self._config["INFERENCE_NUM_THREADS"] = num_threads
-        self._compiled: collections.OrderedDict[tuple[int, int], list] = (
-            collections.OrderedDict()
-        )
+        self._compiled: collections.OrderedDict[tuple[int, int], list] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -64,26 +63,23 @@ class OpenVINOEngine:
             return list(self._compiled)
 
     def compiled(self, height: int, width: int) -> list:
-        """The compiled graphs (in execution order) for one input size, compiling if needed."""
+        """The compiled backbone and head for one input size, compiling them if needed."""
         key = (height, width)
         with self._lock:
             if key in self._compiled:
                 self._compiled.move_to_end(key)
                 return self._compiled[key]
         # compile outside the lock: seconds, and other shapes may run meanwhile
-        compiled = []
-        for name, model in self._models.items():
-            graph = model.clone()
-            if name in ("network", "backbone"):
-                graph.reshape({graph.inputs[0]: [1, 3, height, width]})
-            else:  # the head: res2..res5 at 1/4 .. 1/32
-                graph.reshape(
-                    {
-                        port: [1, port.get_partial_shape()[1], height // s, width // s]
-                        for port, s in zip(graph.inputs, (4, 8, 16, 32), strict=True)
-                    }
-                )
-            compiled.append(self._core.compile_model(graph, "CPU", self._config))
+        backbone, head = self._models["backbone"].clone(), self._models["head"].clone()
+        backbone.reshape({backbone.inputs[0]: [1, 3, height, width]})
+        # the head's inputs: res2..res5 at 1/4 .. 1/32 of the input
+        head.reshape(
+            {
+                port: [1, port.get_partial_shape()[1], height // stride, width // stride]
+                for port, stride in zip(head.inputs, FEATURE_STRIDES, strict=True)
+            }
+        )
+        compiled = [self._core.compile_model(g, "CPU", self._config) for g in (backbone, head)]
         with self._lock:
             self._compiled[key] = compiled
             self._compiled.move_to_end(key)
@@ -106,14 +102,12 @@ class OpenVINOEngine:
         ov = _openvino()
         stages = self.compiled(height, width)
         array = np.ascontiguousarray(images.detach().cpu().numpy())
-        requests = [stage.create_infer_request() for stage in stages]
-        requests[0].infer({0: ov.Tensor(array, shared_memory=True)})
-        for previous, request in zip(requests, requests[1:]):
-            # the backbone's output tensors become the head's inputs without a copy
-            for index in range(len(previous.model_outputs)):
-                request.set_input_tensor(index, previous.get_output_tensor(index))
-            request.infer()
-        last = requests[-1]
-        class_logits = torch.from_numpy(np.array(last.get_output_tensor(0).data))
-        mask_logits = torch.from_numpy(np.array(last.get_output_tensor(1).data))
+        backbone, head = (stage.create_infer_request() for stage in stages)
+        backbone.infer({0: ov.Tensor(array, shared_memory=True)})
+        # the backbone's output tensors become the head's inputs without a copy
+        for index in range(len(FEATURE_STRIDES)):
+            head.set_input_tensor(index, backbone.get_output_tensor(index))
+        head.infer()
+        class_logits = torch.from_numpy(np.array(head.get_output_tensor(0).data))
+        mask_logits = torch.from_numpy(np.array(head.get_output_tensor(1).data))
         return class_logits, mask_logits

@@ -1,7 +1,9 @@
 """The converted form of a network for OpenVINO, as bytes: convert once, load fast, from memory.
 
-A package holds one or two OpenVINO IR graphs (xml + bin each) with dynamic height and width:
-``network`` alone (fp32), or ``backbone`` (int8) + ``head`` (fp32). It is serialised to one
+A package holds two OpenVINO IR graphs (xml + bin each) with dynamic height and width: the
+``backbone`` (fp32, or int8 in the int8 mode) and the ``head`` (always fp32). Two graphs, not
+one, so that the int8 mode quantises exactly the backbone and both precisions share one
+conversion; the backbone's outputs feed the head without a copy. It is serialised to one
 byte string so it can travel inside an encrypted ``.m2fp`` envelope: writing and reading go
 through memory only (``memfd`` files and ``Core.read_model(model=..., weights=Tensor)``), never
 through a plaintext file on disk.
@@ -27,8 +29,8 @@ from m2fp.errors import CheckpointError
 MAGIC = b"M2FPOVP1"
 FORMAT = 1
 MAX_HEADER = 1 << 16
-# which parts make a package, by precision
-LAYOUTS = {"fp32": ("network",), "int8": ("backbone", "head")}
+PRECISIONS = ("fp32", "int8")
+PARTS = ("backbone", "head")
 
 
 def _openvino():
@@ -90,8 +92,7 @@ class OpenVINOPackage:
     """Serialised OpenVINO graphs of one network.
 
     Attributes:
-        precision: ``fp32`` (one exact ``network`` graph) or ``int8`` (an int8 ``backbone``
-            and an fp32 ``head``).
+        precision: ``fp32`` (exact) or ``int8`` (the backbone quantised, an approximation).
         parts: part name -> (IR xml, IR bin).
         openvino_version: the OpenVINO that converted it (IR is read by the same or newer).
     """
@@ -101,10 +102,10 @@ class OpenVINOPackage:
     openvino_version: str
 
     def __post_init__(self) -> None:
-        if self.precision not in LAYOUTS:
+        if self.precision not in PRECISIONS:
             raise ValueError(f"unknown package precision {self.precision!r}")
-        if tuple(self.parts) != LAYOUTS[self.precision]:
-            raise ValueError(f"a {self.precision} package holds {LAYOUTS[self.precision]}")
+        if tuple(self.parts) != PARTS:
+            raise ValueError(f"a package holds the graphs {PARTS}, in that order")
 
     @classmethod
     def from_models(cls, precision: str, models: Mapping[str, object]) -> OpenVINOPackage:
