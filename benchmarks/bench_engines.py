@@ -33,7 +33,7 @@ from bench_pipeline import SEED, network_input, realistic_model, synthetic_photo
 
 from m2fp import HumanParser
 from m2fp.build import preset
-from m2fp.engines.calibration import calibration_inputs
+from m2fp.engines.calibration import DEFAULT_SCENES, calibration_inputs
 from m2fp.engines.int8 import DEFAULT_SMOOTH_QUANT_ALPHA, quantize_package
 from m2fp.engines.openvino_convert import convert_fp32
 from m2fp.engines.openvino_engine import OpenVINOEngine
@@ -220,7 +220,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds after a warm-up")
     parser.add_argument("--photos", type=int, default=2, help="evaluation photos besides one")
-    parser.add_argument("--calibration", type=int, default=32, help="int8 calibration scenes")
+    parser.add_argument("--calibration", type=int, default=DEFAULT_SCENES, help="int8 scenes")
     parser.add_argument("--alpha", type=float, default=DEFAULT_SMOOTH_QUANT_ALPHA)
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: keep)")
     return parser.parse_args()

@@ -99,7 +99,7 @@ def calibration_scene(index: int, *, seed: int = DEFAULT_SEED) -> Image.Image:
 
 
 def calibration_inputs(
-    count: int,
+    count: int = DEFAULT_SCENES,
     *,
     pixel_mean: torch.Tensor,
     pixel_std: torch.Tensor,

@@ -129,11 +129,10 @@ def export_backbone(model: M2FP) -> ExportedProgram:
         )
 
 
-def export_head(model: M2FP, *, sampler: Sampler = Sampler.GATHER) -> ExportedProgram:
+def export_head(model: M2FP) -> ExportedProgram:
     """The head alone: (res2, res3, res4, res5) -> (class logits, mask logits)."""
-    net = with_sampler(model, sampler)
     with torch.no_grad():
-        features = Backbone(model=net).eval()(_example(net))
+        features = Backbone(model=model).eval()(_example(model))
     rows, cols = _cells()
     # res_k is at 1/2^(k+1): 8, 4, 2, 1 times the 1/32 grid
     dynamic = {
@@ -142,5 +141,5 @@ def export_head(model: M2FP, *, sampler: Sampler = Sampler.GATHER) -> ExportedPr
     }
     with torch.no_grad():
         return torch.export.export(
-            Head(model=net).eval(), features, dynamic_shapes=dynamic, strict=False
+            Head(model=model).eval(), features, dynamic_shapes=dynamic, strict=False
         )
