@@ -2,10 +2,11 @@
 input shape, a bounded number of them kept.
 
 The graphs have dynamic height and width, but OpenVINO's CPU plugin compiles the head only for
-a static shape, so each input shape gets its own compiled model (about a second for R101,
-once per shape); the most recently used ``max_shapes`` are kept, each holding its own
-repacked weights. Inference precision is pinned to f32: on CPUs with bf16 the plugin would
-otherwise silently compute the fp32 graph in bf16.
+a static shape, so each input shape gets its own compiled model (about 2 s for R101 on two
+cores, once per shape); the most recently used ``max_shapes`` are kept, each holding its own
+repacked weights (about 390 MB of RSS per shape for R101, measured by bench_engines.py).
+Inference precision is pinned to f32: on CPUs with bf16 the plugin would otherwise silently
+compute the fp32 graph in bf16.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 from m2fp.engines.network_input import check_network_input
 from m2fp.engines.openvino_package import OpenVINOPackage, _openvino
 
-DEFAULT_MAX_SHAPES = 4
+DEFAULT_MAX_SHAPES = 2  # landscape and portrait 640-side photos; ~390 MB each for R101
 FEATURE_STRIDES = (4, 8, 16, 32)  # res2..res5
 
 
