@@ -26,7 +26,7 @@ from m2fp.parser_options import ParserOptions
 from m2fp.precision import compute, prepare_model
 from m2fp.processing.centre_pad import centre_pad
 from m2fp.processing.flip import AveragedRows, MirroredRows, merge_passes, mirror_image
-from m2fp.processing.postprocess import PassOutput, complete_pass, measure_pass
+from m2fp.processing.postprocess import PassOutput, measure_pass
 from m2fp.processing.preprocess import resize, to_input_tensor
 from m2fp.processing.semantic import SemanticMap, label_semantics, semantic_probabilities
 from m2fp.result import ParsingResult, assemble
@@ -178,10 +178,7 @@ class HumanParser:
     ) -> ParsingResult:
         """Multi-person model: instances, persons and label map at the size of ``picture``."""
         with torch.inference_mode():
-            measured = self._measure(class_logits, mask_logits, picture, resized, batch)
-            parsed = complete_pass(
-                measured, num_parsing=self.num_parsing, output_size=(picture.height, picture.width)
-            )
+            parsed = self._measure(class_logits, mask_logits, picture, resized, batch).parsed()
         return assemble(parsed, picture, self.class_names)
 
     def _measure(

@@ -61,54 +61,6 @@ class ParsedOutput:
     semantic_max: np.ndarray
 
 
-def parse_outputs(
-    class_logits: torch.Tensor,
-    mask_logits: torch.Tensor,
-    *,
-    padded_size: tuple[int, int],
-    input_size: tuple[int, int],
-    output_size: tuple[int, int],
-    num_parsing: int,
-    ins_score_thr: float,
-) -> ParsedOutput:
-    """Instances and label map from one image's network output.
-
-    Args:
-        class_logits: Qx(K+1) logits, the last column "no object".
-        mask_logits: QxH/4xW/4 mask logits.
-        padded_size: (H, W) of the padded network input.
-        input_size: (h, w) of the resized image within it.
-        output_size: (H, W) of the original photo.
-        num_parsing: number of semantic classes; class ``num_parsing`` is "Human".
-        ins_score_thr: minimum instance score for pasting into the label map.
-    """
-    measured = measure_pass(
-        class_logits,
-        mask_logits,
-        padded_size=padded_size,
-        input_size=input_size,
-        output_size=output_size,
-        num_parsing=num_parsing,
-        ins_score_thr=ins_score_thr,
-    )
-    return complete_pass(measured, num_parsing=num_parsing, output_size=output_size)
-
-
-def complete_pass(
-    measured: PassOutput, *, num_parsing: int, output_size: tuple[int, int]
-) -> ParsedOutput:
-    """A measured pass's instances with its label map."""
-    label_map, semantic_max = paste_label_map(
-        measured.class_map, num_parsing=num_parsing, output_size=output_size
-    )
-    return ParsedOutput(
-        parts=measured.parts,
-        humans=measured.humans,
-        label_map=label_map,
-        semantic_max=semantic_max,
-    )
-
-
 @dataclass(frozen=True)
 class ClassMap:
     """One class's semantic probabilities inside the window where they can be positive.
@@ -137,13 +89,26 @@ class PassOutput:
         final_scores: torch.Tensor,
         masks: _QueryMasks,
         ins_score_thr: float,
+        num_parsing: int,
+        output_size: tuple[int, int],
     ) -> None:
         self.parts = parts
         self.humans = humans
+        self.num_parsing = num_parsing
+        self.output_size = output_size
         self._candidates = candidates
         self._final_scores = final_scores
         self._masks = masks
         self._ins_score_thr = ins_score_thr
+
+    def parsed(self) -> ParsedOutput:
+        """The instances with the label map ModelScope paints from them."""
+        label_map, semantic_max = paste_label_map(
+            self.class_map, num_parsing=self.num_parsing, output_size=self.output_size
+        )
+        return ParsedOutput(
+            parts=self.parts, humans=self.humans, label_map=label_map, semantic_max=semantic_max
+        )
 
     def class_map(self, cls: int) -> ClassMap | None:
         """Per pixel, the mean over the class's instances above ``ins_score_thr`` of their
@@ -194,8 +159,18 @@ def measure_pass(
     num_parsing: int,
     ins_score_thr: float,
 ) -> PassOutput:
-    """The instances of one image's network output and what its label map is made of
-    (arguments as ``parse_outputs``)."""
+    """One image's network output post-processed: its instances, and what its label map is
+    made of (``PassOutput.parsed()`` paints it).
+
+    Args:
+        class_logits: Qx(K+1) logits, the last column "no object".
+        mask_logits: QxH/4xW/4 mask logits.
+        padded_size: (H, W) of the padded network input.
+        input_size: (h, w) of the resized image within it.
+        output_size: (H, W) of the original photo.
+        num_parsing: number of semantic classes; class ``num_parsing`` is "Human".
+        ins_score_thr: minimum instance score for pasting into the label map.
+    """
     candidates = _Candidates.select(class_logits, ins_score_thr)
     resampler = MaskResampler(
         low_size=(int(mask_logits.shape[-2]), int(mask_logits.shape[-1])),
@@ -219,6 +194,8 @@ def measure_pass(
         final_scores=final_scores,
         masks=masks,
         ins_score_thr=ins_score_thr,
+        num_parsing=num_parsing,
+        output_size=output_size,
     )
 
 
@@ -313,7 +290,7 @@ class _QueryMasks:
             rows, cols = positive.any(1), positive.any(0)
             if not rows.any():
                 continue
-            # the same products as the final scores of parse_outputs
+            # the same products as the final scores of measure_pass
             pair = candidates.slots == slot
             pair_scores = candidates.scores[pair] * masks.mask_scores[slot]
             pair_labels = candidates.labels[pair]

@@ -58,7 +58,7 @@ const MESSAGES = {
     "download.overlay": "Download overlay (PNG)",
     "download.json": "Download data (JSON)",
     footer:
-      "m2fp: multi-person human parsing. The M2FP model is for non-commercial use " +
+      "m2fp: human parsing. The M2FP models are for non-commercial use " +
       "(CC BY-NC 4.0).",
     "error.reference": "Reference: {id}",
     "error.retry": "Try again in {time}.",
@@ -141,7 +141,7 @@ const MESSAGES = {
     "results.unassigned": "未归属任何人物的部位：{parts}",
     "download.overlay": "下载叠加图（PNG）",
     "download.json": "下载数据（JSON）",
-    footer: "m2fp：多人人体解析。M2FP 模型仅限非商业用途（CC BY-NC 4.0）。",
+    footer: "m2fp：人体解析。M2FP 模型仅限非商业用途（CC BY-NC 4.0）。",
     "error.reference": "参考编号：{id}",
     "error.retry": "请在 {time}后重试。",
     "time.seconds": "{n} 秒",
