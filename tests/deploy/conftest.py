@@ -103,28 +103,54 @@ def services_image(podman: Podman, python_base: BuiltImage) -> BuiltImage:
     return BuiltImage(name=name, seconds=time.monotonic() - start)
 
 
-def readable_model_dir(source: Path, target: Path) -> Path:
-    """A copy of model directory ``source`` that the image's user can read (a model is not a
+@dataclass(frozen=True)
+class EncryptedModel:
+    """The golden tiny model as an encrypted .m2fp file and its key file."""
+
+    model: Path  # mode 0644 in a directory of its own (mounted as /models)
+    key: Path  # owned by the image's user, mode 0400
+
+
+@pytest.fixture(scope="session")
+def model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The golden tiny model as a plain directory the image's user can read (a model is not a
     secret file: 0755 directory, 0644 files)."""
-    shutil.copytree(source, target)
+    target = tmp_path_factory.mktemp("container-model") / "model"
+    shutil.copytree(tiny_model_dir, target)
     target.chmod(0o755)
     for path in target.iterdir():
         path.chmod(0o644)
     return target
 
 
-def encrypted_model(source: Path, *, model: Path, key: Path) -> None:
-    """``source`` encrypted into ``model`` (mode 0644) under a new key written to ``key``, owned
-    by the image's user with mode 0400, as the README says to hand it to a container. Made with
-    the CLI a user would use."""
-    for directory in (model.parent, key.parent):
-        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+@pytest.fixture(scope="session")
+def encrypted_tiny_model(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> EncryptedModel:
+    """The golden tiny model encrypted under a new key, the key file handed over as the README
+    says for containers: owned by the container's user, mode 0400. Made with the CLI a user
+    would use."""
+    tmp = tmp_path_factory.mktemp("container-encrypted")
+    encrypted = EncryptedModel(
+        model=tmp / "models" / "m2fp.m2fp", key=tmp / "secrets" / "m2fp_model_key"
+    )
+    for directory in (encrypted.model.parent, encrypted.key.parent):
+        directory.mkdir(mode=0o755)
     m2fp = [sys.executable, "-m", "m2fp", "model"]
     for argv in (
-        [*m2fp, "keygen", "--out", str(key)],
-        [*m2fp, "encrypt", str(source), "--key-file", str(key), "--out", str(model)],
+        [*m2fp, "keygen", "--out", str(encrypted.key)],
+        [
+            *m2fp,
+            "encrypt",
+            str(tiny_model_dir),
+            "--key-file",
+            str(encrypted.key),
+            "--out",
+            str(encrypted.model),
+        ],
     ):
         subprocess.run(argv, check=True, capture_output=True, timeout=120)
-    model.chmod(0o644)
-    os.chown(key, IMAGE_UID, IMAGE_UID)
-    key.chmod(0o400)
+    encrypted.model.chmod(0o644)
+    os.chown(encrypted.key, IMAGE_UID, IMAGE_UID)
+    encrypted.key.chmod(0o400)
+    return encrypted

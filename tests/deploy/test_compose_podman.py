@@ -47,7 +47,7 @@ import yaml
 from PIL import Image
 
 from tests.conftest import GOLDEN, golden_sizes
-from tests.deploy.conftest import IMAGE_UID, REPO, BuiltImage, encrypted_model
+from tests.deploy.conftest import IMAGE_UID, REPO, BuiltImage, EncryptedModel
 from tests.deploy.podman import ULIMITS, Podman, PodmanError, describe, unavailable
 
 COMPOSE = REPO / "deploy" / "compose.yaml"
@@ -180,22 +180,29 @@ def _free_subnet(podman: Podman) -> ipaddress.IPv4Network:
     return random.choice(free)
 
 
-def _secrets(directory: Path, tiny_model_dir: Path, models: Path) -> None:
+def _secrets(directory: Path, encrypted: EncryptedModel) -> None:
     """deploy/secrets as the README makes it, owned by the services' UID with mode 0400."""
+    directory.mkdir()
     subprocess.run(
         ["bash", str(REPO / "deploy" / "gen-dev-cert.sh"), str(directory), "localhost"],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    encrypted_model(tiny_model_dir, model=models / "m2fp.m2fp", key=directory / "m2fp_model_key")
     for name in ("redis_password", "m2fp_log_salt"):
         (directory / name).write_text(os.urandom(32).hex() + "\n")
     for path in directory.iterdir():
         os.chown(path, IMAGE_UID, IMAGE_UID)
         path.chmod(0o400)
+    (directory / "m2fp_model_key").symlink_to(encrypted.key)  # this session's, already 0400
 
 
 def _compose_copy(
-    original: dict, *, tmp: Path, app_image: str, services_image: str, subnet: ipaddress.IPv4Network
+    original: dict,
+    *,
+    tmp: Path,
+    models: Path,
+    app_image: str,
+    services_image: str,
+    subnet: ipaddress.IPv4Network,
 ) -> dict:
     """compose.yaml with the changes the module docstring lists."""
     compose = copy.deepcopy(original)
@@ -213,7 +220,7 @@ def _compose_copy(
         app = services[name]
         app["image"] = app_image
         app["build"]["context"] = str(REPO)
-        app["volumes"] = [f"{tmp / 'models'}:/models:ro"]
+        app["volumes"] = [f"{models}:/models:ro"]
         app["environment"].update(
             M2FP_TRUSTED_PROXIES=nginx_address,
             M2FP_MIN_SIZE=str(min_size),
@@ -238,15 +245,15 @@ def stack(
     podman: Podman,
     m2fp_image: BuiltImage,
     services_image: BuiltImage,
-    tiny_model_dir: Path,
+    encrypted_tiny_model: EncryptedModel,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("compose")
-    (tmp / "secrets").mkdir()
-    _secrets(tmp / "secrets", tiny_model_dir, tmp / "models")
+    _secrets(tmp / "secrets", encrypted_tiny_model)
     compose = _compose_copy(
         yaml.safe_load(COMPOSE.read_text()),
         tmp=tmp,
+        models=encrypted_tiny_model.model.parent,
         app_image=m2fp_image.name,
         services_image=services_image.name,
         subnet=_free_subnet(podman),

@@ -27,13 +27,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import GOLDEN, golden_sizes
-from tests.deploy.conftest import (
-    DOCKERFILE,
-    IMAGE_UID,
-    BuiltImage,
-    encrypted_model,
-    readable_model_dir,
-)
+from tests.deploy.conftest import DOCKERFILE, IMAGE_UID, BuiltImage, EncryptedModel
 from tests.deploy.podman import ULIMITS, Podman, PodmanError, unavailable
 
 UNAVAILABLE = unavailable()
@@ -153,20 +147,18 @@ def served(
     request: pytest.FixtureRequest,
     podman: Podman,
     m2fp_image: BuiltImage,
-    tiny_model_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
+    model_dir: Path,
+    encrypted_tiny_model: EncryptedModel,
 ) -> Iterator[Served]:
     form = request.param
-    tmp = tmp_path_factory.mktemp(f"served-{form}")
     if form == "directory":
-        models = readable_model_dir(tiny_model_dir, tmp / "models")
-        model = ["-v", f"{models}:/models:ro", "-e", "M2FP_MODEL=/models"]
+        model = ["-v", f"{model_dir}:/models:ro", "-e", "M2FP_MODEL=/models"]
     else:
-        encrypted, key = tmp / "models" / "m2fp.m2fp", tmp / "secrets" / "m2fp_model_key"
-        encrypted_model(tiny_model_dir, model=encrypted, key=key)
+        encrypted = encrypted_tiny_model
         model = [
-            "-v", f"{encrypted.parent}:/models:ro", "-e", f"M2FP_MODEL=/models/{encrypted.name}",
-            "-v", f"{key}:/run/secrets/m2fp_model_key:ro",
+            "-v", f"{encrypted.model.parent}:/models:ro",
+            "-e", f"M2FP_MODEL=/models/{encrypted.model.name}",
+            "-v", f"{encrypted.key}:/run/secrets/m2fp_model_key:ro",
             "-e", "M2FP_MODEL_KEY_FILE=/run/secrets/m2fp_model_key",
         ]  # fmt: skip
     min_size, max_size = golden_sizes()
