@@ -48,7 +48,14 @@ from PIL import Image
 
 from tests.conftest import GOLDEN, golden_sizes
 from tests.deploy.conftest import IMAGE_UID, REPO, BuiltImage, EncryptedModel
-from tests.deploy.podman import ULIMITS, Podman, PodmanError, describe, unavailable
+from tests.deploy.podman import (
+    ULIMITS,
+    Podman,
+    PodmanError,
+    describe,
+    die_with_parent,
+    unavailable,
+)
 
 COMPOSE = REPO / "deploy" / "compose.yaml"
 PODMAN_COMPOSE = Path(sys.executable).with_name("podman-compose")
@@ -267,9 +274,14 @@ def stack(
     ]  # fmt: skip
 
     def compose_command(*args: str) -> subprocess.CompletedProcess[str]:
-        argv = [*base, *args]
         return subprocess.run(
-            argv, env=podman.env, capture_output=True, text=True, timeout=COMPOSE_TIMEOUT
+            [*base, *args],
+            env=podman.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=COMPOSE_TIMEOUT,
+            preexec_fn=die_with_parent,
         )
 
     try:
