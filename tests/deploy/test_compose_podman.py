@@ -172,8 +172,10 @@ def _jpeg() -> bytes:
     return buffer.getvalue()
 
 
-def _parse(client: httpx.Client) -> httpx.Response:
-    return client.post(PARSE, files={"image": ("photo.jpg", _jpeg(), "image/jpeg")})
+def _parse(client: httpx.Client, headers: dict[str, str] | None = None) -> httpx.Response:
+    return client.post(
+        PARSE, files={"image": ("photo.jpg", _jpeg(), "image/jpeg")}, headers=headers
+    )
 
 
 def _free_subnet(podman: Podman) -> ipaddress.IPv4Network:
@@ -347,6 +349,15 @@ def test_services_run_hardened_as_the_file_says(stack: Stack) -> None:
             f"/proc/{stack.inspect(service)['State']['Pid']}/root/run/secrets/m2fp_model_key"
         )
         assert (secret.st_uid, secret.st_mode & 0o777) == (IMAGE_UID, 0o400)
+    # Redis holds counters and bans only: nothing saved, no append-only file
+    redis_config = stack.podman(
+        "exec", stack.containers["redis"], "sh", "-c",
+        'redis-cli -a "$(cat /run/secrets/redis_password)" --no-auth-warning '
+        "CONFIG GET save appendonly",
+        timeout=60,
+    )  # fmt: skip
+    pairs = redis_config.stdout.split("\n")
+    assert dict(zip(pairs[0::2], pairs[1::2], strict=False)) == {"save": "", "appendonly": "no"}
     backend = json.loads(
         stack.podman("network", "inspect", f"{stack.podman.run_id}_backend", timeout=60).stdout
     )[0]
@@ -388,7 +399,10 @@ def test_https_parse_through_nginx_with_the_client_nginx_saw(fresh_stack: Stack)
 def test_rate_limit_is_shared_by_both_replicas(fresh_stack: Stack) -> None:
     before = fresh_stack.parse_counts()
     with fresh_stack.client() as client:
-        responses = [_parse(client) for _ in range(RATE_LIMIT + 1)]
+        # a new forged X-Forwarded-For each time: nginx replaces it, so no extra quota
+        responses = [
+            _parse(client, {"X-Forwarded-For": f"203.0.113.{i}"}) for i in range(RATE_LIMIT + 1)
+        ]
     assert [r.status_code for r in responses] == [200] * RATE_LIMIT + [429]
     assert responses[-1].json()["error"] == "rate_limited"
     assert "x-request-id" in responses[-1].headers, "refused by a replica, not by nginx"
