@@ -120,7 +120,7 @@ def test_rekey_moves_the_file_to_the_new_key(tmp_path, encrypted_model, model_ke
     assert decrypted_payload(out, new_key) == decrypted_payload(encrypted_model, model_key)
     with pytest.raises(ModelKeyError, match="wrong model key"):
         load_model(out, key=model_key)
-    model, _, _ = load_model(out, key=new_key)
+    model, *_ = load_model(out, key=new_key)
     reference = golden_state_dict()
     assert all(torch.equal(v, reference[k]) for k, v in model.state_dict().items())
     assert_no_key(out.read_bytes(), model_key, new_key)
