@@ -16,6 +16,8 @@ from __future__ import annotations
 import enum
 import re
 
+from m2fp.errors import M2FPError
+
 
 class Precision(str, enum.Enum):
     """Numeric precision of the network.
@@ -61,7 +63,7 @@ ENGINE_HELP = (
 DEVICE_HELP = f"{DEVICE_CHOICES}; auto (default): the first CUDA device if there is one, else cpu"
 
 
-class ComputeChoiceError(ValueError):
+class ComputeChoiceError(M2FPError, ValueError):
     """An impossible device, engine or precision, or combination of them.
 
     Attributes:

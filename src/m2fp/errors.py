@@ -52,3 +52,7 @@ class DeviceUnavailableError(M2FPError, ValueError):
 
 class DeviceMemoryError(M2FPError):
     """The device ran out of memory for a single image (a batch is split and retried first)."""
+
+
+class MissingExtraError(M2FPError, ImportError):
+    """An optional package a feature needs is not installed (the message names the extra)."""

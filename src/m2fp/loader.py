@@ -210,14 +210,21 @@ def load_model(
             device=device,
             channels_last=True,
         )
-        package = None if openvino is None else _package(path, weights, openvino)
+        package = None if openvino is None else openvino_package(path, weights, openvino)
         return LoadedModel(
             model=model, config=weights.config, sha256=weights.sha256, openvino=package
         )
 
 
-def _package(path: Path, weights: ModelWeights, precision: Precision) -> OpenVINOPackage | None:
-    """The OpenVINO package of ``precision`` that travels with the weights, if any."""
+def openvino_package(
+    path: Path, weights: ModelWeights, precision: Precision
+) -> OpenVINOPackage | None:
+    """The OpenVINO package of ``precision`` that travels with the weights ``path`` holds,
+    if any: an attachment of the envelope, or the file beside the weights.
+
+    Raises:
+        CheckpointError: it does not parse (``OpenVINOPackage.from_bytes``).
+    """
     attached = weights.attachments.get(attachment_name(precision))
     if attached is not None:
         return OpenVINOPackage.from_bytes(attached)

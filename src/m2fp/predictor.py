@@ -34,7 +34,12 @@ from PIL import Image
 
 from m2fp.build import DEFAULT_INS_SCORE_THR, single_person_input_size
 from m2fp.compute_options import ACCURACY, Engine, check_compute
-from m2fp.device import default_batch_size, release_device_memory, resolve_device
+from m2fp.device import (
+    default_batch_size,
+    describe_device,
+    release_device_memory,
+    resolve_device,
+)
 from m2fp.engines.openvino_package import OpenVINOPackage
 from m2fp.engines.selection import NetworkEngine, build_engine
 from m2fp.errors import DeviceMemoryError, ImageError
@@ -132,6 +137,7 @@ class HumanParser:
             device=self.device,
             package=openvino_package,
             weights_sha256=weights_sha256,
+            single_person_size=single_person_size,
         )
         self.model = model
         self.batch_size = options.batch_size or default_batch_size(self.device)
@@ -198,11 +204,11 @@ class HumanParser:
         )
 
     def describe_compute(self) -> dict[str, Any]:
-        """Where and how this parser computes, for logs, ``/readyz`` and ``m2fp model info``:
-        device, engine, precision, whether that is exact or an approximation, batch size."""
+        """Where and how this parser computes, for logs and ``/readyz``: device (and GPU),
+        engine, precision, whether that is exact or an approximation, batch size."""
         precision = self.options.precision
         return {
-            "device": str(self.device),
+            **describe_device(self.device),
             "engine": self.options.engine.value,
             "precision": precision.value,
             "accuracy": ACCURACY[precision],

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from m2fp.cli.batching import parse_in_batches
 from m2fp.cli.errors import EXIT_FAILED
 from m2fp.cli.model_lookup import key_for, model_path
 from m2fp.errors import M2FPError
@@ -19,28 +20,27 @@ from m2fp.predictor import HumanParser
 
 def parse(args: argparse.Namespace) -> int:
     """Parse every image; a bad one is reported on one line and the others still run."""
-    path = model_path(args.model)
-    parser = HumanParser.from_pretrained(
-        path,
-        options=ParserOptions(
-            min_size=args.min_size,
-            max_size=args.max_size,
-            precision=args.precision,
-            flip=args.flip,
-        ),
-        key=key_for(path, args.key_file),
+    options = ParserOptions(
+        min_size=args.min_size,
+        max_size=args.max_size,
+        precision=args.precision,
+        flip=args.flip,
+        device=args.device,
+        engine=args.engine,
+        batch_size=args.batch_size,
     )
+    path = model_path(args.model)
+    parser = HumanParser.from_pretrained(path, options=options, key=key_for(path, args.key_file))
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
     images = [Path(p) for p in args.images]
-    progress = tqdm(images, unit="image", disable=len(images) < 2, file=sys.stderr)
-    for image_path in progress:
-        try:
-            result = parser(image_path)
-        except M2FPError as exc:
+    progress = tqdm(total=len(images), unit="image", disable=len(images) < 2, file=sys.stderr)
+    for image_path, result in parse_in_batches(parser, ((p, p) for p in images)):
+        progress.update()
+        if isinstance(result, M2FPError):
             failures += 1
-            progress.write(f"m2fp: {image_path.name}: {exc}", file=sys.stderr)
+            progress.write(f"m2fp: {image_path.name}: {result}", file=sys.stderr)
             continue
         stem = image_path.stem
         (out_dir / f"{stem}_vis.png").write_bytes(result.visualize(alpha=args.alpha))
@@ -50,4 +50,6 @@ def parse(args: argparse.Namespace) -> int:
         del result
         # this process owns its heap: hand the activations and masks back between images
         release_free_memory()
+    progress.close()
+    parser.release_device_memory()
     return EXIT_FAILED if failures else 0

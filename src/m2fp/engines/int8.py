@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from m2fp.engines.openvino_package import OpenVINOPackage, ir_to_bytes
+from m2fp.errors import MissingExtraError
 
 STEM_CONVOLUTIONS = 3  # DeepLabStem: three 3x3 convs, the first ones in the backbone graph
 DEFAULT_SMOOTH_QUANT_ALPHA = 0.95
@@ -34,7 +35,7 @@ def _nncf():
     try:
         import nncf
     except ImportError as exc:
-        raise ImportError(
+        raise MissingExtraError(
             "int8 quantisation needs the optional packages: pip install 'm2fp[int8]'"
         ) from exc
     return nncf

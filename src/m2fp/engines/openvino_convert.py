@@ -43,6 +43,7 @@ def convert_package(
     min_size: int,
     max_size: int,
     scenes: int = DEFAULT_SCENES,
+    single_person_size: tuple[int, int] | None = None,
     fp32: OpenVINOPackage | None = None,
 ) -> OpenVINOPackage:
     """The package ``precision`` needs: fp32 converted, or int8 quantised from the fp32 one
@@ -55,6 +56,8 @@ def convert_package(
         min_size, max_size: the input sizes the calibration scenes are prepared at (those of
             the parser that will run it).
         scenes: calibration scenes drawn for int8 (``m2fp.engines.calibration``).
+        single_person_size: the single-person model's fixed (width, height) input, where
+            the scenes are centred instead of resized.
         fp32: an fp32 package of the same weights, to quantise instead of converting again.
     """
     if precision not in (Precision.FP32, Precision.INT8):
@@ -71,6 +74,11 @@ def convert_package(
         pixel_std=model.pixel_std,
         min_size=min_size,
         max_size=max_size,
+        single_person_size=single_person_size,
     )
-    note = {"scenes": scenes, "seed": DEFAULT_SEED, "min_size": min_size, "max_size": max_size}
+    note = {"scenes": scenes, "seed": DEFAULT_SEED}
+    if single_person_size is None:
+        note.update(min_size=min_size, max_size=max_size)
+    else:
+        note.update(single_person_size=list(single_person_size))
     return quantize_package(fp32, calibration, calibration_note=note)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from m2fp.errors import CheckpointError
+from m2fp.errors import CheckpointError, MissingExtraError
 
 MAGIC = b"M2FPOVP1"
 # where a package travels with its weights: a file in the model directory, or an attachment
@@ -38,13 +38,14 @@ PRECISIONS = ("fp32", "int8")
 PARTS = ("backbone", "head")
 
 
+OPENVINO_MISSING = "the OpenVINO engine needs the optional package: pip install 'm2fp[openvino]'"
+
+
 def _openvino():
     try:
         import openvino
     except ImportError as exc:
-        raise ImportError(
-            "the OpenVINO engine needs the optional package: pip install 'm2fp[openvino]'"
-        ) from exc
+        raise MissingExtraError(OPENVINO_MISSING) from exc
     return openvino
 
 
@@ -56,6 +57,22 @@ def attachment_name(precision: str) -> str:
 def package_file_name(precision: str) -> str:
     """The file in a model directory holding the package of ``precision``."""
     return attachment_name(precision) + PACKAGE_SUFFIX
+
+
+def packages_beside(model_dir: Path, weights_sha256: str) -> dict[str, OpenVINOPackage]:
+    """The packages exported into a model directory (precision -> package), each checked to
+    belong to the weights with this digest.
+
+    Raises:
+        CheckpointError: one does not parse, or belongs to other weights.
+    """
+    packages = {}
+    for precision in PRECISIONS:
+        path = model_dir / package_file_name(precision)
+        if path.is_file():
+            package = OpenVINOPackage.from_bytes(path.read_bytes())
+            packages[precision] = package.check(precision, weights_sha256)
+    return packages
 
 
 def _read_fd(fd: int) -> bytes:
@@ -146,6 +163,26 @@ class OpenVINOPackage:
             weights_sha256=weights_sha256,
             calibration=calibration,
         )
+
+    def check(self, precision: str, weights_sha256: str | None) -> OpenVINOPackage:
+        """This package, if it is ``precision``'s and was converted from the weights with
+        this digest (when both digests are known).
+
+        Raises:
+            CheckpointError: another precision, or converted from other weights.
+        """
+        if self.precision != precision:
+            raise CheckpointError(
+                f"the OpenVINO package is {self.precision}, not {precision}; export the "
+                f"{precision} package ('m2fp model export --format openvino --precision "
+                f"{precision}')"
+            )
+        if weights_sha256 and self.weights_sha256 and self.weights_sha256 != weights_sha256:
+            raise CheckpointError(
+                "the OpenVINO package was converted from other weights; export it again "
+                "('m2fp model export --format openvino')"
+            )
+        return self
 
     def describe(self) -> dict[str, Any]:
         """Public facts for ``m2fp model info``: everything but the graphs."""

@@ -24,7 +24,6 @@ from m2fp.compute_options import Engine, Precision
 from m2fp.engines.network_input import fits_exported
 from m2fp.engines.openvino_package import OpenVINOPackage
 from m2fp.engines.torch_engine import TorchEngine
-from m2fp.errors import CheckpointError
 from m2fp.modeling.m2fp import M2FP
 from m2fp.parser_options import ParserOptions
 
@@ -64,28 +63,6 @@ class OpenVINOWithFallback:
         return torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs])
 
 
-def check_package(
-    package: OpenVINOPackage, precision: Precision, weights_sha256: str | None
-) -> OpenVINOPackage:
-    """``package`` if it is ``precision``'s and was converted from these weights.
-
-    Raises:
-        CheckpointError: another precision, or converted from other weights.
-    """
-    if package.precision != precision.value:
-        raise CheckpointError(
-            f"the OpenVINO package is {package.precision}, not {precision.value}; export the "
-            f"{precision.value} package ('m2fp model export --format openvino --precision "
-            f"{precision.value}')"
-        )
-    if weights_sha256 and package.weights_sha256 and package.weights_sha256 != weights_sha256:
-        raise CheckpointError(
-            "the OpenVINO package was converted from other weights; export it again "
-            "('m2fp model export --format openvino')"
-        )
-    return package
-
-
 def build_engine(
     model: M2FP,
     *,
@@ -93,6 +70,7 @@ def build_engine(
     device: torch.device,
     package: OpenVINOPackage | None = None,
     weights_sha256: str | None = None,
+    single_person_size: tuple[int, int] | None = None,
 ) -> NetworkEngine:
     """The engine ``options`` ask for, on ``device`` (already resolved and checked).
 
@@ -102,9 +80,11 @@ def build_engine(
         device: from ``m2fp.device.resolve_device``.
         package: the converted network for the OpenVINO engine; converted here if None.
         weights_sha256: the weights' digest, checked against the package's.
+        single_person_size: the single-person model's input, for calibrating int8.
 
     Raises:
-        CheckpointError: a package of another precision or other weights.
+        CheckpointError: a package of another precision or other weights
+            (``OpenVINOPackage.check``).
         PrecisionUnsupportedError: the device cannot run the precision.
         ImportError: the OpenVINO engine without ``m2fp[openvino]`` (int8 conversion without
             ``m2fp[int8]``).
@@ -115,12 +95,17 @@ def build_engine(
 
     fallback = TorchEngine(model=model, precision=Precision.FP32, device=device)
     if package is None:
-        package = _convert(model, options, weights_sha256)
-    check_package(package, options.precision, weights_sha256)
+        package = _convert(model, options, weights_sha256, single_person_size)
+    package.check(options.precision.value, weights_sha256)
     return OpenVINOWithFallback(openvino=OpenVINOEngine(package=package), fallback=fallback)
 
 
-def _convert(model: M2FP, options: ParserOptions, weights_sha256: str | None) -> OpenVINOPackage:
+def _convert(
+    model: M2FP,
+    options: ParserOptions,
+    weights_sha256: str | None,
+    single_person_size: tuple[int, int] | None,
+) -> OpenVINOPackage:
     from m2fp.engines.openvino_convert import convert_package
 
     logger.warning(
@@ -136,6 +121,7 @@ def _convert(model: M2FP, options: ParserOptions, weights_sha256: str | None) ->
         weights_sha256=weights_sha256,
         min_size=options.min_size,
         max_size=options.max_size,
+        single_person_size=single_person_size,
     )
     logger.warning("converted to OpenVINO in %.0f s", time.perf_counter() - started)
     return package
