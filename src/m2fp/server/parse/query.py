@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
 from m2fp.defaults import DEFAULT_ALPHA
 from m2fp.labels import CIHP_CLASSES, CIHP_PALETTE
+from m2fp.server.parse.mask_query import MaskQuery
 from m2fp.visualization import check_alpha
 
 # classes a mask can be asked for: the label-map classes (Background .. Right-shoe)
 MASK_CLASSES = CIHP_CLASSES[: len(CIHP_PALETTE)]
 
 
-class ParseQuery(BaseModel):
+class ParseQuery(MaskQuery):
     """``classes=Face,Hair`` (CIHP names, case-sensitive), ``alpha`` overlay opacity 0..1,
-    ``visualize`` whether to include the overlay PNG in the JSON answer."""
+    ``visualize`` whether to include the overlay PNG in the JSON answer; the downstream
+    outputs (masks, agnostic, label_set, person, encoding...) are ``MaskQuery``'s."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 

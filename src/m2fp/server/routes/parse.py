@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from m2fp.imaging import MEDIA_TYPES
+from m2fp.labels import label_set_of
 from m2fp.server.deps import (
     ParseQueryDep,
     ParseServiceDep,
@@ -16,6 +17,7 @@ from m2fp.server.deps import (
     guard_parse,
 )
 from m2fp.server.errors import NO_STORE, error_responses
+from m2fp.server.parse.mask_query import check_fits_model
 from m2fp.server.parse.response import answer_responses, wants_png
 from m2fp.server.parse.upload_reader import FIELD_NAME, read_upload
 
@@ -25,6 +27,7 @@ router = APIRouter(dependencies=[Depends(guard_parse)])
 # Every reason the parse route can answer with (the error contract, in the OpenAPI schema).
 PARSE_REFUSALS = (
     "bad_request",
+    "no_person",
     "corrupt_image",
     "empty_body",
     "unauthorized",
@@ -72,6 +75,7 @@ async def parse(
 ) -> Response:
     """Multipart field ``image`` (``.jpg``, ``.jpeg``, ``.png``) or a raw image/jpeg|png
     body; JSON answer, or the overlay alone with ``Accept: image/png``."""
+    check_fits_model(query, label_set_of(service.parser.class_names))
     upload = await read_upload(request, max_bytes=settings.max_upload_bytes)
     reply = await service.parse(
         upload, query, as_png=wants_png(request.headers.get("accept")), request_id=request_id
