@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import save_file
 
 from tests.utils.model_keys import SMALL_CHUNK, make_key_file
+from tests.utils.visible_model import make_visible_model
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "m2fp_tiny"
@@ -56,6 +57,19 @@ def tiny_parser(tiny_model_dir: Path):
     from m2fp import HumanParser
 
     return HumanParser.from_pretrained(tiny_model_dir, options=golden_options())
+
+
+@pytest.fixture(scope="session")
+def visible_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model pinned to paint Hair, UpperClothes and Face (tests/utils/visible_model)."""
+    return make_visible_model(tiny_model_dir, tmp_path_factory.mktemp("m2fp_visible_model"))
+
+
+@pytest.fixture(scope="session")
+def visible_parser(visible_model_dir: Path):
+    from m2fp import HumanParser
+
+    return HumanParser.from_pretrained(visible_model_dir, options=golden_options())
 
 
 @pytest.fixture(scope="session")

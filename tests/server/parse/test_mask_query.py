@@ -17,8 +17,11 @@ def test_defaults_ask_for_nothing():
     query = ParseQuery()
     assert query.mask_specs == () and query.agnostic_kinds == ()
     assert query.label_set is None and query.person_spec is None and query.encoding == "png"
-    assert query.agnostic_options().keep == KEEP_ALL
-    assert query.agnostic_options().dilate is None and query.mask_options().dilate == 0
+    assert query.output_request().agnostic_options.keep == KEEP_ALL
+    assert (
+        query.output_request().agnostic_options.dilate is None
+        and query.output_request().mask_options.dilate == 0
+    )
 
 
 def test_values_are_normalised_into_options():
@@ -33,8 +36,11 @@ def test_values_are_normalised_into_options():
     )
     assert query.mask_specs == ("hair", "head+Scarf")
     assert query.agnostic_kinds == ("upper_body",)
-    assert query.mask_options().person == "main" and query.mask_options().dilate == 4
-    options = query.agnostic_options()
+    assert (
+        query.output_request().mask_options.person == "main"
+        and query.output_request().mask_options.dilate == 4
+    )
+    options = query.output_request().agnostic_options
     assert options.keep == () and options.grey and options.crop and options.dilate == 4
     assert ParseQuery(person="007").person_spec == 7
 

@@ -11,12 +11,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from m2fp.outputs.agnostic import agnostic_mask
 from m2fp.outputs.errors import OutputRequestError, PersonNotFoundError
-from m2fp.outputs.grouped_masks import grouped_mask
 from m2fp.outputs.label_sets import OUTPUT_LABEL_SETS
 from m2fp.outputs.mask_encoding import mask_png, mask_rle
-from m2fp.outputs.person_scope import resolve_person
+from m2fp.outputs.requested import make_masks
 from m2fp.result import ParsingResult
 from m2fp.server.errors import ApiError
 from m2fp.server.parse.mask_query import MaskQuery
@@ -69,34 +67,20 @@ def mask_fields(result: ParsingResult, query: MaskQuery) -> dict[str, Any]:
     Raises:
         ApiError: ``no_person`` when the person asked for is not in the photo.
     """
-    if not (query.mask_specs or query.agnostic_kinds):
+    request = query.output_request()
+    if not request.any_masks:
         return {}
-    person_map, persons = result.person_map(), result.persons
-    labels, label_set = result.label_map, result.label_set
     try:
-        index = resolve_person(persons, query.person_spec)
-        fields: dict[str, Any] = {}
-        if query.mask_specs:
-            shape = query.mask_options()
-            fields["masks"] = {}
-            for spec in query.mask_specs:
-                mask = grouped_mask(
-                    labels, label_set, [spec], shape, person_map=person_map, persons=persons
-                )
-                fields["masks"][spec] = encode_mask(mask, query.encoding)
-        if query.agnostic_kinds:
-            options = query.agnostic_options()
-            fields["agnostic_masks"] = {}
-            for kind in query.agnostic_kinds:
-                mask = agnostic_mask(
-                    labels, label_set, kind, options, person_map=person_map, persons=persons
-                )
-                fields["agnostic_masks"][kind] = encode_mask(mask, query.encoding)
+        made = make_masks(result, request)
     except PersonNotFoundError:
         raise ApiError("no_person") from None
     except OutputRequestError:
         raise ApiError("bad_request") from None
-    width, height = result.size
-    box = result.persons[index].bbox if index is not None and query.crop else (0, 0, width, height)
-    fields["mask_scope"] = {"person": index, "box": list(box)}
+    fields: dict[str, Any] = {"mask_scope": {"person": made.person, "box": list(made.box)}}
+    if made.grouped:
+        fields["masks"] = {k: encode_mask(m, request.encoding) for k, m in made.grouped.items()}
+    if made.agnostic:
+        fields["agnostic_masks"] = {
+            k: encode_mask(m, request.encoding) for k, m in made.agnostic.items()
+        }
     return fields

@@ -13,22 +13,20 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from m2fp.labels import LabelSet
 from m2fp.outputs.errors import OutputRequestError
-from m2fp.outputs.label_sets import OUTPUT_LABEL_SETS, remap_rule
+from m2fp.outputs.label_sets import OUTPUT_LABEL_SETS
 from m2fp.outputs.mask_rules import (
     AGNOSTIC_KINDS,
     GROUPS,
     KEEP_ALL,
     KEEP_PARTS,
     MAX_RADIUS,
-    AgnosticOptions,
-    MaskOptions,
     PersonSpec,
     parse_keep,
     parse_kinds,
     parse_person,
     parse_specs,
-    spec_ids,
 )
+from m2fp.outputs.requested import OutputRequest
 from m2fp.server.errors import ApiError
 
 LabelSetName = Literal["cihp", "lip", "atr", "viton"]
@@ -130,22 +128,20 @@ class MaskQuery(BaseModel):
     def person_spec(self) -> PersonSpec:
         return None if self.person is None else parse_person(self.person)
 
-    def mask_options(self) -> MaskOptions:
-        return MaskOptions(
+    def output_request(self) -> OutputRequest:
+        """What these parameters ask for (valid: each field was checked above)."""
+        return OutputRequest.build(
+            specs=self.mask_specs,
+            kinds=self.agnostic_kinds,
             person=self.person_spec,
+            crop=self.crop,
             invert=self.invert,
-            dilate=self.dilate or 0,
-            feather=self.feather,
-            crop=self.crop,
-        )
-
-    def agnostic_options(self) -> AgnosticOptions:
-        return AgnosticOptions(
-            person=self.person_spec,
-            keep=parse_keep(self.keep),
             dilate=self.dilate,
-            crop=self.crop,
+            feather=self.feather,
+            keep=parse_keep(self.keep),
             grey=self.grey,
+            label_set=self.label_set,
+            encoding=self.encoding,
         )
 
 
@@ -156,16 +152,15 @@ def check_fits_model(query: MaskQuery, labels: LabelSet) -> None:
     Raises:
         ApiError: ``bad_request`` naming the parameter (never its value).
     """
+    request = query.output_request()
     try:
-        for spec in query.mask_specs:
-            spec_ids(spec, labels)
+        OutputRequest(specs=request.specs).check_for(labels)
     except OutputRequestError:
         raise ApiError("bad_request", message="Invalid value for query parameter masks.") from None
-    if query.label_set is not None:
-        try:
-            remap_rule(labels, query.label_set)
-        except OutputRequestError:
-            raise ApiError(
-                "bad_request",
-                message="This model's label set cannot be written in the label_set asked for.",
-            ) from None
+    try:
+        OutputRequest(label_set=request.label_set).check_for(labels)
+    except OutputRequestError:
+        raise ApiError(
+            "bad_request",
+            message="This model's label set cannot be written in the label_set asked for.",
+        ) from None
