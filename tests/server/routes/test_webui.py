@@ -4,108 +4,23 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
 from m2fp.labels import CIHP_PALETTE
-from tests.server.conftest import running_server
+from tests.utils.webui import CHROMIUM, decode_png, open_page
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 DIM = 0.3  # brightness the page keeps outside a highlighted person
 PIXEL_TOLERANCE = 2  # canvas rounding
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
 )
-
-# Calls the page is allowed to make: nothing else, in particular no CDN.
-ALLOWED_PATHS = {
-    "/",
-    "/static/app.css",
-    "/static/app.js",
-    "/static/api.js",
-    "/static/i18n.js",
-    "/static/overlay.js",
-    "/static/favicon.svg",
-    "/api/v1/classes",
-    "/api/v1/parse",
-}
-
-
-@pytest.fixture(scope="module")
-def server_url(visible_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``m2fp serve`` on a free loopback port, always stopped."""
-    log_path = tmp_path_factory.mktemp("webui_server") / "server.log"
-    # the UI tests upload a few photos in a row; the abuse limits have their own tests
-    env = {"M2FP_RATE_LIMIT": "1000/minute", "M2FP_BAN_AFTER": "1000"}
-    with running_server(visible_model_dir, log_path, env=env) as server:
-        yield server.url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-class PageWatch:
-    """What the page logged, violated and requested while a test drove it."""
-
-    def __init__(self, page) -> None:
-        self.page = page
-        self.console_errors: list[str] = []
-        self.requests: list[str] = []
-        page.on(
-            "console",
-            lambda message: message.type == "error" and self.console_errors.append(message.text),
-        )
-        page.on("pageerror", lambda error: self.console_errors.append(f"pageerror: {error}"))
-        page.on("request", lambda request: self.requests.append(request.url))
-        # injected through the DevTools protocol, which the page's CSP does not apply to
-        page.add_init_script(
-            "window.__csp = [];"
-            "document.addEventListener('securitypolicyviolation', e =>"
-            " window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
-        )
-
-    def csp_violations(self) -> list[str]:
-        return self.page.evaluate("window.__csp")
-
-    def parse_calls(self) -> int:
-        return sum("/api/v1/parse" in url for url in self.requests)
-
-    def assert_clean(self, server_url: str, *, allowed_errors: tuple[str, ...] = ()) -> None:
-        errors = [e for e in self.console_errors if not any(a in e for a in allowed_errors)]
-        assert errors == []
-        assert self.csp_violations() == []
-        for url in self.requests:
-            if url.startswith(f"blob:{server_url}/"):
-                continue  # the page's own object URLs (the photo, downloads)
-            assert url.startswith(server_url + "/"), url
-            assert httpx.URL(url).path in ALLOWED_PATHS, url
-
-
-def open_page(browser, server_url: str, *, locale: str = "en-US"):
-    context = browser.new_context(locale=locale, accept_downloads=True)
-    page = context.new_page()
-    watch = PageWatch(page)
-    page.goto(server_url + "/", wait_until="networkidle")
-    return context, page, watch
 
 
 def canvas_pixel(page, x: int, y: int) -> np.ndarray:
@@ -125,10 +40,6 @@ def wait_for_pixel(page, x: int, y: int, expected: np.ndarray) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"overlay pixel {(x, y)} is {canvas_pixel(page, x, y)}, not {expected}")
         page.wait_for_timeout(20)
-
-
-def decode_png(base64_png: str) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(base64_png))))
 
 
 def test_upload_is_impossible_until_the_notice_is_accepted(browser, server_url):

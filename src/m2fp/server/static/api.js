@@ -62,6 +62,15 @@ export async function fetchClasses() {
   return body.classes;
 }
 
+/** GET api/v1/mask-rules: label sets, remap tables, mask groups, agnostic rules. */
+export async function fetchMaskRules() {
+  const body = await json(await send("api/v1/mask-rules", { headers: { Accept: "application/json" } }));
+  if (typeof body?.groups !== "object" || typeof body?.remaps !== "object") {
+    throw new ApiError("bad_response");
+  }
+  return body;
+}
+
 /**
  * POST api/v1/parse with the photo as multipart field `image`.
  *
