@@ -414,3 +414,74 @@ def test_an_incomplete_last_frame_is_reported(tmp_path, tiny_model_dir):
     assert problems == ["m2fp: stdin ended inside frame 1: 100 of 384 bytes (16x8 RGB24)"]
     assert (tmp_path / "frame_000000.json").is_file()
     assert not (tmp_path / "frame_000001.json").exists()
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_a_video_through_ffmpeg_as_the_readme_shows(tmp_path, visible_model_dir):
+    """ffmpeg decodes a generated clip to raw frames, m2fp parses them, ffmpeg reads the
+    masks back as a video."""
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=5",
+            "-t",
+            "0.6",
+            str(clip),
+        ],
+        check=True,
+        timeout=120,
+    )
+    decoder = subprocess.Popen(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(clip),
+            "-vf",
+            "scale=96:-2",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    out = tmp_path / "frames"
+    process = m2fp_process(
+        "--frames=96x72",
+        f"--out={out}",
+        f"--model={visible_model_dir}",
+        "--masks=foreground",
+        stdin=decoder.stdout,
+    )
+    decoder.stdout.close()
+    stdout, stderr = process.communicate(timeout=300)
+    assert decoder.wait(timeout=60) == 0
+    assert process.returncode == 0, stderr.decode()
+    assert len(stdout.decode().splitlines()) == 3
+    matte = tmp_path / "matte.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-framerate",
+            "5",
+            "-i",
+            str(out / "frame_%06d_mask_foreground.png"),
+            "-pix_fmt",
+            "yuv420p",
+            str(matte),
+        ],
+        check=True,
+        timeout=120,
+    )
+    assert matte.stat().st_size > 0
