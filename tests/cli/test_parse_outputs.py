@@ -185,6 +185,14 @@ def test_inputs_that_would_overwrite_each_other_are_a_usage_error(
     assert code == 2 and len(problems) == 1 and "would write the same outputs" in problems[0]
 
 
+@pytest.mark.parametrize("mode", ["folder", "watch"])
+def test_out_may_not_be_the_folder_images_come_from(capsys, tmp_path, mode):
+    source = ["--watch", str(tmp_path)] if mode == "watch" else [str(tmp_path)]
+    code = run(["parse", *source, f"--out={tmp_path}", "--model", str(tmp_path / "none")])
+    assert code == 2
+    assert "--out must not be a folder images are read from" in capsys.readouterr().err
+
+
 def test_skip_existing_resumes_an_interrupted_run(
     capsys, tmp_path, tiny_model_dir, golden_image_path
 ):

@@ -35,6 +35,11 @@ def parse(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     plan = OutputPlan(request=_request(args), alpha=args.alpha)
     # inputs are looked at before the model loads: a usage error should not wait for it
+    folders = [Path(p) for p in [*args.images, args.watch] if p is not None and Path(p).is_dir()]
+    if any(folder.resolve() == out_dir.resolve() for folder in folders):
+        raise CLIError(
+            "--out must not be a folder images are read from (use a subfolder)", EXIT_USAGE
+        )
     items = collect(args.images, recursive=args.recursive, out_dir=out_dir)
     if args.watch is not None and not Path(args.watch).is_dir():
         raise CLIError(f"--watch {args.watch}: not a directory", EXIT_USAGE)

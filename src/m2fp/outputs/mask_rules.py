@@ -228,13 +228,7 @@ def parse_kinds(text: str) -> tuple[str, ...]:
     Raises:
         OutputRequestError: an unknown kind.
     """
-    kinds = split_list(text)
-    unknown = [kind for kind in kinds if kind not in AGNOSTIC_KINDS]
-    if unknown:
-        raise OutputRequestError(
-            f"unknown agnostic mask {unknown[0]!r} (known: {', '.join(AGNOSTIC_KINDS)})"
-        )
-    return kinds
+    return _known(split_list(text), AGNOSTIC_KINDS, "agnostic mask")
 
 
 def parse_keep(text: str) -> tuple[str, ...]:
@@ -245,13 +239,16 @@ def parse_keep(text: str) -> tuple[str, ...]:
     """
     if text.strip() == "none":
         return ()
-    parts = split_list(text)
-    unknown = [part for part in parts if part not in KEEP_PARTS]
+    return _known(split_list(text), KEEP_PARTS, "part to keep", also="none")
+
+
+def _known(items: tuple[str, ...], known: dict, what: str, also: str = "") -> tuple[str, ...]:
+    """``items`` if all are keys of ``known``; else the first stranger is named."""
+    unknown = [item for item in items if item not in known]
     if unknown:
-        raise OutputRequestError(
-            f"unknown part to keep {unknown[0]!r} (known: {', '.join(KEEP_PARTS)}, or none)"
-        )
-    return parts
+        names = ", ".join([*known, *([f"or {also}"] if also else [])])
+        raise OutputRequestError(f"unknown {what} {unknown[0]!r} (known: {names})")
+    return items
 
 
 def parse_person(text: str) -> PersonSpec:
@@ -333,8 +330,6 @@ class AgnosticOptions:
     def __post_init__(self) -> None:
         check_person(self.person)
         check_radius("dilate", self.dilate)
-        unknown = [part for part in self.keep if part not in KEEP_PARTS]
-        if unknown:
-            raise OutputRequestError(f"unknown part to keep {unknown[0]!r}")
+        _known(tuple(self.keep), KEEP_PARTS, "part to keep")
         if self.crop and self.person is None:
             raise OutputRequestError("crop needs a person (an index or 'main')")

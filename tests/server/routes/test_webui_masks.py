@@ -229,6 +229,18 @@ def photo_of(width: int, height: int) -> dict:
     return {"name": "drawn.png", "mimeType": "image/png", "buffer": buffer.getvalue()}
 
 
+def answer_with(page, answer: dict) -> None:
+    """Accept the notice and upload a photo of the answer's size; the page gets ``answer``."""
+    page.route(
+        "**/api/v1/parse?**",
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body=json.dumps(answer)
+        ),
+    )
+    page.click("#accept")
+    upload_and_wait(page, photo_of(answer["width"], answer["height"]))
+
+
 COMPUTE_ALL = """
 async ([cases]) => {
   const masks = await import("/static/masks.js");
@@ -260,14 +272,7 @@ def test_the_page_computes_every_rule_like_python_on_a_drawn_answer(browser, ser
     answer, labels, person_map = drawn_answer()
     context, page, watch = open_page(browser, server_url)
     try:
-        page.route(
-            "**/api/v1/parse?**",
-            lambda route: route.fulfill(
-                status=200, content_type="application/json", body=json.dumps(answer)
-            ),
-        )
-        page.click("#accept")
-        upload_and_wait(page, photo_of(answer["width"], answer["height"]))
+        answer_with(page, answer)
         # the page decoded these from the answer's PNGs: hand them to the direct calls
         page.evaluate(
             "([answer, labels, persons]) => { window.__answer = answer;"
@@ -338,14 +343,7 @@ def test_a_person_that_is_not_there_disables_the_download(browser, server_url):
     answer = {**answer, "persons": []}
     context, page, watch = open_page(browser, server_url)
     try:
-        page.route(
-            "**/api/v1/parse?**",
-            lambda route: route.fulfill(
-                status=200, content_type="application/json", body=json.dumps(answer)
-            ),
-        )
-        page.click("#accept")
-        upload_and_wait(page, photo_of(answer["width"], answer["height"]))
+        answer_with(page, answer)
         persons = page.locator("#mask-person option").evaluate_all("o => o.map(x => x.value)")
         assert persons == [""]  # everyone only: no main person without persons
         assert page.locator("#download-mask").is_enabled()

@@ -64,7 +64,8 @@ export async function fetchClasses() {
 
 /** GET api/v1/mask-rules: label sets, remap tables, mask groups, agnostic rules. */
 export async function fetchMaskRules() {
-  const body = await json(await send("api/v1/mask-rules", { headers: { Accept: "application/json" } }));
+  const response = await send("api/v1/mask-rules", { headers: { Accept: "application/json" } });
+  const body = await json(response);
   if (typeof body?.groups !== "object" || typeof body?.remaps !== "object") {
     throw new ApiError("bad_response");
   }

@@ -41,7 +41,8 @@ export class MaskPanel {
       downloadLabels: $("download-labels"),
     };
     const update = () => this.render();
-    for (const control of [this.ui.kind, this.ui.person, this.ui.crop, this.ui.invert, this.ui.grey]) {
+    const { kind, person, crop, invert, grey } = this.ui;
+    for (const control of [kind, person, crop, invert, grey]) {
       control.addEventListener("change", update);
     }
     this.ui.dilate.addEventListener("input", update);
@@ -111,7 +112,9 @@ export class MaskPanel {
     const [kind, name] = this.ui.kind.value.split(":");
     const person = this.ui.person.value;
     const dilation = this.ui.dilate.value === "" ? null : Number(this.ui.dilate.value);
-    const keep = KEEP_PARTS.filter((part) => this.ui.keep.querySelector(`[value="${part}"]`).checked);
+    const keep = KEEP_PARTS.filter(
+      (part) => this.ui.keep.querySelector(`[value="${part}"]`).checked,
+    );
     return {
       kind,
       name,
@@ -133,7 +136,9 @@ export class MaskPanel {
     if (scope === null) return null;
     const maxRadius = this.rules.constants.max_radius;
     const dilation =
-      choice.dilation === null ? null : Math.max(0, Math.min(maxRadius, Math.floor(choice.dilation)));
+      choice.dilation === null
+        ? null
+        : Math.max(0, Math.min(maxRadius, Math.floor(choice.dilation)));
     const maps = { labels: layers.labels, persons: personMap };
     const mask =
       choice.kind === "agnostic"
@@ -149,7 +154,9 @@ export class MaskPanel {
             invert: choice.invert,
           });
     const box = choice.crop ? scope.box : [0, 0, data.width, data.height];
-    const cut = choice.crop ? crop(mask, data.width, box) : { mask, width: data.width, height: data.height };
+    const cut = choice.crop
+      ? crop(mask, data.width, box)
+      : { mask, width: data.width, height: data.height };
     return { ...cut, box, choice };
   }
 
@@ -199,7 +206,8 @@ export class MaskPanel {
       choice.kind === "agnostic" && choice.grey
         ? await greyPng(mask, width, height)
         : await maskPng1Bit(mask, width, height);
-    const who = choice.person === null ? "" : `-person-${choice.person === "main" ? "main" : choice.person + 1}`;
+    const number = choice.person === "main" ? "main" : choice.person + 1;
+    const who = choice.person === null ? "" : `-person-${number}`;
     this.downloads.save(blob, `${this.downloads.stem()}-${choice.kind}-${choice.name}${who}.png`);
   }
 
@@ -207,7 +215,8 @@ export class MaskPanel {
     if (!this.result) return;
     const { data, layers } = this.result;
     const target = this.ui.labelSet.value;
-    const labels = remapLabels(data, { labels: layers.labels, persons: layers.persons ?? new Uint8Array(layers.labels.length) }, this.rules, target);
+    const persons = layers.persons ?? new Uint8Array(layers.labels.length);
+    const labels = remapLabels(data, { labels: layers.labels, persons }, this.rules, target);
     if (labels === null) return;
     const palette = this.rules.label_sets[target].palette;
     const blob = await palettePng(labels, data.width, data.height, palette);
