@@ -64,10 +64,16 @@ def test_refused(values):
         ParseQuery(**values)
 
 
+class Model:
+    def __init__(self, labels) -> None:
+        self.class_names = (*labels.names, "Human")
+
+
 def test_the_models_label_set_decides_what_it_can_make():
-    check_fits_model(ParseQuery(masks="skin", label_set="atr"), CIHP_LABELS)
-    check_fits_model(ParseQuery(masks="Jumpsuits", label_set="viton"), LIP_LABELS)
+    check_fits_model(ParseQuery(masks="skin", label_set="atr"), Model(CIHP_LABELS))
+    check_fits_model(ParseQuery(masks="Jumpsuits", label_set="viton"), Model(LIP_LABELS))
     for query in (ParseQuery(masks="skin"), ParseQuery(label_set="atr")):
         with pytest.raises(ApiError) as refused:
-            check_fits_model(query, LIP_LABELS)
+            check_fits_model(query, Model(LIP_LABELS))
         assert refused.value.reason == "bad_request"
+    check_fits_model(ParseQuery(agnostic="overall"), object())  # nothing to check: not asked

@@ -21,7 +21,9 @@ def server_url(visible_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
         yield server.url
 
 
-@pytest.fixture(scope="session")
+# per module: Playwright's sync API holds an event loop while it runs, which the async tests
+# of other modules must not find running
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 

@@ -7,11 +7,11 @@ against the label set of the loaded model.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from m2fp.labels import LabelSet
+from m2fp.labels import label_set_of
 from m2fp.outputs.errors import OutputRequestError
 from m2fp.outputs.label_sets import OUTPUT_LABEL_SETS
 from m2fp.outputs.mask_rules import (
@@ -28,6 +28,9 @@ from m2fp.outputs.mask_rules import (
 )
 from m2fp.outputs.requested import OutputRequest
 from m2fp.server.errors import ApiError
+
+if TYPE_CHECKING:
+    from m2fp.predictor import HumanParser
 
 LabelSetName = Literal["cihp", "lip", "atr", "viton"]
 assert set(LabelSetName.__args__) == set(OUTPUT_LABEL_SETS)
@@ -145,7 +148,7 @@ class MaskQuery(BaseModel):
         )
 
 
-def check_fits_model(query: MaskQuery, labels: LabelSet) -> None:
+def check_fits_model(query: MaskQuery, parser: HumanParser) -> None:
     """Refuse what the loaded model's label set cannot make (a class it does not have, LIP's
     skin or ATR map), before the upload is read.
 
@@ -153,6 +156,9 @@ def check_fits_model(query: MaskQuery, labels: LabelSet) -> None:
         ApiError: ``bad_request`` naming the parameter (never its value).
     """
     request = query.output_request()
+    if not (request.specs or request.label_set):
+        return
+    labels = label_set_of(parser.class_names)
     try:
         OutputRequest(specs=request.specs).check_for(labels)
     except OutputRequestError:

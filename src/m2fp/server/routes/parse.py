@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from m2fp.imaging import MEDIA_TYPES
-from m2fp.labels import label_set_of
 from m2fp.server.deps import (
     ParseQueryDep,
     ParseServiceDep,
@@ -75,7 +74,7 @@ async def parse(
 ) -> Response:
     """Multipart field ``image`` (``.jpg``, ``.jpeg``, ``.png``) or a raw image/jpeg|png
     body; JSON answer, or the overlay alone with ``Accept: image/png``."""
-    check_fits_model(query, label_set_of(service.parser.class_names))
+    check_fits_model(query, service.parser)
     upload = await read_upload(request, max_bytes=settings.max_upload_bytes)
     reply = await service.parse(
         upload, query, as_png=wants_png(request.headers.get("accept")), request_id=request_id
