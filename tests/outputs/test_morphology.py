@@ -3,6 +3,8 @@ drawn expectations."""
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 import pytest
 
@@ -78,6 +80,31 @@ def test_geodesic_distance_goes_around_walls():
     seeds[0, 0] = True  # a second seed reaches the top row
     top = geodesic_distance(region, seeds)[:2].tolist()
     assert top == [[0, 1, 2, 3, 4], [-1, 2, 3, 4, -1]]
+
+
+def breadth_first(region: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    height, width = region.shape
+    distance = np.full(region.shape, -1, dtype=np.int32)
+    queue = deque()
+    for y, x in zip(*np.nonzero(seeds & region), strict=True):
+        distance[y, x] = 0
+        queue.append((y, x))
+    while queue:
+        y, x = queue.popleft()
+        for ny, nx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+            if 0 <= ny < height and 0 <= nx < width and region[ny, nx] and distance[ny, nx] < 0:
+                distance[ny, nx] = distance[y, x] + 1
+                queue.append((ny, nx))
+    return distance
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_geodesic_distance_equals_a_plain_breadth_first_search(seed):
+    rng = np.random.default_rng(seed)
+    height, width = (int(v) for v in rng.integers(1, 30, 2))
+    region = rng.random((height, width)) < rng.choice([0.5, 0.7, 0.95])
+    seeds = rng.random((height, width)) < 0.03
+    assert (geodesic_distance(region, seeds) == breadth_first(region, seeds)).all()
 
 
 def test_grow4_is_the_cross():

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from m2fp.labels import LabelSet
+from m2fp.outputs.class_pixels import in_classes
 from m2fp.outputs.errors import OutputRequestError
 from m2fp.outputs.mask_rules import (
     AGNOSTIC_DILATE_DIVISOR,
@@ -59,7 +60,7 @@ def _span(rows: np.ndarray) -> int:
 
 def hand_length(labels: np.ndarray, label_set: LabelSet, region: np.ndarray) -> int:
     """One hand's length in pixels for the person in ``region`` (see the module docstring)."""
-    face = np.isin(labels, class_ids(("Face",), label_set)) & region
+    face = in_classes(labels, class_ids(("Face",), label_set)) & region
     height = _span(face.any(axis=1))
     if height:
         return height
@@ -75,7 +76,7 @@ def hand_pixels(labels: np.ndarray, label_set: LabelSet, region: np.ndarray) -> 
     """
     hands = np.zeros(labels.shape, dtype=bool)
     length = hand_length(labels, label_set, region)
-    touching_torso = grow4(np.isin(labels, class_ids(TORSO, label_set)) & region)
+    touching_torso = grow4(in_classes(labels, class_ids(TORSO, label_set)) & region)
     for arm_id in class_ids(ARMS, label_set):
         arm = (labels == arm_id) & region
         if not arm.any():
@@ -122,7 +123,7 @@ def agnostic_mask(
     scope = scope_of(persons, person_map, options.person)
     labels = scope.restrict(label_map)
     radius = default_radius(scope.box) if options.dilate is None else options.dilate
-    mask = dilate(np.isin(labels, class_ids(rules.garment + rules.body, label_set)), radius)
+    mask = dilate(in_classes(labels, class_ids(rules.garment + rules.body, label_set)), radius)
     mask &= ~_protected(labels, label_set, rules.protect, options.keep, scope, person_map, persons)
     if options.crop:
         mask = scope.crop(mask)
@@ -142,7 +143,7 @@ def _protected(
 ) -> np.ndarray:
     """HxW bool: what the mask never covers."""
     names = ALWAYS_PROTECTED + kind_protects + tuple(n for part in keep for n in KEEP_PARTS[part])
-    protected = np.isin(labels, class_ids(names, label_set)) | other_people(scope, person_map)
+    protected = in_classes(labels, class_ids(names, label_set)) | other_people(scope, person_map)
     if "hands" in keep:
         for region in person_regions(scope, person_map, min(len(persons), 255)):
             protected |= hand_pixels(labels, label_set, region)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from m2fp.labels import LabelSet
+from m2fp.outputs.class_pixels import in_classes
 from m2fp.outputs.mask_rules import MaskOptions, spec_ids
 from m2fp.outputs.morphology import dilate, feather
 from m2fp.outputs.person_scope import PersonLike, scope_of
@@ -41,7 +42,7 @@ def grouped_mask(
         OutputRequestError: an unknown or underivable name. PersonNotFoundError.
     """
     scope = scope_of(persons, person_map, options.person)
-    mask = np.isin(label_map, spec_union_ids(specs, label_set))
+    mask = in_classes(label_map, spec_union_ids(specs, label_set))
     if scope.region is not None:
         mask &= scope.region
     mask = dilate(mask, options.dilate)

@@ -84,6 +84,9 @@ def geodesic_distance(region: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """Steps from the nearest seed to each pixel of ``region``, moving between 4-neighbours
     inside ``region`` (a breadth-first search, one whole frontier per step).
 
+    Each step only looks at the last frontier's box grown by one pixel: along an arm the
+    frontier is a thin band, so a step costs its width, not the arm's box.
+
     Args:
         region: HxW bool, where paths may go.
         seeds: HxW bool; only seeds inside ``region`` count.
@@ -92,20 +95,28 @@ def geodesic_distance(region: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         HxW int32: the distance, -1 where no path reaches (and outside ``region``).
     """
     distance = np.full(region.shape, -1, dtype=np.int32)
-    window = _window(region, 0)
-    if window is None:
-        return distance
-    inside = region[window]
-    frontier = seeds[window] & inside
-    local = distance[window]
-    local[frontier] = 0
+    frontier = seeds & region
     visited = frontier.copy()
+    distance[frontier] = 0
+    box = _window(frontier, 0)
+    height, width = region.shape
     step = 0
-    while frontier.any():
+    while box is not None:
         step += 1
-        frontier = grow4(frontier) & inside & ~visited
-        visited |= frontier
-        local[frontier] = step
+        rows = slice(max(box[0].start - 1, 0), min(box[0].stop + 1, height))
+        cols = slice(max(box[1].start - 1, 0), min(box[1].stop + 1, width))
+        grown = grow4(frontier[rows, cols]) & region[rows, cols] & ~visited[rows, cols]
+        frontier[box] = False  # the whole last frontier lies in its box
+        frontier[rows, cols] = grown
+        visited[rows, cols] |= grown
+        distance[rows, cols][grown] = step
+        found = _window(grown, 0)
+        box = None
+        if found is not None:
+            box = (
+                slice(found[0].start + rows.start, found[0].stop + rows.start),
+                slice(found[1].start + cols.start, found[1].stop + cols.start),
+            )
     return distance
 
 
