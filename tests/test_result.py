@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from m2fp.labels import LIP_LABELS
 from m2fp.outputs import coco_rle
 from m2fp.outputs.errors import OutputRequestError, PersonNotFoundError
 from m2fp.outputs.label_sets import ATR_LABELS, VITON_LABELS
 from m2fp.outputs.mask_encoding import mask_png, mask_rle
+from m2fp.single_person_result import SinglePersonResult
 from tests.utils.label_maps import FIGURE, chars, draw, result_from
 
 FIGURE_PERSON = "\n".join(["1" * 14] * 14)
@@ -77,6 +79,39 @@ def test_to_coco_rle_is_the_mask_encoded(figure):
     rle = figure.to_coco_rle("head", person="main")
     assert (coco_rle.decode(rle) == figure.mask("head")).all()
     assert coco_rle.area(rle) == chars(FIGURE, "hF").sum()
+
+
+def single_person(art: str) -> SinglePersonResult:
+    labels = draw(art, LIP_LABELS)
+    image = Image.new("RGB", (labels.shape[1], labels.shape[0]))
+    return SinglePersonResult(
+        image=image,
+        label_map=labels,
+        persons=(),
+        unassigned_parts=(),
+        class_names=LIP_LABELS.names,
+    )
+
+
+def test_single_person_results_have_one_implicit_person():
+    result = single_person(
+        """
+        ......
+        ..hh..
+        ..JJa.
+        ..PP..
+        """
+    )
+    assert result.persons == ()
+    cropped = result.mask("upper_clothes", person="main", crop=True)
+    assert cropped.tolist() == [[False, False, False], [True, True, False], [False, False, False]]
+    assert (result.mask("hair", person=0) == result.mask("hair")).all()
+    assert result.agnostic_mask("upper_body", person="main", dilate=0).sum() == 2
+    with pytest.raises(PersonNotFoundError, match="there is no person 1: 1 found"):
+        result.mask("hair", person=1)
+    nobody = single_person("......")
+    with pytest.raises(PersonNotFoundError, match="no main person"):
+        nobody.mask("hair", person="main")
 
 
 def test_mask_encodings():

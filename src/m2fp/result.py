@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from m2fp.outputs.errors import OutputRequestError
 from m2fp.outputs.grouped_masks import grouped_mask
 from m2fp.outputs.label_sets import OUTPUT_LABEL_SETS, remap_rule
 from m2fp.outputs.mask_rules import KEEP_PARTS, AgnosticOptions, MaskOptions, PersonSpec
+from m2fp.outputs.person_scope import PersonLike
 from m2fp.outputs.remap import remap_label_map
 from m2fp.processing.masks import CroppedMask
 from m2fp.processing.postprocess import Instance, ParsedOutput
@@ -108,7 +110,10 @@ class ParsingResult:
         label_map: HxW uint8 semantic labels, indices into ``class_names``.
         persons: human instances, best score first, each with its parts.
         unassigned_parts: parts that overlap no person.
-        class_names: names of all classes, index = label id ("Human" last).
+        class_names: names of all classes, index = label id (the multi-person model's end
+            with "Human", which the label map never holds).
+
+    The single-person model's results are ``SinglePersonResult`` (``m2fp.single_person_result``).
     """
 
     image: Image.Image = field(repr=False)
@@ -119,7 +124,8 @@ class ParsingResult:
 
     @property
     def label_set(self) -> LabelSet:
-        """The classes ``label_map`` holds (CIHP for the multi-person model)."""
+        """The classes ``label_map`` holds (CIHP for the multi-person model, LIP for the
+        single-person one)."""
         return label_set_of(self.class_names)
 
     @property
@@ -134,11 +140,17 @@ class ParsingResult:
 
     def class_mask(self, *labels: str) -> np.ndarray:
         """HxW boolean union of semantic classes, e.g. ``class_mask("Face", "Hair")``."""
-        unknown = [name for name in labels if name not in self.class_names[:-1]]
+        names = self.label_set.names
+        unknown = [name for name in labels if name not in names]
         if unknown:
             raise ValueError(f"unknown class names: {', '.join(unknown)}")
-        ids = [self.class_names.index(name) for name in labels]
+        ids = [names.index(name) for name in labels]
         return np.isin(self.label_map, ids)
+
+    def mask_people(self) -> tuple[Sequence[PersonLike], np.ndarray]:
+        """Whom masks can be restricted to (``person=``): the persons and the person map
+        (``SinglePersonResult`` has one implicit person instead, the whole figure)."""
+        return self.persons, self.person_map()
 
     def person_map(self) -> np.ndarray:
         """HxW uint8: 0 for no person, i for ``persons[i - 1]`` (better scores on top)."""
@@ -191,8 +203,9 @@ class ParsingResult:
             OutputRequestError: unknown, or not derivable from this result's label set.
         """
         rule = remap_rule(self.label_set, label_set)
-        boxes = [p.bbox for p in self.persons[:255]]
-        return remap_label_map(self.label_map, rule, person_map=self.person_map(), boxes=boxes)
+        persons, person_map = self.mask_people()
+        boxes = [p.bbox for p in persons[:255]]
+        return remap_label_map(self.label_map, rule, person_map=person_map, boxes=boxes)
 
     def mask(
         self,
@@ -224,13 +237,9 @@ class ParsingResult:
         options = MaskOptions(
             person=person, invert=invert, dilate=dilate, feather=feather, crop=crop
         )
+        persons, person_map = self.mask_people()
         return grouped_mask(
-            self.label_map,
-            self.label_set,
-            specs,
-            options,
-            person_map=self.person_map(),
-            persons=self.persons,
+            self.label_map, self.label_set, specs, options, person_map=person_map, persons=persons
         )
 
     def agnostic_mask(
@@ -260,13 +269,9 @@ class ParsingResult:
         flags = (keep_face, keep_hair, keep_hands, keep_feet)
         keep = tuple(part for part, kept in zip(KEEP_PARTS, flags, strict=True) if kept)
         options = AgnosticOptions(person=person, keep=keep, dilate=dilate, crop=crop, grey=grey)
+        persons, person_map = self.mask_people()
         return agnostic_mask(
-            self.label_map,
-            self.label_set,
-            kind,
-            options,
-            person_map=self.person_map(),
-            persons=self.persons,
+            self.label_map, self.label_set, kind, options, person_map=person_map, persons=persons
         )
 
     def to_coco_rle(
@@ -283,7 +288,7 @@ class ParsingResult:
         return coco_rle.encode(mask)
 
     def visualize(self, alpha: float = DEFAULT_ALPHA, *, legend: bool = True) -> bytes:
-        """PNG of the CIHP colours blended over the photo, with a legend of classes present.
+        """PNG of the class colours blended over the photo, with a legend of classes present.
 
         Args:
             alpha: weight of the colours (0 = photo only, 1 = colours only).
@@ -295,6 +300,7 @@ class ParsingResult:
             alpha=alpha,
             legend=self.classes_present() if legend else None,
             class_names=self.class_names,
+            palette=self.label_set.palette,
         )
         # a photo: zlib level 1 is ~3x faster than 6 for a file ~2% larger (BENCHMARKS.md)
         return encode_png(overlay, compress_level=1)

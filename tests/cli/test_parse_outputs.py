@@ -19,7 +19,7 @@ from PIL import Image
 
 from m2fp.cli import run
 from m2fp.outputs.label_sets import ATR_LABELS
-from tests.conftest import golden_sizes
+from tests.conftest import LIP_GOLDEN, golden_sizes
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 SIZES = [f"--min-size={golden_sizes()[0]}", f"--max-size={golden_sizes()[1]}"]
@@ -493,3 +493,28 @@ def test_a_video_through_ffmpeg_as_the_readme_shows(tmp_path, visible_model_dir)
         timeout=120,
     )
     assert matte.stat().st_size > 0
+
+
+def test_the_single_person_model_masks_its_one_person(capsys, tmp_path, lip_model_dir, lip_parser):
+    image = str(LIP_GOLDEN / "image.png")
+    code, _, problems = parse(
+        capsys, image, f"--model={lip_model_dir}", f"--out={tmp_path}", "--label-set=atr"
+    )
+    assert code == 2 and "Neck" in problems[0]
+    code, _, problems = parse(
+        capsys,
+        image,
+        f"--model={lip_model_dir}",
+        f"--out={tmp_path}",
+        "--label-set=viton",
+        "--masks=foreground",
+        "--person=main",
+        "--crop",
+    )
+    assert (code, problems) == (0, [])
+    summary = json.loads((tmp_path / "image.json").read_text())
+    expected = lip_parser(image)
+    assert summary["persons"] == [] and summary["label_set"] == "viton"
+    assert summary["mask_scope"] == {"person": 0, "box": list(expected.mask_people()[0][0].bbox)}
+    mask = png(tmp_path / "image_mask_foreground.png")
+    assert (mask == expected.mask("foreground", person="main", crop=True)).all()

@@ -7,6 +7,8 @@ import pytest
 
 from m2fp.outputs.errors import PersonNotFoundError
 from m2fp.outputs.person_scope import (
+    WholeFigure,
+    implicit_person,
     main_person,
     other_people,
     person_regions,
@@ -53,3 +55,11 @@ def test_scope_region_box_and_the_others():
     assert [r.sum() for r in person_regions(whole, person_map, 2)] == [2, 4, 2]
     assert [r.sum() for r in person_regions(scope, person_map, 2)] == [4]
     assert [r.sum() for r in person_regions(whole, np.zeros_like(person_map), 0)] == [8]
+
+
+def test_the_single_person_models_implicit_person_is_the_foreground():
+    labels = np.array([[0, 0, 0, 0], [0, 2, 5, 0], [0, 0, 9, 0]], dtype=np.uint8)
+    persons, person_map = implicit_person(labels)
+    assert persons == (WholeFigure(bbox=(1, 1, 3, 3), area=3),)
+    assert person_map.tolist() == [[0, 0, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0]]
+    assert implicit_person(np.zeros((2, 2), dtype=np.uint8))[0] == ()

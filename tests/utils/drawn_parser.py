@@ -9,7 +9,8 @@ from m2fp.result import ParsingResult
 
 
 class DrawnParser:
-    """Quacks like ``HumanParser`` for the server: ``class_names`` and ``parse_upright``.
+    """Quacks like ``HumanParser`` for the server: ``class_names``, ``label_set`` and
+    ``parse_upright``.
 
     Attributes:
         calls: how many images it was asked to parse.
@@ -18,6 +19,7 @@ class DrawnParser:
     def __init__(self, result: ParsingResult) -> None:
         self.result = result
         self.class_names = result.class_names
+        self.label_set = result.label_set
         self.calls = 0
 
     def parse_upright(self, picture: Image.Image) -> ParsingResult:

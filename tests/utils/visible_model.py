@@ -1,38 +1,37 @@
-"""The golden tiny model with its class head pinned so that parts reach the label map.
+"""Golden tiny models with their class head pinned, so that classes reach the label map.
 
-With its random weights no class score passes the label-map threshold, so overlays, legends
-and masks would stay empty. Here every query says Hair, UpperClothes or Face (chosen by its
-features) with Human as runner-up, and the final mask logits are sharpened (scaled x20: the
-sign, hence the decoder's attention masks, is unchanged) so instances score high.
+With their random weights the golden models' class scores stay low: the multi-person model
+pastes no instance and the single-person model paints (almost) one class. Pinning makes every
+query say one of the chosen classes (picked by its features, so different queries say
+different ones) and sharpens the final mask logits (x20: their sign, hence the decoder's
+attention masks, is unchanged), so that instances score high and several classes show.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
 
-from safetensors.torch import load_file, save_file
+import torch
 
 HEAD = "sem_seg_head.predictor."
 
 
-def make_visible_model(tiny_model_dir: Path, directory: Path) -> Path:
-    """Write the pinned copy of the model in ``tiny_model_dir`` into ``directory``."""
-    state = load_file(str(tiny_model_dir / "model.safetensors"))
+def pinned_head(
+    state: Mapping[str, torch.Tensor], biases: Mapping[int, float], *, weighted: tuple[int, ...]
+) -> dict[str, torch.Tensor]:
+    """A copy of ``state`` whose class head only knows ``biases`` (class -> bias), the classes
+    in ``weighted`` keeping 3x their feature weights."""
+    pinned = dict(state)
     weight = state[HEAD + "class_embed.weight"]
     pinned_weight = weight * 0
     pinned_bias = state[HEAD + "class_embed.bias"] * 0
-    for label in (5, 13):  # UpperClothes, Face
+    for label in weighted:
         pinned_weight[label] = weight[label] * 3
-    for label, bias in ((2, 8.0), (5, 8.0), (13, 8.0), (20, 7.5)):  # Hair, ..., Human
+    for label, bias in biases.items():
         pinned_bias[label] = bias
-    state[HEAD + "class_embed.weight"] = pinned_weight
-    state[HEAD + "class_embed.bias"] = pinned_bias
+    pinned[HEAD + "class_embed.weight"] = pinned_weight
+    pinned[HEAD + "class_embed.bias"] = pinned_bias
     for name in ("weight", "bias"):
-        state[HEAD + f"mask_embed.layers.2.{name}"] = (
-            state[HEAD + f"mask_embed.layers.2.{name}"] * 20
-        )
-    (directory / "configuration.json").write_bytes(
-        (tiny_model_dir / "configuration.json").read_bytes()
-    )
-    save_file(state, str(directory / "model.safetensors"))
-    return directory
+        key = HEAD + f"mask_embed.layers.2.{name}"
+        pinned[key] = state[key] * 20
+    return pinned

@@ -5,6 +5,10 @@ instance mask; on a tie the better score, i.e. the lower index).
 A person's pixels are where the person map says them (``ParsingResult.person_map``: their
 instance mask, better-scored persons on top where instances overlap); a mask restricted to a
 person keeps only those pixels, and ``crop`` cuts it to the person's box.
+
+The single-person model lists no persons (it assumes the photo shows one): for masks its
+result has one implicit person, ``implicit_person``, every pixel not labelled background, so
+that ``person="main"`` (or 0) and ``crop`` work with either model.
 """
 
 from __future__ import annotations
@@ -29,6 +33,27 @@ class PersonLike(Protocol):
 
     @property
     def area(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class WholeFigure:
+    """The single-person model's one person: its box and area are the foreground's."""
+
+    bbox: Box
+    area: int
+
+
+def implicit_person(label_map: np.ndarray) -> tuple[tuple[WholeFigure, ...], np.ndarray]:
+    """(persons, person map) of a single-person result: one person made of every pixel not
+    labelled background, or none if every pixel is."""
+    foreground = label_map != 0
+    rows = np.flatnonzero(foreground.any(axis=1))
+    if rows.size == 0:
+        return (), np.zeros(label_map.shape, dtype=np.uint8)
+    cols = np.flatnonzero(foreground.any(axis=0))
+    box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    person = WholeFigure(bbox=box, area=int(np.count_nonzero(foreground)))
+    return (person,), foreground.astype(np.uint8)
 
 
 def main_person(persons: Sequence[PersonLike]) -> int:

@@ -39,10 +39,7 @@ class ResultLike(Protocol):
     @property
     def size(self) -> tuple[int, int]: ...
 
-    @property
-    def persons(self) -> Sequence[PersonLike]: ...
-
-    def person_map(self) -> np.ndarray: ...
+    def mask_people(self) -> tuple[Sequence[PersonLike], np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -146,7 +143,7 @@ def make_masks(result: ResultLike, request: OutputRequest) -> MadeMasks:
         PersonNotFoundError: the person asked for is not in the result.
         OutputRequestError: a name the result's label set cannot make.
     """
-    person_map, persons = result.person_map(), result.persons
+    persons, person_map = result.mask_people()
     labels, label_set = result.label_map, result.label_set
     index = resolve_person(persons, request.mask_options.person)
     grouped = {

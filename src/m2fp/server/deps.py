@@ -10,10 +10,12 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from m2fp.predictor import HumanParser
 from m2fp.server.abuse.client_identity import ClientIdentity
 from m2fp.server.app_state import AppState, Services, app_state
-from m2fp.server.errors import ApiError, UploadRejected
+from m2fp.server.errors import ApiError, UploadRejected, invalid_query
 from m2fp.server.ops.metrics import Metrics
+from m2fp.server.parse.mask_query import check_fits_model
 from m2fp.server.parse.query import ParseQuery
 from m2fp.server.parse.service import ParseService
 from m2fp.server.request_state import request_id
@@ -45,6 +47,23 @@ async def get_parse_service(request: Request) -> ParseService:
     return running_services(request).parse
 
 
+async def get_parser(request: Request) -> HumanParser:
+    """The loaded model (what it parses, its label set)."""
+    return running_services(request).parse.parser
+
+
+async def get_parse_query(request: Request, query: Annotated[ParseQuery, Query()]) -> ParseQuery:
+    """The parse query, its class names checked against the loaded model's label set
+    (400 ``bad_request`` for an unknown one, like any other bad query value)."""
+    if query.class_names:
+        try:
+            query.check_classes(running_services(request).parse.parser.label_set)
+        except ValueError:
+            raise invalid_query("classes") from None
+    check_fits_model(query, running_services(request).parse.parser)
+    return query
+
+
 async def get_request_id(request: Request) -> str:
     found = request_id(request.scope)
     assert found is not None, "RequestContextMiddleware sets it for every request"
@@ -73,4 +92,5 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ParseServiceDep = Annotated[ParseService, Depends(get_parse_service)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
-ParseQueryDep = Annotated[ParseQuery, Query()]
+ParserDep = Annotated[HumanParser, Depends(get_parser)]
+ParseQueryDep = Annotated[ParseQuery, Depends(get_parse_query)]

@@ -66,7 +66,7 @@ def test_refused(values):
 
 class Model:
     def __init__(self, labels) -> None:
-        self.class_names = (*labels.names, "Human")
+        self.label_set = labels
 
 
 def test_the_models_label_set_decides_what_it_can_make():

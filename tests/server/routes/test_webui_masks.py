@@ -13,14 +13,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from m2fp.labels import CIHP_LABELS
+from m2fp.labels import CIHP_LABELS, LIP_LABELS
 from m2fp.outputs.agnostic import agnostic_mask
 from m2fp.outputs.grouped_masks import grouped_mask
 from m2fp.outputs.label_sets import OUTPUT_LABEL_SETS, remap_rule
 from m2fp.outputs.mask_rules import AGNOSTIC_KINDS, GROUPS, AgnosticOptions, MaskOptions
+from m2fp.outputs.person_scope import implicit_person
 from m2fp.outputs.remap import remap_label_map
+from tests.server.routes.conftest import CHROMIUM
+from tests.server.routes.test_webui import PageWatch, decode_png, open_page
 from tests.utils.label_maps import FIGURE, BoxedPerson, draw, draw_persons
-from tests.utils.webui import CHROMIUM, decode_png, open_page
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
@@ -352,3 +354,79 @@ def test_a_person_that_is_not_there_disables_the_download(browser, server_url):
     finally:
         page.unroute_all(behavior="ignoreErrors")
         context.close()
+
+
+LIP_FIGURE = FIGURE.replace("U", "J").replace("n", ".")
+
+
+def test_the_single_person_model_has_one_implicit_person(browser, server_url):
+    """With a LIP model (no persons listed) "main" is the whole figure, as in Python."""
+    labels = draw(LIP_FIGURE, LIP_LABELS)
+    height, width = labels.shape
+    label_image = Image.frombytes("P", (width, height), labels.tobytes())
+    label_image.putpalette(LIP_LABELS.palette_bytes())
+    buffer = io.BytesIO()
+    label_image.save(buffer, format="PNG")
+    answer = {
+        **drawn_answer()[0],
+        "width": width,
+        "height": height,
+        "persons": [],
+        "label_set": "lip",
+        "classes": list(LIP_LABELS.names),
+        "label_map_png": base64.b64encode(buffer.getvalue()).decode(),
+        "person_map_png": base64.b64encode(png_of_zeros(width, height)).decode(),
+    }
+    classes = {
+        "label_set": "lip",
+        "task": "single-person",
+        "classes": [
+            {"id": i, "name": name, "color": list(colour)}
+            for i, (name, colour) in enumerate(
+                zip(LIP_LABELS.names, LIP_LABELS.palette, strict=True)
+            )
+        ],
+    }
+    context = browser.new_context(locale="en-US", accept_downloads=True)
+    page = context.new_page()
+    watch = PageWatch(page)
+    try:
+        page.route(
+            "**/api/v1/classes",
+            lambda route: route.fulfill(
+                status=200, content_type="application/json", body=json.dumps(classes)
+            ),
+        )
+        page.goto(server_url + "/", wait_until="networkidle")
+        answer_with(page, answer)
+        persons = page.locator("#mask-person option").evaluate_all("o => o.map(x => x.value)")
+        assert persons == ["", "main", "0"]
+        kinds = page.locator("#mask-kind option").evaluate_all("o => o.map(x => x.value)")
+        assert "group:skin" not in kinds  # LIP cannot make it
+        assert page.locator("#label-set option").evaluate_all("o => o.map(x => x.value)") == [
+            "lip",
+            "viton",
+        ]
+        figure_persons, figure_map = implicit_person(labels)
+        page.select_option("#mask-kind", "agnostic:upper_body")
+        page.select_option("#mask-person", "main")
+        page.check("#mask-crop")
+        page.fill("#mask-dilate", "2")
+        _, image = downloaded(page, "#download-mask")
+        options = AgnosticOptions(person="main", dilate=2, crop=True)
+        expected = agnostic_mask(
+            labels, LIP_LABELS, "upper_body", options, person_map=figure_map, persons=figure_persons
+        )
+        x0, y0, x1, y1 = figure_persons[0].bbox
+        assert image.size == (x1 - x0, y1 - y0) == (10, 14) and expected.any()
+        assert (np.asarray(image) == expected).all()
+        watch.assert_clean(server_url)
+    finally:
+        page.unroute_all(behavior="ignoreErrors")
+        context.close()
+
+
+def png_of_zeros(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (width, height)).save(buffer, format="PNG")
+    return buffer.getvalue()

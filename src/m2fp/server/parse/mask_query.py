@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from m2fp.labels import label_set_of
 from m2fp.outputs.errors import OutputRequestError
 from m2fp.outputs.label_sets import OUTPUT_LABEL_SETS
 from m2fp.outputs.mask_rules import (
@@ -27,7 +26,7 @@ from m2fp.outputs.mask_rules import (
     parse_specs,
 )
 from m2fp.outputs.requested import OutputRequest
-from m2fp.server.errors import ApiError
+from m2fp.server.errors import ApiError, invalid_query
 
 if TYPE_CHECKING:
     from m2fp.predictor import HumanParser
@@ -158,11 +157,11 @@ def check_fits_model(query: MaskQuery, parser: HumanParser) -> None:
     request = query.output_request()
     if not (request.specs or request.label_set):
         return
-    labels = label_set_of(parser.class_names)
+    labels = parser.label_set
     try:
         OutputRequest(specs=request.specs).check_for(labels)
     except OutputRequestError:
-        raise ApiError("bad_request", message="Invalid value for query parameter masks.") from None
+        raise invalid_query("masks") from None
     try:
         OutputRequest(label_set=request.label_set).check_for(labels)
     except OutputRequestError:

@@ -16,7 +16,6 @@ from m2fp.server.deps import (
     guard_parse,
 )
 from m2fp.server.errors import NO_STORE, error_responses
-from m2fp.server.parse.mask_query import check_fits_model
 from m2fp.server.parse.response import answer_responses, wants_png
 from m2fp.server.parse.upload_reader import FIELD_NAME, read_upload
 
@@ -74,7 +73,6 @@ async def parse(
 ) -> Response:
     """Multipart field ``image`` (``.jpg``, ``.jpeg``, ``.png``) or a raw image/jpeg|png
     body; JSON answer, or the overlay alone with ``Accept: image/png``."""
-    check_fits_model(query, service.parser)
     upload = await read_upload(request, max_bytes=settings.max_upload_bytes)
     reply = await service.parse(
         upload, query, as_png=wants_png(request.headers.get("accept")), request_id=request_id

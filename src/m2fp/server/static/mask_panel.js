@@ -3,7 +3,7 @@
 // label set. Everything is computed here from the answer (masks.js), without a new upload.
 
 import { fetchMaskRules } from "./api.js";
-import { agnosticMask, crop, groupedMask, remapLabels, scopeOf } from "./masks.js";
+import { agnosticMask, crop, groupedMask, maskPeople, remapLabels, scopeOf } from "./masks.js";
 import { greyPng, maskPng1Bit, palettePng } from "./png.js";
 
 const HIGHLIGHT = [255, 0, 170];
@@ -20,6 +20,7 @@ export class MaskPanel {
     this.downloads = downloads;
     this.rules = null;
     this.result = null;
+    this.singlePerson = false;
     this.tr = null;
     this.ui = {
       section: $("masks"),
@@ -62,10 +63,14 @@ export class MaskPanel {
     this.ui.section.hidden = true;
   }
 
-  /** Show the panel for a result ({file, data, layers}); loads the rules once. */
-  async show(result) {
+  /**
+   * Show the panel for a result ({file, data, layers}) of the multi- or single-person model;
+   * loads the rules once.
+   */
+  async show(result, singlePerson) {
     this.rules ??= await fetchMaskRules();
     this.result = result;
+    this.singlePerson = singlePerson;
     this.ui.section.hidden = false;
     this.fillChoices();
     this.render();
@@ -91,10 +96,11 @@ export class MaskPanel {
       this.ui.kind.value = keepKind;
     }
     const keepPerson = this.ui.person.value;
+    const { persons } = this.people();
     this.ui.person.replaceChildren(
       option("", t("masks.everyone")),
-      ...(data.persons.length ? [option("main", t("masks.main"))] : []),
-      ...data.persons.map((_, i) => option(String(i), t("results.person", { n: i + 1 }))),
+      ...(persons.length ? [option("main", t("masks.main"))] : []),
+      ...persons.map((_, i) => option(String(i), t("results.person", { n: i + 1 }))),
     );
     if ([...this.ui.person.options].some((o) => o.value === keepPerson)) {
       this.ui.person.value = keepPerson;
@@ -105,6 +111,12 @@ export class MaskPanel {
       ...targets.map((name) => option(name, t(`labelset.${name}`))),
     );
     this.ui.labelSet.value = targets.includes(keepSet) ? keepSet : source;
+  }
+
+  /** {persons, map} masks are restricted by (one implicit person for the single-person model). */
+  people() {
+    const { data, layers } = this.result;
+    return maskPeople(data, layers.labels, layers.persons, this.singlePerson);
   }
 
   /** The controls as options: {kind, name, person, dilation, crop, invert, keep, grey}. */
@@ -129,17 +141,18 @@ export class MaskPanel {
 
   /** The mask the controls ask for: {mask, width, height, box, choice}, or null. */
   compute() {
-    const { data, layers } = this.result;
+    const { layers } = this.result;
     const choice = this.choice();
-    const personMap = layers.persons ?? new Uint8Array(data.width * data.height);
-    const scope = scopeOf(data, personMap, choice.person);
+    const people = this.people();
+    const data = { ...this.result.data, persons: people.persons };
+    const scope = scopeOf(data, people.map, choice.person);
     if (scope === null) return null;
     const maxRadius = this.rules.constants.max_radius;
     const dilation =
       choice.dilation === null
         ? null
         : Math.max(0, Math.min(maxRadius, Math.floor(choice.dilation)));
-    const maps = { labels: layers.labels, persons: personMap };
+    const maps = { labels: layers.labels, persons: people.map };
     const mask =
       choice.kind === "agnostic"
         ? agnosticMask(data, maps, this.rules, choice.name, {
@@ -213,10 +226,12 @@ export class MaskPanel {
 
   async downloadLabels() {
     if (!this.result) return;
-    const { data, layers } = this.result;
+    const { layers } = this.result;
     const target = this.ui.labelSet.value;
-    const persons = layers.persons ?? new Uint8Array(layers.labels.length);
-    const labels = remapLabels(data, { labels: layers.labels, persons }, this.rules, target);
+    const people = this.people();
+    const data = { ...this.result.data, persons: people.persons };
+    const maps = { labels: layers.labels, persons: people.map };
+    const labels = remapLabels(data, maps, this.rules, target);
     if (labels === null) return;
     const palette = this.rules.label_sets[target].palette;
     const blob = await palettePng(labels, data.width, data.height, palette);

@@ -190,6 +190,24 @@ export function handPixels(labels, region, rules, constants, width, height) {
   return hands;
 }
 
+/**
+ * Whom masks can be restricted to: the answer's persons and person map, or for the
+ * single-person model (which lists no persons) one implicit person made of every pixel not
+ * labelled background (m2fp.outputs.person_scope.implicit_person). {persons, map}.
+ */
+export function maskPeople(answer, labels, personMap, singlePerson) {
+  const { width, height } = answer;
+  if (!singlePerson) {
+    return { persons: answer.persons, map: personMap ?? new Uint8Array(width * height) };
+  }
+  const map = labels.map((label) => (label !== 0 ? 1 : 0));
+  const box = bounds(map, width, height);
+  if (box === null) return { persons: [], map };
+  let area = 0;
+  for (const v of map) area += v;
+  return { persons: [{ bbox: [box.x0, box.y0, box.x1, box.y1], area }], map };
+}
+
 /** Index of the person with the largest area, the first of equals (person_scope.main_person). */
 export function mainPerson(persons) {
   let best = -1;
