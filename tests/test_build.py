@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import torch
 
 from m2fp.build import build_model, preset, single_person_input_size
 from m2fp.errors import ModelConfigError
@@ -119,3 +120,30 @@ def test_a_single_person_model_with_the_multi_person_classes_is_refused():
     config["decoder"]["num_classes"] = len(CIHP_CLASSES)
     with pytest.raises(ModelConfigError, match="paints every class"):
         build_model(config, empty=True)
+
+
+def test_empty_build_skips_initialisers_and_writes_nothing(tmp_path):
+    """No parameter initialiser runs for an empty skeleton: on the meta device nn.Embedding's
+    normal_ would import torch._dynamo, which costs seconds and makes a cache directory
+    under $TMPDIR (a server's start-up must leave /tmp empty)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from m2fp.build import build_model, preset\n"
+        "model = build_model(preset('m2fp_r101_cihp'), empty=True)\n"
+        "assert {p.device.type for p in model.parameters()} == {'meta'}\n"
+        "assert 'torch._dynamo' not in sys.modules\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_random_init_still_runs_outside_empty_builds():
+    first, second = build_model(golden_config()), build_model(golden_config())
+    weight = first.sem_seg_head.predictor.query_feat.weight
+    assert weight.std() > 0.5  # nn.Embedding's normal_ init ran
+    assert not torch.equal(weight, second.sem_seg_head.predictor.query_feat.weight)

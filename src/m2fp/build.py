@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from m2fp.errors import ModelConfigError
 from m2fp.labels import CIHP_CLASSES, LIP_CLASSES, label_set_of
@@ -218,11 +219,34 @@ def build_model(config: Mapping[str, Any], *, empty: bool = False) -> M2FP:
         ModelConfigError: a key is missing, mistyped or unsupported.
     """
     validate_config(config)
-    with torch.device("meta") if empty else contextlib.nullcontext():
+    with _EmptyParameters() if empty else contextlib.nullcontext():
         backbone = _backbone(_section(config, "backbone"))
         sem_seg_head = _head(config, backbone)
     # outside the meta context: the constant normalisation buffers must be real
     return M2FP(backbone=backbone, sem_seg_head=sem_seg_head).eval()
+
+
+class _EmptyParameters(TorchFunctionMode):
+    """Parameters made on the meta device, and ``torch.nn.init`` calls skipped.
+
+    Nothing of an empty skeleton is ever read, so initialising it is wasted work, and on the
+    meta device ``init.normal_`` (``nn.Embedding``) runs through a decomposition that imports
+    ``torch._dynamo``: seconds of start-up and a cache directory created under ``$TMPDIR``.
+    """
+
+    def __enter__(self) -> _EmptyParameters:
+        self._device = torch.device("meta")
+        self._device.__enter__()
+        return super().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        self._device.__exit__(*exc)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **(kwargs or {}))
 
 
 def _backbone(b: Mapping[str, Any]) -> DeepLabResNet:

@@ -7,16 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from m2fp.build import build_model
-from m2fp.checkpoint import load_into
+from m2fp.loader import fill_skeleton
 from tests.conftest import GOLDEN, golden_config, golden_state_dict
 
 
 @pytest.fixture(scope="session")
 def golden_network():
-    model = build_model(golden_config())
-    load_into(model, golden_state_dict())
-    return model.eval()
+    return fill_skeleton(golden_config(), golden_state_dict())
 
 
 @pytest.fixture(scope="session")
