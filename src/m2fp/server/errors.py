@@ -33,6 +33,7 @@ REASONS: dict[str, tuple[int, str]] = {
     "corrupt_image": (400, "The image is truncated or corrupt."),
     "empty_body": (400, "The upload is empty."),
     "bad_request": (400, "The request is malformed."),
+    "no_person": (400, "The photo has no such person to make the masks for."),
     "forbidden_origin": (403, "Requests from this origin are not allowed."),
     "unauthorized": (401, "A valid API key is required."),
     "rate_limited": (429, "Too many requests; retry later."),
