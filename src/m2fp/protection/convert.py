@@ -17,7 +17,6 @@ from safetensors.torch import save as save_safetensors
 
 from m2fp.checkpoint import open_model_dir
 from m2fp.errors import ModelNotFoundError
-from m2fp.whole_file import new_file
 from m2fp.protection.envelope import (
     DEFAULT_CHUNK_SIZE,
     Attachment,
@@ -30,6 +29,7 @@ from m2fp.protection.envelope import (
     open_envelope,
     split_payload,
 )
+from m2fp.whole_file import new_file
 
 
 def _attachments(attachments: Mapping[str, bytes | bytearray | memoryview]) -> tuple:
