@@ -14,16 +14,7 @@ from m2fp import HumanParser
 from m2fp.compute_options import ComputeChoiceError
 from m2fp.errors import DeviceUnavailableError, ImageError
 from tests.conftest import golden_options
-
-
-def same_up_to_rounding(batched, alone) -> None:
-    """A batch computes the same network in other GEMM blockings: scores agree to float
-    rounding (~1e-7 here), label maps and boxes exactly."""
-    assert batched.size == alone.size
-    assert (batched.label_map == alone.label_map).all()
-    assert [p.bbox for p in batched.persons] == [p.bbox for p in alone.persons]
-    for ours, reference in zip(batched.persons, alone.persons, strict=True):
-        assert abs(ours.score - reference.score) < 1e-5
+from tests.utils.same_parse import assert_same_parse
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +44,7 @@ def test_batch_equals_one_at_a_time(batch_parser, tiny_parser, golden_image_path
     )
     batched = batch_parser.parse_batch(images)
     for result, reference in zip(batched, alone, strict=True):
-        same_up_to_rounding(result, reference)
+        assert_same_parse(result, reference)  # a batch: other GEMM blockings
     # three same-size photos shared a batch; each other size ran alone, with no extra padding
     assert sorted(calls) == [1, 1, 3]
 
