@@ -108,6 +108,19 @@ def encrypt_model_dir(
     return encrypt_payload(model_dir_payload(model_dir), key=key, out=out, chunk_size=chunk_size)
 
 
+def _header_like(header: Header, *, key: bytes, attachments: tuple) -> Header:
+    """A header for the same weights as ``header`` (config, size, hash, chunking), under
+    ``key``, with ``attachments``."""
+    return new_header(
+        config=header.config,
+        key=key,
+        plaintext_size=header.plaintext_size,
+        plaintext_sha256=header.plaintext_sha256,
+        chunk_size=header.chunk_size,
+        attachments=attachments,
+    )
+
+
 def attach(source: Path, *, key: bytes, out: Path, name: str, data: bytes) -> Header:
     """A new ``.m2fp`` file at ``out``: ``source``'s weights and attachments (authenticated
     first) plus ``data`` as attachment ``name`` (replacing one of that name), under the same
@@ -120,14 +133,7 @@ def attach(source: Path, *, key: bytes, out: Path, name: str, data: bytes) -> He
             if section != name
         }
         kept[name] = memoryview(data)
-        target = new_header(
-            config=header.config,
-            key=key,
-            plaintext_size=header.plaintext_size,
-            plaintext_sha256=header.plaintext_sha256,
-            chunk_size=header.chunk_size,
-            attachments=_attachments(kept),
-        )
+        target = _header_like(header, key=key, attachments=_attachments(kept))
         weights = view[: header.plaintext_size]
         with new_file(out) as stream:
             encrypt_chunks(stream, target, key, split_payload(target, weights, *kept.values()))
@@ -143,14 +149,7 @@ def rekey_file(source: Path, *, old_key: bytes, new_key: bytes, out: Path) -> He
     """
     with open_envelope(source) as (stream, header):
         check_key(header, old_key)
-        rekeyed = new_header(
-            config=header.config,
-            key=new_key,
-            plaintext_size=header.plaintext_size,
-            plaintext_sha256=header.plaintext_sha256,
-            chunk_size=header.chunk_size,
-            attachments=header.attachments,
-        )
+        rekeyed = _header_like(header, key=new_key, attachments=header.attachments)
         with new_file(out) as target:
             encrypt_chunks(target, rekeyed, new_key, decrypt_chunks(stream, header, old_key))
     return rekeyed
