@@ -10,6 +10,9 @@ so the check imports only torch and the network's own modules (``m2fp.build``,
     .venv/bin/python benchmarks/gpu_check.py prepare            # -> benchmarks/gpu_inputs.pt
     python benchmarks/gpu_check.py run --out "$OUT/gpu_check.json"   # on the GPU machine
 
+``gpu_inputs.pt`` is git-ignored (6 MB of golden weights): carry it with the working tree. The
+whole run takes a few minutes on an H200 (``--rounds`` sets the timed rounds per variant).
+
 ``run`` checks, for the golden multi- and single-person tiny models and the seeded R101
 benchmark model (built there from ``torch.manual_seed``):
 - parity: relative error ||gpu - cpu|| / ||cpu|| of class and mask logits against the same
