@@ -146,3 +146,18 @@ async def test_rejected_uploads_are_security_events(tiny_parser, caplog):
          "reason": "unsupported_media_type"}
     ]  # fmt: skip
     assert events[0]["client"] != "127.0.0.1"
+
+
+@pytest.mark.anyio
+async def test_banned_client_with_a_wrong_key_is_403_banned_not_401(tiny_parser):
+    """A ban is on the address: trying keys from it must not turn 'banned' into 'unauthorized',
+    which would tell the client its ban can be walked around by guessing keys."""
+    settings = tiny_settings(api_keys=DIGEST, rate_limit="100/minute", ban_after=1)
+    app = create_app(settings, parser=tiny_parser)
+    async with app_client(app) as client:
+        assert (await post(client, b"GIF89a", "x.gif")).status_code == 415  # banned now
+        for headers in ({"authorization": "Bearer wrong"}, {"x-api-key": "wrong"}):
+            response = await post(client, headers=headers)
+            assert response.status_code == 403, response.text
+            assert response.json()["error"] == "banned"
+            assert int(response.headers["retry-after"]) >= 1

@@ -16,7 +16,7 @@ from m2fp.server.deps import (
     guard_parse,
 )
 from m2fp.server.errors import NO_STORE, error_responses
-from m2fp.server.parse.response import answer_responses, wants_png
+from m2fp.server.parse.response import answer_responses, negotiate
 from m2fp.server.parse.upload_reader import FIELD_NAME, read_upload
 
 # Every route here changes state and spends inference: all of them pass the parse guard.
@@ -34,6 +34,7 @@ PARSE_REFUSALS = (
     "too_many_pixels",
     "unsupported_media_type",
     "bad_extension",
+    "not_acceptable",
     "rate_limited",
     "internal_error",
     "overloaded",
@@ -72,9 +73,8 @@ async def parse(
 ) -> Response:
     """Multipart field ``image`` (``.jpg``, ``.jpeg``, ``.png``) or a raw image/jpeg|png
     body; JSON answer, or the overlay alone with ``Accept: image/png``."""
+    as_png = negotiate(request.headers.get("accept"))
     upload = await read_upload(request, max_bytes=settings.max_upload_bytes)
-    reply = await service.parse(
-        upload, query, as_png=wants_png(request.headers.get("accept")), request_id=request_id
-    )
+    reply = await service.parse(upload, query, as_png=as_png, request_id=request_id)
     del upload
     return Response(reply.body, media_type=reply.media_type, headers=NO_STORE)
