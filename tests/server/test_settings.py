@@ -79,6 +79,8 @@ def test_comma_lists_from_the_environment(monkeypatch):
         ("M2FP_MAX_UPLOAD_BYTES", "0", "M2FP_MAX_UPLOAD_BYTES"),
         ("M2FP_MAX_CONCURRENCY", "0", "M2FP_MAX_CONCURRENCY"),
         ("M2FP_REQUEST_TIMEOUT", "-1", "M2FP_REQUEST_TIMEOUT"),
+        ("M2FP_UPLOAD_TIMEOUT", "0", "M2FP_UPLOAD_TIMEOUT"),
+        ("M2FP_UPLOAD_TIMEOUT", "86400", "M2FP_UPLOAD_TIMEOUT"),
         ("M2FP_MEMORY_ALERT_PERCENT", "100", "M2FP_MEMORY_ALERT_PERCENT"),
         ("M2FP_MIN_SIZE", "not-a-number", "M2FP_MIN_SIZE"),
         ("M2FP_MAX_SIZE", "64", "M2FP_MAX_SIZE"),

@@ -34,6 +34,7 @@ from m2fp.server.abuse.rate_limit import parse_rate_limit
 from m2fp.server.middleware.cors import check_origins
 from m2fp.server.ops.memory_watchdog import check_alert_percent
 from m2fp.server.parse.queue import check_max_concurrency, check_max_queue, check_timeout
+from m2fp.server.parse.upload_reader import check_upload_timeout
 from m2fp.sha256_pin import sha256_pin
 from m2fp.url_policy import check_https_url
 
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(10 * MIB, ge=1024, le=200 * MIB)
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, le=200_000_000)
     max_side: int = Field(1920, ge=64, le=16384)
+    upload_timeout: Annotated[float, AfterValidator(check_upload_timeout)] = 60.0
     # abuse and overload (enforced by the rate-limit, ban, API-key and limiter layers)
     rate_limit: str = "5/minute"
     ban_after: Annotated[int, AfterValidator(check_ban_after)] = 3

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 AUDIT_LOGGER = "m2fp.audit"
 TRUNCATE_PREFIX = {4: 24, 6: 48}
+# the status of a request whose client went away before its answer (nginx's 499)
+CLIENT_CLOSED_REQUEST = 499
 
 
 class JsonFormatter(logging.Formatter):
@@ -110,7 +112,10 @@ class AuditLog:
         client: str | None,
     ) -> None:
         """The one line written for every HTTP request."""
-        outcome = "ok" if status < 400 else "rejected" if status < 500 else "error"
+        if status == CLIENT_CLOSED_REQUEST:
+            outcome = "aborted"
+        else:
+            outcome = "ok" if status < 400 else "rejected" if status < 500 else "error"
         self._write(
             logging.INFO if status < 500 else logging.ERROR,
             {

@@ -74,7 +74,13 @@ async def parse(
     """Multipart field ``image`` (``.jpg``, ``.jpeg``, ``.png``) or a raw image/jpeg|png
     body; JSON answer, or the overlay alone with ``Accept: image/png``."""
     as_png = negotiate(request.headers.get("accept"))
-    upload = await read_upload(request, max_bytes=settings.max_upload_bytes)
-    reply = await service.parse(upload, query, as_png=as_png, request_id=request_id)
-    del upload
+    # the place in the queue first: a full queue is 503 before a byte of the body is read
+    with service.reserve() as place:
+        upload = await read_upload(
+            request, max_bytes=settings.max_upload_bytes, timeout=settings.upload_timeout
+        )
+        reply = await service.parse(
+            upload, query, place=place, as_png=as_png, request_id=request_id
+        )
+        del upload
     return Response(reply.body, media_type=reply.media_type, headers=NO_STORE)
