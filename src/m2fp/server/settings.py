@@ -31,6 +31,7 @@ from m2fp.server.abuse.bans import check_ban_after, check_ban_seconds
 from m2fp.server.abuse.client_identity import check_api_key_digests, check_api_key_policy
 from m2fp.server.abuse.limit_storage import check_storage_uri
 from m2fp.server.abuse.rate_limit import parse_rate_limit
+from m2fp.server.http_protocol import check_header_timeout, check_max_connections
 from m2fp.server.middleware.cors import check_origins
 from m2fp.server.ops.memory_watchdog import check_alert_percent
 from m2fp.server.parse.queue import check_max_concurrency, check_max_queue, check_timeout
@@ -88,6 +89,8 @@ class Settings(BaseSettings):
     memory_alert_percent: Annotated[float, AfterValidator(check_alert_percent)] = 90.0
     alert_webhook: SecretStr | None = None
     # HTTP
+    header_timeout: Annotated[float, AfterValidator(check_header_timeout)] = 10.0
+    max_connections: Annotated[int, AfterValidator(check_max_connections)] = 1000
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     cors_origins: Annotated[CommaList, AfterValidator(check_origins)] = ()
     docs: bool = False
