@@ -8,12 +8,14 @@ import argparse
 from m2fp.cli.errors import EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import model_path
 from m2fp.errors import M2FPError
+from m2fp.memory import bound_heap_growth
 from m2fp.server.app import create_app, load_parser
 from m2fp.server.serving import check_descriptor_budget, serve_app
 from m2fp.server.settings import SettingsError, load_settings
 
 
 def serve(args: argparse.Namespace) -> int:
+    bound_heap_growth()  # before the model and the threads allocate anything
     try:
         settings = load_settings(model=str(model_path(args.model)), model_key_file=args.key_file)
     except SettingsError as exc:

@@ -73,4 +73,5 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ParseServiceDep = Annotated[ParseService, Depends(get_parse_service)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
-ParseQueryDep = Annotated[ParseQuery, Query()]
+# described in the schema by the parse route itself (``classes`` as a list of class names)
+ParseQueryDep = Annotated[ParseQuery, Query(include_in_schema=False)]
