@@ -132,12 +132,18 @@ def test_limits_and_timeouts(http: Block) -> None:
         assert tls.value(directive)
 
 
-def test_nginx_errors_follow_the_json_contract(http: Block) -> None:
-    _, tls = _servers(http)
-    handled = {code for args in tls.values("error_page") for code in args[:-2]}
-    assert {"413", "429", "500", "502", "504"} <= handled
-    for location in tls.blocks("location"):
-        if location.args[0].startswith("@"):
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_nginx_errors_follow_the_json_contract(http: Block, tls: bool) -> None:
+    server = _servers(http)[tls]
+    handled = {code for args in server.values("error_page") for code in args[:-2]}
+    assert {"400", "405", "414", "494", "501"} <= handled
+    if tls:
+        assert {"408", "413", "429", "497", "500", "502", "504"} <= handled
+    for location in server.blocks("location"):
+        internal_uri = location.args[:1] == ["="] and location.args[1].startswith("/_m2fp_error/")
+        if internal_uri:
+            assert location.values("internal") == [[]]
+        if location.args[0].startswith("@") or internal_uri:
             status, body = location.value("return")
             assert location.value("default_type") == ["application/json"]
             assert body.startswith('{"error":"') and '"request_id":"$request_id"' in body

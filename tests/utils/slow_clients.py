@@ -49,6 +49,7 @@ async def slowloris(
     tls: ssl.SSLContext | None = None,
     tls_handshake: bool = True,
     body: bool = False,
+    source: str | None = None,
 ) -> SlowAttackReport:
     """Open ``connections`` slow connections at ``rate`` per second, keep each alive for at most
     ``hold`` seconds after the last one opened, then close them all.
@@ -56,11 +57,13 @@ async def slowloris(
     Args:
         body: send complete headers announcing a 10 MB upload, then trickle its bytes (a slow
             body) instead of never finishing the headers.
+        source: the loopback address to connect from (one attacker), default the system's.
     """
     if not ipaddress.ip_address(host).is_loopback:
         raise ValueError("slow-client attacks are for loopback servers only")
     raise_fd_limit(connections + 256)
     report = SlowAttackReport()
+    local = {"local_addr": (source, 0)} if source else {}
     writers: list[asyncio.StreamWriter] = []
     stop = asyncio.Event()
 
@@ -68,10 +71,15 @@ async def slowloris(
         try:
             if tls is not None and tls_handshake:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port, ssl=tls, server_hostname="localhost"), 10
+                    asyncio.open_connection(
+                        host, port, ssl=tls, server_hostname="localhost", **local
+                    ),
+                    10,
                 )
             else:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port, **local), 10
+                )
         except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
             report.refused += 1
             name = type(exc).__name__
