@@ -39,16 +39,11 @@ def build_variants(names: list[str]) -> dict[str, Callable[[], object]]:
     if "channels_last" in names:
         variants["channels_last"] = lambda: cl(x_cl)
     if "channels_last_grid_sample" in names:
-
-        def with_grid_sample():
-            original = ms_deform_attn.ms_deform_attn_sample
-            ms_deform_attn.ms_deform_attn_sample = ms_deform_attn.ms_deform_attn_sample_grid
-            try:
-                return cl(x_cl)
-            finally:
-                ms_deform_attn.ms_deform_attn_sample = original
-
-        variants["channels_last_grid_sample"] = with_grid_sample
+        grid = copy.deepcopy(cl)
+        for module in grid.modules():
+            if isinstance(module, ms_deform_attn.MSDeformAttn):
+                module.sampler = ms_deform_attn.ms_deform_attn_sample_grid
+        variants["channels_last_grid_sample"] = lambda: grid(x_cl)
     if "int8" in names:
         # rejected candidate: dynamic int8 quantisation of the deformable encoder's linears
         from torch.ao.quantization import quantize_dynamic

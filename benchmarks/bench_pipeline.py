@@ -42,7 +42,7 @@ from m2fp.build import build_model, preset
 from m2fp.memory import release_free_memory
 from m2fp.modeling.m2fp import M2FP
 from m2fp.precision import Precision, native_bf16
-from m2fp.processing.postprocess import parse_outputs
+from m2fp.processing.postprocess import measure_pass
 from m2fp.processing.preprocess import resize, to_input_tensor
 from m2fp.result import assemble
 
@@ -106,7 +106,11 @@ def realistic_model(photo: bytes) -> M2FP:
     """The R101 network with seeded weights that make confident, trained-looking outputs."""
     torch.manual_seed(SEED)
     model = build_model(preset("m2fp_r101_cihp"))
-    batch = network_input(model, photo)
+    return calibrate(model, network_input(model, photo))
+
+
+def calibrate(model: M2FP, batch: torch.Tensor) -> M2FP:
+    """``model`` (random weights) made to answer ``batch`` like a trained network, in place."""
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     for norm in norms:
         norm.reset_running_stats()
@@ -225,7 +229,7 @@ def synthetic_outputs(
 
 
 def bench_postprocess(output_hw: tuple[int, int], runs: int) -> tuple[float, int]:
-    """Median seconds of parse_outputs + assemble on synthetic outputs for one photo size."""
+    """Median seconds of measure_pass + assemble on synthetic outputs for one photo size."""
     height, width = output_hw
     class_names = tuple(preset("m2fp_r101_cihp")["classes"])
     picture = Image.new("RGB", (width, height))
@@ -235,7 +239,7 @@ def bench_postprocess(output_hw: tuple[int, int], runs: int) -> tuple[float, int
     for _ in range(runs + 1):
         start = time.perf_counter()
         with torch.inference_mode():
-            parsed = parse_outputs(
+            parsed = measure_pass(
                 class_logits,
                 mask_logits,
                 padded_size=padded,
@@ -243,7 +247,7 @@ def bench_postprocess(output_hw: tuple[int, int], runs: int) -> tuple[float, int
                 output_size=output_hw,
                 num_parsing=20,
                 ins_score_thr=0.3,
-            )
+            ).parsed()
         result = assemble(parsed, picture, class_names)
         samples.append(time.perf_counter() - start)
         count = len(parsed.parts) + len(parsed.humans)

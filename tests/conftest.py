@@ -1,5 +1,6 @@
-"""Shared fixtures: the tiny golden model (from tests/data/m2fp_tiny, see PROVENANCE.md), its
-encrypted copy and the key that opens it."""
+"""Shared fixtures: the tiny golden models (multi-person tests/data/m2fp_tiny and single-person
+tests/data/m2fp_lip_tiny, see their PROVENANCE.md), an encrypted copy and the key that opens
+it."""
 
 from __future__ import annotations
 
@@ -17,15 +18,25 @@ from tests.utils.model_keys import SMALL_CHUNK, make_key_file
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "m2fp_tiny"
+LIP_GOLDEN = DATA / "m2fp_lip_tiny"
 
 
-def golden_state_dict() -> dict[str, torch.Tensor]:
-    weights = np.load(GOLDEN / "weights.npz", allow_pickle=False)
+def golden_state_dict(golden: Path = GOLDEN) -> dict[str, torch.Tensor]:
+    weights = np.load(golden / "weights.npz", allow_pickle=False)
     return {k: torch.from_numpy(weights[k]).contiguous() for k in weights.files}
 
 
-def golden_config() -> dict:
-    return json.loads((GOLDEN / "configuration.json").read_text())["model"]
+def golden_config(golden: Path = GOLDEN) -> dict:
+    return json.loads((golden / "configuration.json").read_text())["model"]
+
+
+def write_model_dir(directory: Path, config_path: Path, state: dict[str, torch.Tensor]) -> Path:
+    """A ModelScope-layout directory: ``config_path`` as configuration.json, ``state`` as
+    model.safetensors."""
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(config_path, directory / "configuration.json")
+    save_file(state, str(directory / "model.safetensors"))
+    return directory
 
 
 def golden_sizes() -> tuple[int, int]:
@@ -46,9 +57,23 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ModelScope-layout directory (configuration.json + model.safetensors) of the golden
     tiny model."""
     directory = tmp_path_factory.mktemp("m2fp_tiny_model")
-    shutil.copy(GOLDEN / "configuration.json", directory / "configuration.json")
-    save_file(golden_state_dict(), str(directory / "model.safetensors"))
-    return directory
+    return write_model_dir(directory, GOLDEN / "configuration.json", golden_state_dict())
+
+
+@pytest.fixture(scope="session")
+def lip_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The single-person golden tiny model as a ModelScope-layout directory."""
+    directory = tmp_path_factory.mktemp("m2fp_lip_tiny_model")
+    return write_model_dir(
+        directory, LIP_GOLDEN / "configuration.json", golden_state_dict(LIP_GOLDEN)
+    )
+
+
+@pytest.fixture(scope="session")
+def lip_parser(lip_model_dir: Path):
+    from m2fp import HumanParser
+
+    return HumanParser.from_pretrained(lip_model_dir)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from m2fp.cli import run
 from m2fp.download import DownloadError, download_model
+from m2fp.model_location import HUB_MODELS, default_model_dir, resolve_model_path
 
 FILES = {"configuration.json": b'{"model": {}}', "pytorch_model.pt": bytes(range(256)) * 4000}
 
@@ -20,6 +22,7 @@ class FakeHub(BaseHTTPRequestHandler):
     listing_sizes: dict[str, int] = {}
     listing_hashes: dict[str, str] = {}
     ranges_seen: list[str] = []
+    paths_seen: list[str] = []
     cut_after: int | None = None
 
     def log_message(self, *args) -> None:
@@ -28,6 +31,7 @@ class FakeHub(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         parsed = urllib.parse.urlparse(self.path)
         query = urllib.parse.parse_qs(parsed.query)
+        self.paths_seen.append(f"{parsed.path} {query['Revision'][0]}")
         if parsed.path.endswith("/repo/files"):
             files = [
                 {
@@ -60,6 +64,7 @@ class FakeHub(BaseHTTPRequestHandler):
 @pytest.fixture
 def hub():
     FakeHub.listing_sizes, FakeHub.listing_hashes, FakeHub.ranges_seen = {}, {}, []
+    FakeHub.paths_seen = []
     FakeHub.cut_after = None
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -111,3 +116,38 @@ def test_offline_is_one_clear_line(tmp_path):
 def test_plain_http_to_a_remote_host_is_refused(tmp_path):
     with pytest.raises(DownloadError, match="https"):
         download_model(tmp_path, base_url="http://example.com")
+
+
+def test_default_is_the_multi_person_model(hub, tmp_path):
+    download_model(tmp_path, base_url=hub)
+    assert set(FakeHub.paths_seen) == {
+        "/api/v1/models/damo/cv_resnet101_image-multiple-human-parsing/repo/files v1.0.1",
+        "/api/v1/models/damo/cv_resnet101_image-multiple-human-parsing/repo v1.0.1",
+    }
+
+
+def test_cli_downloads_the_single_person_model_into_its_own_cache_dir(
+    hub, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("M2FP_HOME", str(tmp_path))
+    monkeypatch.delenv("M2FP_MODEL", raising=False)
+    assert run(["model", "download", "--model", "single", "--base-url", hub]) == 0
+    dest = default_model_dir("single")
+    assert dest == tmp_path / "cv_resnet101_image-single-human-parsing"
+    assert (dest / "pytorch_model.pt").read_bytes() == FILES["pytorch_model.pt"]
+    assert "damo/cv_resnet101_image-single-human-parsing" in capsys.readouterr().out
+    assert {p.split()[0].rsplit("/", 1)[0] for p in FakeHub.paths_seen} == {
+        "/api/v1/models/damo/cv_resnet101_image-single-human-parsing/repo",
+        "/api/v1/models/damo/cv_resnet101_image-single-human-parsing",
+    }
+    assert {p.split()[1] for p in FakeHub.paths_seen} == {HUB_MODELS["single"].revision}
+    # with only the single-person model downloaded, it is the one commands find
+    assert resolve_model_path(None) == dest
+    default_model_dir("multi").mkdir()
+    assert resolve_model_path(None) == default_model_dir("multi")
+
+
+def test_an_unknown_model_name_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run(["model", "download", "--model", "both"])
+    assert exit_info.value.code == 2

@@ -7,9 +7,7 @@ import json
 import pytest
 
 from m2fp.labels import CIHP_CLASSES, CIHP_LABELS, LIP_LABELS, LabelSet, label_set_of
-from tests.conftest import golden_config
-
-LIP_GOLDEN = "/work/shared/golden/m2fp_lip_tiny/configuration.json"
+from tests.conftest import LIP_GOLDEN, golden_config
 
 
 def test_cihp_paints_twenty_classes_without_human():
@@ -26,14 +24,25 @@ def test_lip_differs_from_cihp_only_at_ten():
     assert label_set_of(LIP_LABELS.names) is LIP_LABELS
 
 
-def test_lip_names_are_modelscopes(tmp_path):
-    from pathlib import Path
-
-    path = Path(LIP_GOLDEN)
-    if not path.exists():
-        pytest.skip("the shared golden LIP model is not on this machine")
-    classes = json.loads(path.read_text())["model"]["classes"]
+def test_lip_names_are_modelscopes():
+    classes = json.loads((LIP_GOLDEN / "configuration.json").read_text())["model"]["classes"]
     assert tuple(classes) == LIP_LABELS.names
+
+
+@pytest.mark.parametrize("label_set", [CIHP_LABELS, LIP_LABELS])
+def test_mirrored_swaps_left_and_right(label_set):
+    mirrored = label_set.mirrored()
+    names = label_set.names
+    swapped = {names[i]: names[j] for i, j in enumerate(mirrored) if i != j}
+    assert swapped == {
+        "Left-arm": "Right-arm",
+        "Right-arm": "Left-arm",
+        "Left-leg": "Right-leg",
+        "Right-leg": "Left-leg",
+        "Left-shoe": "Right-shoe",
+        "Right-shoe": "Left-shoe",
+    }
+    assert [mirrored[j] for j in mirrored] == list(range(len(names)))
 
 
 def test_palette_bytes_and_unknown_sets():

@@ -44,3 +44,10 @@ def test_bad_options_are_value_errors(values, message):
 def test_options_are_frozen():
     with pytest.raises(AttributeError):
         ParserOptions().min_size = 5  # type: ignore[misc]
+
+
+def test_flip_is_off_by_default_and_must_be_a_bool():
+    assert ParserOptions().flip is False
+    assert ParserOptions(flip=True).flip is True
+    with pytest.raises(ValueError, match="flip"):
+        ParserOptions(flip="yes")  # type: ignore[arg-type]

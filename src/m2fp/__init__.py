@@ -1,4 +1,4 @@
-"""m2fp: multi-person human parsing with M2FP in pure PyTorch.
+"""m2fp: human parsing (multi- and single-person) with M2FP in pure PyTorch.
 
 The public names are imported on first use (PEP 562), so ``import m2fp.cli`` (and with it
 ``m2fp --help``) does not pay for torch.
@@ -18,6 +18,8 @@ _EXPORTS = {
     "ParsingResult": "m2fp.result",
     "Part": "m2fp.result",
     "Person": "m2fp.result",
+    "SinglePersonResult": "m2fp.single_person_result",
+    "Task": "m2fp.task",
     "build_model": "m2fp.build",
 }
 
@@ -27,6 +29,8 @@ __all__ = [
     "ParsingResult",
     "Part",
     "Person",
+    "SinglePersonResult",
+    "Task",
     "__version__",
     "build_model",
 ]
@@ -36,6 +40,8 @@ if TYPE_CHECKING:
     from m2fp.parser_options import ParserOptions
     from m2fp.predictor import HumanParser
     from m2fp.result import ParsingResult, Part, Person
+    from m2fp.single_person_result import SinglePersonResult
+    from m2fp.task import Task
 
 
 def __getattr__(name: str) -> Any:

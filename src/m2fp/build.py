@@ -11,16 +11,20 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from m2fp.errors import ModelConfigError
-from m2fp.labels import CIHP_CLASSES
+from m2fp.labels import CIHP_CLASSES, LIP_CLASSES, label_set_of
 from m2fp.modeling.backbone import DeepLabResNet
 from m2fp.modeling.m2fp import M2FP, M2FPHead
 from m2fp.modeling.pixel_decoder import MSDeformAttnPixelDecoder
 from m2fp.modeling.transformer_decoder import MaskedTransformerDecoder
+from m2fp.task import Task, task_of
 
 # ModelScope's value when a config omits ``parsing_ins_score_thr``
 DEFAULT_INS_SCORE_THR = 0.5
+# bound on the single-person network input side (the official model uses 384x512)
+MAX_SINGLE_HUMAN_SIDE = 4096
 
 
 def m2fp_r101_cihp() -> dict[str, Any]:
@@ -72,7 +76,33 @@ def m2fp_r101_cihp() -> dict[str, Any]:
     }
 
 
-PRESETS: dict[str, Callable[[], dict[str, Any]]] = {"m2fp_r101_cihp": m2fp_r101_cihp}
+def m2fp_r101_lip() -> dict[str, Any]:
+    """``model`` section of ``damo/cv_resnet101_image-single-human-parsing`` (R101, LIP).
+
+    The same network as the multi-person model with 20 classes (LIP's, no "Human"), run on a
+    fixed 384x512 (width x height) input: the ``INPUT.SINGLE_HUMAN.SIZES`` of M2FP's LIP
+    configuration, which ModelScope's ``input_single_human`` carries over. The checkpoint's own
+    ``configuration.json`` is what loading uses; this preset is for building and benchmarks.
+    """
+    config = m2fp_r101_cihp()
+    config["decoder"]["num_classes"] = 20
+    for key in ("num_parsing", "parsing_ins_score_thr"):
+        del config[key]
+    config.update(
+        classes=list(LIP_CLASSES),
+        input_single_human={"sizes": [[384, 512]]},
+        single_human=True,
+        parsing_on=False,
+        semantic_on=True,
+        sem_seg_postprocess_before_inference=False,
+    )
+    return config
+
+
+PRESETS: dict[str, Callable[[], dict[str, Any]]] = {
+    "m2fp_r101_cihp": m2fp_r101_cihp,
+    "m2fp_r101_lip": m2fp_r101_lip,
+}
 
 
 def preset(name: str) -> dict[str, Any]:
@@ -100,24 +130,79 @@ def _get(section: Mapping[str, Any], where: str, key: str, kind: type | tuple[ty
 
 
 def validate_config(config: Mapping[str, Any]) -> None:
-    """Raise ModelConfigError unless ``config`` describes a multi-person parsing model."""
-    if config.get("single_human"):
-        raise ModelConfigError("model config: single-human models are not supported")
-    if not config.get("parsing_on", False):
-        raise ModelConfigError("model config: only 'parsing_on' models are supported")
+    """Raise ModelConfigError unless ``config`` describes a model this package runs: a
+    multi-person parsing model (CIHP classes plus "Human", instances pasted into the label
+    map) or a single-person one (LIP classes, semantic map on a fixed input), see ``m2fp.task``.
+    """
+    task = task_of(config)
     classes = config.get("classes")
-    num_parsing = config.get("num_parsing")
     decoder = _section(config, "decoder")
     num_classes = _get(decoder, "decoder", "num_classes", int)
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise ModelConfigError("model config: 'classes' must be a list of names")
     if len(classes) != num_classes:
         raise ModelConfigError("model config: 'classes' does not match 'decoder.num_classes'")
+    try:
+        label_set = label_set_of(tuple(classes))
+    except ValueError:
+        raise ModelConfigError("model config: 'classes' are neither CIHP's nor LIP's") from None
+    if task is Task.SINGLE_PERSON:
+        _validate_single_person(config, painted=len(label_set.names) == num_classes)
+    else:
+        _validate_multi_person(config, classes[len(label_set.names) :])
+
+
+def _validate_multi_person(config: Mapping[str, Any], unpainted: list[str]) -> None:
+    if not config.get("parsing_on", False):
+        raise ModelConfigError("model config: multi-person models need 'parsing_on'")
+    if unpainted != ["Human"]:
+        raise ModelConfigError("model config: a multi-person model's last class is 'Human'")
+    num_classes = len(config["classes"])
+    num_parsing = config.get("num_parsing")
     if not isinstance(num_parsing, int) or num_parsing != num_classes - 1:
         raise ModelConfigError("model config: 'num_parsing' must be num_classes - 1")
     thr = config.get("parsing_ins_score_thr", DEFAULT_INS_SCORE_THR)
     if not isinstance(thr, (int, float)) or not 0.0 <= thr <= 1.0:
         raise ModelConfigError("model config: 'parsing_ins_score_thr' must be in [0, 1]")
+
+
+def _validate_single_person(config: Mapping[str, Any], *, painted: bool) -> None:
+    # the defaults are those of ModelScope's M2FP constructor
+    if config.get("parsing_on", False):
+        raise ModelConfigError(
+            "model config: single-person models with 'parsing_on' are not supported"
+        )
+    if not config.get("semantic_on", True):
+        raise ModelConfigError("model config: single-person models need 'semantic_on'")
+    if config.get("sem_seg_postprocess_before_inference", True):
+        raise ModelConfigError(
+            "model config: single-person models need 'sem_seg_postprocess_before_inference' false"
+        )
+    if not painted:
+        raise ModelConfigError("model config: a single-person model paints every class it has")
+    single_person_input_size(config)
+
+
+def single_person_input_size(config: Mapping[str, Any]) -> tuple[int, int]:
+    """(width, height) of a single-person model's network input: the first of
+    ``input_single_human.sizes``, the one ModelScope's pipeline uses.
+
+    Raises:
+        ModelConfigError: missing, or not positive whole numbers up to 4096.
+    """
+    section = config.get("input_single_human")
+    sizes = section.get("sizes") if isinstance(section, Mapping) else None
+    first = sizes[0] if isinstance(sizes, list) and sizes else None
+    if (
+        not isinstance(first, list)
+        or len(first) != 2
+        or not all(type(v) is int and 0 < v <= MAX_SINGLE_HUMAN_SIDE for v in first)
+    ):
+        raise ModelConfigError(
+            "model config: 'input_single_human.sizes' must start with [width, height], "
+            f"whole numbers from 1 to {MAX_SINGLE_HUMAN_SIDE}"
+        )
+    return first[0], first[1]
 
 
 def build_model(config: Mapping[str, Any], *, empty: bool = False) -> M2FP:
@@ -134,11 +219,34 @@ def build_model(config: Mapping[str, Any], *, empty: bool = False) -> M2FP:
         ModelConfigError: a key is missing, mistyped or unsupported.
     """
     validate_config(config)
-    with torch.device("meta") if empty else contextlib.nullcontext():
+    with _EmptyParameters() if empty else contextlib.nullcontext():
         backbone = _backbone(_section(config, "backbone"))
         sem_seg_head = _head(config, backbone)
     # outside the meta context: the constant normalisation buffers must be real
     return M2FP(backbone=backbone, sem_seg_head=sem_seg_head).eval()
+
+
+class _EmptyParameters(TorchFunctionMode):
+    """Parameters made on the meta device, and ``torch.nn.init`` calls skipped.
+
+    Nothing of an empty skeleton is ever read, so initialising it is wasted work, and on the
+    meta device ``init.normal_`` (``nn.Embedding``) runs through a decomposition that imports
+    ``torch._dynamo``: seconds of start-up and a cache directory created under ``$TMPDIR``.
+    """
+
+    def __enter__(self) -> _EmptyParameters:
+        self._device = torch.device("meta")
+        self._device.__enter__()
+        return super().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        self._device.__exit__(*exc)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **(kwargs or {}))
 
 
 def _backbone(b: Mapping[str, Any]) -> DeepLabResNet:

@@ -24,8 +24,10 @@ from torch.torch_version import TorchVersion
 
 from m2fp.build import build_model, validate_config
 from m2fp.errors import CheckpointError, ModelConfigError, ModelNotFoundError
+from m2fp.labels import label_set_of
 from m2fp.safetensors_view import tensors_from_safetensors
 from m2fp.sha256_pin import check_pin
+from m2fp.task import task_of
 
 CONFIG_FILE = "configuration.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.pt")
@@ -68,6 +70,8 @@ class ModelWeights:
         report = {
             "config": self.config,
             "parameters": self.parameters,
+            "task": task_of(self.config).value,
+            "label_set": label_set_of(tuple(self.config["classes"])).name,
             "classes": self.config["classes"],
             "weights_file": self.weights_file,
             "weights_bytes": self.weights_bytes,

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from m2fp.errors import M2FPError
-from m2fp.model_location import MODEL_ID
+from m2fp.model_location import DEFAULT_HUB_MODEL, HUB_MODELS, HubModel
 from m2fp.url_policy import check_https_url
 
 DEFAULT_BASE_URL = "https://modelscope.cn"
-DEFAULT_REVISION = "v1.0.1"
 FILES = ("configuration.json", "pytorch_model.pt")
 CHECKSUMS_FILE = "SHA256SUMS"
 TIMEOUT_S = 30
@@ -45,10 +44,10 @@ def _open(request: urllib.request.Request) -> Any:
         raise DownloadError(f"could not reach {host} (offline?)") from exc
 
 
-def _file_index(base: str, revision: str) -> dict[str, dict[str, Any]]:
+def _file_index(base: str, model_id: str, revision: str) -> dict[str, dict[str, Any]]:
     """Name -> {"Size", "Sha256"} from the hub's file listing."""
     query = urllib.parse.urlencode({"Revision": revision, "Recursive": "true"})
-    url = f"{base}/api/v1/models/{MODEL_ID}/repo/files?{query}"
+    url = f"{base}/api/v1/models/{model_id}/repo/files?{query}"
     with _open(urllib.request.Request(url)) as response:  # noqa: S310 - scheme checked
         try:
             listing = json.loads(response.read(4 << 20))
@@ -58,7 +57,9 @@ def _file_index(base: str, revision: str) -> dict[str, dict[str, Any]]:
             raise DownloadError("the model hub sent an unexpected file listing") from exc
 
 
-def _fetch(base: str, revision: str, name: str, dest: Path, expected: dict[str, Any]) -> str:
+def _fetch(
+    base: str, model_id: str, revision: str, name: str, dest: Path, expected: dict[str, Any]
+) -> str:
     from tqdm import tqdm
 
     size = int(expected["Size"])
@@ -69,7 +70,7 @@ def _fetch(base: str, revision: str, name: str, dest: Path, expected: dict[str, 
         partial.unlink()
         have = 0
     query = urllib.parse.urlencode({"Revision": revision, "FilePath": name})
-    url = f"{base}/api/v1/models/{MODEL_ID}/repo?{query}"
+    url = f"{base}/api/v1/models/{model_id}/repo?{query}"
     request = urllib.request.Request(url)  # noqa: S310 - scheme checked
     if have:
         request.add_header("Range", f"bytes={have}-")
@@ -104,19 +105,29 @@ def _fetch(base: str, revision: str, name: str, dest: Path, expected: dict[str, 
     return sha
 
 
-def download_model(dest: Path, *, base_url: str | None = None, revision: str | None = None) -> None:
-    """Download the model files into ``dest`` and write ``SHA256SUMS``.
+def download_model(
+    dest: Path,
+    *,
+    base_url: str | None = None,
+    revision: str | None = None,
+    model: HubModel = HUB_MODELS[DEFAULT_HUB_MODEL],
+) -> None:
+    """Download the files of ``model`` (default: the multi-person one) into ``dest`` and
+    write ``SHA256SUMS``.
+
+    Args:
+        revision: the hub revision; default ``model.revision``.
 
     Raises:
         DownloadError: network, HTTP, size or hash problem (one line).
     """
     base = _check_base_url(base_url or DEFAULT_BASE_URL)
-    rev = revision or DEFAULT_REVISION
-    index = _file_index(base, rev)
+    rev = revision or model.revision
+    index = _file_index(base, model.model_id, rev)
     missing = [name for name in FILES if name not in index]
     if missing:
         raise DownloadError(f"the model hub does not list {', '.join(missing)}")
     dest.mkdir(parents=True, exist_ok=True)
-    sums = {name: _fetch(base, rev, name, dest, index[name]) for name in FILES}
+    sums = {name: _fetch(base, model.model_id, rev, name, dest, index[name]) for name in FILES}
     lines = "".join(f"{sha}  {name}\n" for name, sha in sums.items())
     (dest / CHECKSUMS_FILE).write_text(lines, encoding="utf-8")

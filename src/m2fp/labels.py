@@ -84,10 +84,23 @@ class LabelSet:
         if len(self.names) != len(self.palette):
             raise ValueError("a label set needs one colour per class")
 
+    def mirrored(self) -> tuple[int, ...]:
+        """Per class index, the class it becomes in a horizontally mirrored photo: each
+        ``Left-X`` swaps with its ``Right-X`` (the arms, legs and shoes), all others stay."""
+        index = {name: i for i, name in enumerate(self.names)}
+        return tuple(index.get(_other_side(name), i) for i, name in enumerate(self.names))
+
     def palette_bytes(self) -> bytes:
         """The palette as 768 bytes for ``PIL.Image.putpalette`` (unused entries black)."""
         flat = bytes(c for rgb in self.palette for c in rgb)
         return flat + bytes(768 - len(flat))
+
+
+def _other_side(name: str) -> str:
+    for side, other in (("Left-", "Right-"), ("Right-", "Left-")):
+        if name.startswith(side):
+            return other + name.removeprefix(side)
+    return name
 
 
 CIHP_LABELS = LabelSet("cihp", CIHP_CLASSES[: len(CIHP_PALETTE)], CIHP_PALETTE)

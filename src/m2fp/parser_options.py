@@ -1,5 +1,6 @@
-"""How a HumanParser computes: input size, the pixel bound and numeric precision, in one
-validated object shared by the Python API, the CLI and the server settings."""
+"""How a HumanParser computes: input size, the pixel bound, numeric precision and flip
+test-time augmentation, in one validated object shared by the Python API, the CLI and the
+server settings."""
 
 from __future__ import annotations
 
@@ -20,16 +21,20 @@ class ParserOptions:
         max_pixels: encoded images declaring more pixels are refused before decoding.
         precision: ``fp32`` (default) computes what ModelScope computes; ``bf16`` is a faster
             approximation on CPUs with native bf16 (see ``m2fp.precision``).
+        flip: also parse the mirrored photo and average (horizontal-flip test-time
+            augmentation, ``m2fp.processing.flip``): about twice the time; off by default,
+            which computes what ModelScope's pipeline computes.
 
     Raises:
         ValueError: sizes not ``0 < min_size <= max_size``, ``max_pixels`` not positive, or
-            an unknown precision.
+            an unknown precision, or ``flip`` not a bool.
     """
 
     min_size: int = DEFAULT_MIN_SIZE
     max_size: int = DEFAULT_MAX_SIZE
     max_pixels: int = DEFAULT_MAX_PIXELS
     precision: Precision = Precision.FP32
+    flip: bool = False
 
     def __post_init__(self) -> None:
         check_input_sizes(self.min_size, self.max_size)
@@ -37,3 +42,5 @@ class ParserOptions:
             raise ValueError("max_pixels must be positive")
         # accept the plain strings "fp32"/"bf16" too (CLI, settings)
         object.__setattr__(self, "precision", Precision(self.precision))
+        if not isinstance(self.flip, bool):
+            raise ValueError("flip must be True or False")

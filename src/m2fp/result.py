@@ -101,7 +101,10 @@ class ParsingResult:
         label_map: HxW uint8 semantic labels, indices into ``class_names``.
         persons: human instances, best score first, each with its parts.
         unassigned_parts: parts that overlap no person.
-        class_names: names of all classes, index = label id ("Human" last).
+        class_names: names of all classes, index = label id (the multi-person model's end
+            with "Human", which the label map never holds).
+
+    The single-person model's results are ``SinglePersonResult`` (``m2fp.single_person_result``).
     """
 
     image: Image.Image = field(repr=False)
@@ -112,7 +115,8 @@ class ParsingResult:
 
     @property
     def label_set(self) -> LabelSet:
-        """The classes ``label_map`` holds (CIHP for the multi-person model)."""
+        """The classes ``label_map`` holds (CIHP for the multi-person model, LIP for the
+        single-person one)."""
         return label_set_of(self.class_names)
 
     @property
@@ -127,10 +131,11 @@ class ParsingResult:
 
     def class_mask(self, *labels: str) -> np.ndarray:
         """HxW boolean union of semantic classes, e.g. ``class_mask("Face", "Hair")``."""
-        unknown = [name for name in labels if name not in self.class_names[:-1]]
+        names = self.label_set.names
+        unknown = [name for name in labels if name not in names]
         if unknown:
             raise ValueError(f"unknown class names: {', '.join(unknown)}")
-        ids = [self.class_names.index(name) for name in labels]
+        ids = [names.index(name) for name in labels]
         return np.isin(self.label_map, ids)
 
     def person_map(self) -> np.ndarray:
@@ -167,13 +172,13 @@ class ParsingResult:
         }
 
     def label_map_png(self) -> bytes:
-        """The label map as a palette PNG (pixel value = class index, CIHP colours)."""
+        """The label map as a palette PNG (pixel value = class index, the label set's colours)."""
         image = Image.fromarray(self.label_map, mode="P")
         image.putpalette(self.label_set.palette_bytes())
         return encode_png(image)
 
     def visualize(self, alpha: float = DEFAULT_ALPHA, *, legend: bool = True) -> bytes:
-        """PNG of the CIHP colours blended over the photo, with a legend of classes present.
+        """PNG of the class colours blended over the photo, with a legend of classes present.
 
         Args:
             alpha: weight of the colours (0 = photo only, 1 = colours only).
@@ -185,6 +190,7 @@ class ParsingResult:
             alpha=alpha,
             legend=self.classes_present() if legend else None,
             class_names=self.class_names,
+            palette=self.label_set.palette,
         )
         # a photo: zlib level 1 is ~3x faster than 6 for a file ~2% larger (BENCHMARKS.md)
         return encode_png(overlay, compress_level=1)

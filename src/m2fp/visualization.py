@@ -25,11 +25,14 @@ def check_alpha(alpha: float) -> float:
     return alpha
 
 
-def colorize(label_map: np.ndarray) -> np.ndarray:
-    """HxW class indices -> HxWx3 uint8 CIHP colours."""
-    palette = np.zeros((256, 3), dtype=np.uint8)
-    palette[: len(CIHP_PALETTE)] = np.asarray(CIHP_PALETTE, dtype=np.uint8)
-    return palette[label_map]
+Palette = Sequence[tuple[int, int, int]]
+
+
+def colorize(label_map: np.ndarray, palette: Palette = CIHP_PALETTE) -> np.ndarray:
+    """HxW class indices -> HxWx3 uint8 colours of ``palette`` (a label set's)."""
+    lookup = np.zeros((256, 3), dtype=np.uint8)
+    lookup[: len(palette)] = np.asarray(palette, dtype=np.uint8)
+    return lookup[label_map]
 
 
 def render_overlay(
@@ -39,6 +42,7 @@ def render_overlay(
     alpha: float,
     legend: Sequence[str] | None,
     class_names: Sequence[str],
+    palette: Palette = CIHP_PALETTE,
 ) -> Image.Image:
     """Blend the colours over the photo where a class other than background is present.
 
@@ -48,18 +52,19 @@ def render_overlay(
         alpha: colour weight in [0, 1].
         legend: class names to list under the image, or None for no legend.
         class_names: all class names, index = label id.
+        palette: the colour of each class, index = label id.
     """
     check_alpha(alpha)
-    colours = Image.fromarray(colorize(label_map), mode="RGB")
+    colours = Image.fromarray(colorize(label_map, palette), mode="RGB")
     foreground = Image.fromarray((label_map != 0).astype(np.uint8) * 255, mode="L")
     overlay = Image.composite(Image.blend(image, colours, alpha), image, foreground)
     if not legend:
         return overlay
-    return _with_legend(overlay, legend, class_names)
+    return _with_legend(overlay, legend, class_names, palette)
 
 
 def _with_legend(
-    overlay: Image.Image, legend: Sequence[str], class_names: Sequence[str]
+    overlay: Image.Image, legend: Sequence[str], class_names: Sequence[str], palette: Palette
 ) -> Image.Image:
     per_row = max(1, overlay.width // LEGEND_COLUMN)
     rows = (len(legend) + per_row - 1) // per_row
@@ -70,7 +75,7 @@ def _with_legend(
     for i, name in enumerate(legend):
         x = (i % per_row) * LEGEND_COLUMN + 4
         y = overlay.height + (i // per_row) * LEGEND_ROW + 4
-        colour = CIHP_PALETTE[class_names.index(name)]
+        colour = palette[class_names.index(name)]
         draw.rectangle((x, y, x + LEGEND_SWATCH, y + LEGEND_SWATCH), fill=colour, outline="black")
         draw.text((x + LEGEND_SWATCH + 4, y), name, fill="black", font=font)
     return canvas

@@ -89,6 +89,18 @@ def pip_requirements(command: str) -> list[str]:
     return requirements
 
 
+def expand_build_args(command: str, values: dict[str, str]) -> str:
+    """``command`` as the shell of a RUN step sees it with build arguments ``values``: the
+    ``${NAME:+word}`` and ``$NAME`` forms the Dockerfile uses."""
+    names = "|".join(map(re.escape, values)) or "(?!)"
+
+    def if_set(match: re.Match[str]) -> str:
+        return match.group(2) if values[match.group(1)] else ""
+
+    command = re.sub(rf"\$\{{({names}):\+([^}}]*)\}}", if_set, command)
+    return re.sub(rf"\$\{{?({names})\b\}}?", lambda match: values[match.group(1)], command)
+
+
 def pip_installs(text: str) -> list[str]:
     """Every `pip install ...` command in a shell text, in order (`&&` chains split)."""
     commands = re.split(r"&&|\n", text)
@@ -168,18 +180,35 @@ def test_entrypoint_disables_core_dumps_and_runs_the_server(stages: list[Stage])
     assert "PYTHONDONTWRITEBYTECODE=1" in env and "HOME=/tmp" in env
 
 
+def build_arg_defaults(stage: Stage) -> dict[str, str]:
+    return {
+        name: default for name, _, default in (args.partition("=") for args in stage.args("ARG"))
+    }
+
+
 def test_install_steps_are_those_of_setup_script(stages: list[Stage]) -> None:
     setup = (REPO / "scripts" / "setup.sh").read_text()
     assert "bash scripts/setup.sh" in (REPO / ".ci" / "run").read_text()
     native = pip_installs(setup)
-    image = pip_installs(" && ".join(r for s in stages[:-1] for r in s.args("RUN")))
+    defaults = build_arg_defaults(stages[0])
+    runs = " && ".join(r for s in stages[:-1] for r in s.args("RUN"))
+    image = pip_installs(expand_build_args(runs, defaults))
     assert len(native) == len(image) == 2
-    # first the pinned CPU torch, the same pin, from the CPU wheel index in the image
+    # first the pinned CPU torch, the same pin, by default from the CPU wheel index
     assert pip_requirements(native[0]) == pip_requirements(image[0]) == ["torch==2.13.0"]
-    assert TORCH_CPU_INDEX in image[0]
+    assert shlex.split(image[0])[2:] == ["--index-url", TORCH_CPU_INDEX, "torch==2.13.0"]
     # then the package itself with the same extras, less the test tools
     (native_pkg,), (image_pkg,) = pip_requirements(native[1]), pip_requirements(image[1])
     native_path, native_extras = extras(native_pkg)
     image_path, image_extras = extras(image_pkg)
     assert native_path == image_path == "."
     assert image_extras == native_extras - {"test"} == {"server", "crypto"}
+
+
+def test_torch_source_is_a_build_argument(stages: list[Stage]) -> None:
+    """What the container test passes where the CPU index is out of reach: pip's default index
+    for torch's own requirements and a mounted directory holding the wheel."""
+    runs = " && ".join(stages[0].args("RUN"))
+    local = {"TORCH_INDEX_URL": "", "TORCH_FIND_LINKS": "/wheels"}
+    (torch,) = [c for c in pip_installs(expand_build_args(runs, local)) if "torch==" in c]
+    assert shlex.split(torch)[2:] == ["--find-links", "/wheels", "torch==2.13.0"]

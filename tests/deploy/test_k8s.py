@@ -1,33 +1,83 @@
-"""deploy/k8s: pod security, probes, resources, HPA, the Secret template and a Redis without
-persistence, read from the manifests."""
+"""deploy/k8s: every manifest valid against the Kubernetes API schemas (strict: no unknown
+field) of the minor releases upstream supports, checked offline with kubernetes-validate; and
+read from the manifests: restricted pod security, probes, resources, no service links, HPA, the
+Secret template and a Redis without persistence."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+# The three minor releases upstream supports as kubernetes-validate 1.37 ships them.
+KUBERNETES_VERSIONS = ("1.35.0", "1.36.0", "1.37.0")
+# Volume types the "restricted" Pod Security Standard allows.
+RESTRICTED_VOLUMES = {
+    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+    "projected", "secret",
+}  # fmt: skip
+
+
+def _documents() -> list[tuple[str, dict]]:
+    return [
+        (path.name, doc)
+        for path in sorted(K8S.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
 
 
 @pytest.fixture(scope="module")
 def manifests() -> dict[tuple[str, str], dict]:
-    found = {}
-    for path in sorted(K8S.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc["kind"] != "Kustomization":
-                found[(doc["kind"], doc["metadata"]["name"])] = doc
-    return found
+    return {
+        (doc["kind"], doc["metadata"]["name"]): doc
+        for _, doc in _documents()
+        if doc["kind"] != "Kustomization"
+    }
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_manifests_match_the_kubernetes_api_schemas(version: str) -> None:
+    checked = set()
+    for name, doc in _documents():
+        if doc["kind"] == "Kustomization":
+            continue  # kustomize's own file, not an API object: no schema
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{name}, {doc['kind']} {doc['metadata']['name']}: {error.message}")
+        checked.add(doc["kind"])
+    kinds = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "CronJob"}
+    assert checked == kinds | {"NetworkPolicy", "Ingress", "Secret"}
+
+
+def test_schema_check_refuses_an_unknown_field(manifests: dict) -> None:
+    """Strict validation is what catches a misspelt security setting, which Kubernetes would
+    otherwise drop."""
+    broken = copy.deepcopy(manifests[("Deployment", "m2fp")])
+    security = broken["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    security["readOnlyRootFileSystem"] = security.pop("readOnlyRootFilesystem")
+    with pytest.raises(kubernetes_validate.ValidationError, match="readOnlyRootFileSystem"):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSIONS[-1], strict=True)
 
 
 def _check_pod_security(pod: dict) -> None:
     assert pod["automountServiceAccountToken"] is False
+    # no Docker-link variables (they would land in the M2FP_ settings namespace)
+    assert pod["enableServiceLinks"] is False
+    assert not {"hostNetwork", "hostPID", "hostIPC"} & pod.keys()
+    for volume in pod["volumes"]:
+        assert set(volume) - {"name"} <= RESTRICTED_VOLUMES, volume
     context = pod["securityContext"]
     assert context["runAsNonRoot"] is True and context["runAsUser"] > 0
     assert context["seccompProfile"] == {"type": "RuntimeDefault"}
     for container in pod["containers"] + pod.get("initContainers", []):
         security = container["securityContext"]
+        assert security.get("privileged", False) is False
         assert security["allowPrivilegeEscalation"] is False
         assert security["readOnlyRootFilesystem"] is True
         assert security["capabilities"]["drop"] == ["ALL"]

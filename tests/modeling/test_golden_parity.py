@@ -61,7 +61,7 @@ def test_pipeline_instances_equal_as_a_set(tiny_parser, expected):
 
 
 def test_semantic_argmax_and_max(tiny_parser, expected):
-    from m2fp.processing.postprocess import parse_outputs
+    from m2fp.processing.postprocess import measure_pass
 
     result = tiny_parser(GOLDEN / "image.png")
     agreement = (result.label_map == expected["semantic_argmax"]).mean()
@@ -74,7 +74,7 @@ def test_semantic_argmax_and_max(tiny_parser, expected):
     batch = to_input_tensor(resized, model.pixel_mean, model.pixel_std, 32)
     with torch.inference_mode():
         logits, masks = model(batch)
-        parsed = parse_outputs(
+        parsed = measure_pass(
             logits[0],
             masks[0],
             padded_size=tuple(batch.shape[-2:]),
@@ -82,5 +82,5 @@ def test_semantic_argmax_and_max(tiny_parser, expected):
             output_size=(image.height, image.width),
             num_parsing=20,
             ins_score_thr=0.3,
-        )
+        ).parsed()
     np.testing.assert_allclose(parsed.semantic_max, expected["semantic_max"], atol=1e-4, rtol=0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from m2fp.processing.postprocess import parse_outputs
+from m2fp.processing.postprocess import measure_pass
 from m2fp.processing.preprocess import target_size
 
 NUM_PARSING = 20
@@ -74,7 +74,7 @@ def confident_outputs(seed: int, queries: int, mask_hw: tuple[int, int]):
 )
 def test_matches_reference(seed, padded, input_size, output):
     class_logits, mask_logits = confident_outputs(seed, 30, (padded[0] // 4, padded[1] // 4))
-    parsed = parse_outputs(
+    parsed = measure_pass(
         class_logits,
         mask_logits,
         padded_size=padded,
@@ -82,7 +82,7 @@ def test_matches_reference(seed, padded, input_size, output):
         output_size=output,
         num_parsing=NUM_PARSING,
         ins_score_thr=0.3,
-    )
+    ).parsed()
     ref_instances, ref_argmax, ref_max = reference(
         class_logits, mask_logits, padded, input_size, output, 0.3
     )
@@ -101,7 +101,7 @@ def test_matches_reference(seed, padded, input_size, output):
 
 def test_parts_and_humans_sorted_and_thresholded():
     class_logits, mask_logits = confident_outputs(3, 30, (16, 16))
-    parsed = parse_outputs(
+    parsed = measure_pass(
         class_logits,
         mask_logits,
         padded_size=(64, 64),
@@ -109,7 +109,7 @@ def test_parts_and_humans_sorted_and_thresholded():
         output_size=(64, 64),
         num_parsing=NUM_PARSING,
         ins_score_thr=0.3,
-    )
+    ).parsed()
     assert all(p.label not in (0, NUM_PARSING) and p.score >= 0.1 for p in parsed.parts)
     assert all(h.label == NUM_PARSING and h.score > 0.1 for h in parsed.humans)
     assert [p.score for p in parsed.parts] == sorted((p.score for p in parsed.parts), reverse=True)
@@ -119,7 +119,7 @@ def test_parts_and_humans_sorted_and_thresholded():
 def test_unconfident_queries_yield_nothing():
     class_logits = torch.zeros(10, NUM_PARSING + 2)  # uniform: every class score ~0.045
     mask_logits = torch.ones(10, 8, 8)
-    parsed = parse_outputs(
+    parsed = measure_pass(
         class_logits,
         mask_logits,
         padded_size=(32, 32),
@@ -127,7 +127,7 @@ def test_unconfident_queries_yield_nothing():
         output_size=(32, 32),
         num_parsing=NUM_PARSING,
         ins_score_thr=0.3,
-    )
+    ).parsed()
     assert parsed.parts == [] and parsed.humans == []
     assert not parsed.label_map.any()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from m2fp.defaults import DEFAULT_ALPHA, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
+from m2fp.model_location import DEFAULT_HUB_MODEL, HUB_MODELS
 
 KEY_FILE_HELP = "model key file (default: $M2FP_MODEL_KEY_FILE or $M2FP_MODEL_KEY)"
 MODEL_HELP = "model directory or .m2fp file (default: $M2FP_MODEL or the cache)"
@@ -51,6 +52,11 @@ def _add_parse(commands: argparse._SubParsersAction) -> None:
         default="fp32",
         help="fp32: exact (default); bf16: faster on CPUs with native bf16 (see BENCHMARKS.md)",
     )
+    parse.add_argument(
+        "--flip",
+        action="store_true",
+        help="also parse the mirrored photo and average (test-time augmentation, ~2x time)",
+    )
     parse.set_defaults(handler="parse_command:parse")
 
 
@@ -65,9 +71,15 @@ def _add_model(commands: argparse._SubParsersAction) -> None:
     info.set_defaults(handler="model_commands:info")
 
     download = model_commands.add_parser("download", help="fetch the official ModelScope files")
+    download.add_argument(
+        "--model",
+        choices=list(HUB_MODELS),
+        default=DEFAULT_HUB_MODEL,
+        help="multi: several people per photo (CIHP, default); single: one person per photo (LIP)",
+    )
     download.add_argument("--dest", help="target directory (default: the cache)")
     download.add_argument("--base-url", default=None, help="ModelScope hub base URL")
-    download.add_argument("--revision", default=None, help="model revision")
+    download.add_argument("--revision", default=None, help="model revision (default: per model)")
     download.set_defaults(handler="download_command:download")
 
     keygen = model_commands.add_parser("keygen", help="create a new 256-bit model key")
@@ -138,7 +150,7 @@ def _add_scan(commands: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``m2fp`` argument parser."""
-    parser = argparse.ArgumentParser(prog="m2fp", description="Multi-person human parsing (M2FP).")
+    parser = argparse.ArgumentParser(prog="m2fp", description="Human parsing (M2FP).")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_parse(commands)
     _add_model(commands)

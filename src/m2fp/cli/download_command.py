@@ -1,4 +1,4 @@
-"""``m2fp model download``: the official files from the ModelScope hub."""
+"""``m2fp model download``: the official files of one model from the ModelScope hub."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import argparse
 from pathlib import Path
 
 from m2fp.download import download_model
-from m2fp.model_location import default_model_dir
+from m2fp.model_location import HUB_MODELS, default_model_dir
 
 
 def download(args: argparse.Namespace) -> int:
-    dest = Path(args.dest) if args.dest else default_model_dir()
-    download_model(dest, base_url=args.base_url, revision=args.revision)
-    print(f"model saved to {dest}")
+    dest = Path(args.dest) if args.dest else default_model_dir(args.model)
+    model = HUB_MODELS[args.model]
+    download_model(dest, base_url=args.base_url, revision=args.revision, model=model)
+    print(f"{model.model_id} saved to {dest}")
     return 0

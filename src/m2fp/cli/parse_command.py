@@ -23,7 +23,10 @@ def parse(args: argparse.Namespace) -> int:
     parser = HumanParser.from_pretrained(
         path,
         options=ParserOptions(
-            min_size=args.min_size, max_size=args.max_size, precision=args.precision
+            min_size=args.min_size,
+            max_size=args.max_size,
+            precision=args.precision,
+            flip=args.flip,
         ),
         key=key_for(path, args.key_file),
     )

@@ -10,6 +10,8 @@ sampled values of every point (BxMxDxQxLxP floats) and the separate weighting pa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -105,6 +107,9 @@ def ms_deform_attn_sample_grid(
     return (stacked * weights).sum(-1).view(batch, heads * dim, queries).transpose(1, 2)
 
 
+Sampler = Callable[[torch.Tensor, list[tuple[int, int]], torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 class MSDeformAttn(nn.Module):
     """Deformable attention over several feature levels (Deformable DETR).
 
@@ -113,9 +118,20 @@ class MSDeformAttn(nn.Module):
         n_levels: number of feature levels.
         n_heads: attention heads.
         n_points: sampling points per head and level.
+        sampler: ``ms_deform_attn_sample`` (the fast gather) or ``ms_deform_attn_sample_grid``
+            (the same values through ``grid_sample``, which ONNX exporters can express); not
+            a weight, so either loads the same checkpoint.
     """
 
-    def __init__(self, *, d_model: int, n_levels: int, n_heads: int, n_points: int) -> None:
+    def __init__(
+        self,
+        *,
+        d_model: int,
+        n_levels: int,
+        n_heads: int,
+        n_points: int,
+        sampler: Sampler = ms_deform_attn_sample,
+    ) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model {d_model} is not divisible by n_heads {n_heads}")
@@ -123,6 +139,7 @@ class MSDeformAttn(nn.Module):
         self.n_levels = n_levels
         self.n_heads = n_heads
         self.n_points = n_points
+        self.sampler = sampler
         self.sampling_offsets = nn.Linear(d_model, n_heads * n_levels * n_points * 2)
         self.attention_weights = nn.Linear(d_model, n_heads * n_levels * n_points)
         self.value_proj = nn.Linear(d_model, d_model)
@@ -157,5 +174,5 @@ class MSDeformAttn(nn.Module):
             reference_points[:, :, None, :, None, :]
             + offsets / normalizer[None, None, None, :, None, :]
         )
-        output = ms_deform_attn_sample(projected, spatial_shapes, locations, weights)
+        output = self.sampler(projected, spatial_shapes, locations, weights)
         return self.output_proj(output)

@@ -70,9 +70,11 @@ class DeformableEncoder(nn.Module):
         """Pixel centres of every level, normalised to [0, 1]: 1xSxLx2."""
         points = []
         for height, width in spatial_shapes:
+            # arange + 0.5 is linspace(0.5, n - 0.5, n) exactly, and stays symbolic in size
+            # when the network is exported with a dynamic input size (linspace does not)
             ref_y, ref_x = torch.meshgrid(
-                torch.linspace(0.5, height - 0.5, height, dtype=torch.float32, device=device),
-                torch.linspace(0.5, width - 0.5, width, dtype=torch.float32, device=device),
+                torch.arange(height, dtype=torch.float32, device=device) + 0.5,
+                torch.arange(width, dtype=torch.float32, device=device) + 0.5,
                 indexing="ij",
             )
             points.append(torch.stack((ref_x.reshape(-1) / width, ref_y.reshape(-1) / height), -1))
@@ -117,7 +119,7 @@ class DeformableTransformer(nn.Module):
         self, srcs: Sequence[torch.Tensor], pos_embeds: Sequence[torch.Tensor]
     ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """Args: srcs, pos_embeds: per level BxCxHxW. Returns: BxSxC and the level shapes."""
-        spatial_shapes = [(int(s.shape[2]), int(s.shape[3])) for s in srcs]
+        spatial_shapes = [(s.shape[2], s.shape[3]) for s in srcs]
         src_flat = torch.cat([s.flatten(2).transpose(1, 2) for s in srcs], 1)
         pos_flat = torch.cat(
             [

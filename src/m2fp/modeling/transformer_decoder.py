@@ -198,7 +198,7 @@ class MaskedTransformerDecoder(nn.Module):
             raise ValueError(f"expected {self.num_feature_levels} feature levels")
         memories, positions, sizes = [], [], []
         for lvl, feature in enumerate(features):
-            sizes.append((int(feature.shape[-2]), int(feature.shape[-1])))
+            sizes.append((feature.shape[-2], feature.shape[-1]))
             positions.append(self.pe_layer(feature).flatten(2).transpose(1, 2))
             memory = self.input_proj[lvl](feature).flatten(2).transpose(1, 2)
             memories.append(memory + self.level_embed.weight[lvl][None, None, :])

@@ -88,3 +88,20 @@ class CroppedMask:
         a = self.crop[y0 - ay0 : y1 - ay0, x0 - ax0 : x1 - ax0]
         b = other.crop[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
         return int(np.count_nonzero(a & b))
+
+    def mirrored(self) -> CroppedMask:
+        """The mask of the horizontally mirrored image (same size)."""
+        x0, y0, x1, y1 = self.bbox
+        width = self.size[1]
+        crop = np.ascontiguousarray(self.crop[:, ::-1])
+        return CroppedMask(bbox=(width - x1, y0, width - x0, y1), crop=crop, size=self.size)
+
+    def union(self, other: CroppedMask) -> CroppedMask:
+        """Pixels set in either mask (both of the same size)."""
+        ax0, ay0, ax1, ay1 = self.bbox
+        bx0, by0, bx1, by1 = other.bbox
+        x0, y0, x1, y1 = min(ax0, bx0), min(ay0, by0), max(ax1, bx1), max(ay1, by1)
+        crop = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+        crop[ay0 - y0 : ay1 - y0, ax0 - x0 : ax1 - x0] |= self.crop
+        crop[by0 - y0 : by1 - y0, bx0 - x0 : bx1 - x0] |= other.crop
+        return CroppedMask(bbox=(x0, y0, x1, y1), crop=crop, size=self.size)

@@ -61,7 +61,95 @@ class ParsedOutput:
     semantic_max: np.ndarray
 
 
-def parse_outputs(
+@dataclass(frozen=True)
+class ClassMap:
+    """One class's semantic probabilities inside the window where they can be positive.
+
+    Attributes:
+        rows, cols: the window in the original photo.
+        values: (rows) x (cols) float32: the mean probability of the class's pasted instances.
+    """
+
+    rows: slice
+    cols: slice
+    values: torch.Tensor
+
+
+class PassOutput:
+    """One network pass, post-processed up to what a label map is made of: the instances
+    returned and, per class, its probability map (made on request, class by class, so only
+    one exists at a time)."""
+
+    def __init__(
+        self,
+        *,
+        parts: list[Instance],
+        humans: list[Instance],
+        candidates: _Candidates,
+        final_scores: torch.Tensor,
+        masks: _QueryMasks,
+        ins_score_thr: float,
+        num_parsing: int,
+        output_size: tuple[int, int],
+    ) -> None:
+        self.parts = parts
+        self.humans = humans
+        self.num_parsing = num_parsing
+        self.output_size = output_size
+        self._candidates = candidates
+        self._final_scores = final_scores
+        self._masks = masks
+        self._ins_score_thr = ins_score_thr
+
+    def parsed(self) -> ParsedOutput:
+        """The instances with the label map ModelScope paints from them."""
+        label_map, semantic_max = paste_label_map(
+            self.class_map, num_parsing=self.num_parsing, output_size=self.output_size
+        )
+        return ParsedOutput(
+            parts=self.parts, humans=self.humans, label_map=label_map, semantic_max=semantic_max
+        )
+
+    def class_map(self, cls: int) -> ClassMap | None:
+        """Per pixel, the mean over the class's instances above ``ins_score_thr`` of their
+        probability where it exceeds 0.5 (ModelScope's ``paste_category_probs``); None where
+        the class pastes nothing.
+
+        Outside an instance's window its probability is <= 0.5, so it adds nothing there.
+        """
+        labels, scores, slots = (
+            self._candidates.labels,
+            self._final_scores,
+            self._candidates.slots,
+        )
+        regions = self._masks.regions
+        selected = torch.nonzero((labels == cls) & (scores >= self._ins_score_thr)).flatten()
+        # ascending score: the order ModelScope adds them in
+        selected = [
+            int(i) for i in selected[scores[selected].argsort()] if int(slots[i]) in regions
+        ]
+        if not selected:
+            return None
+        boxes = [regions[int(slots[i])] for i in selected]
+        top, bottom = min(r[0].start for r in boxes), max(r[0].stop for r in boxes)
+        left, right = min(r[1].start for r in boxes), max(r[1].stop for r in boxes)
+        total = torch.zeros(bottom - top, right - left)
+        times = torch.zeros(bottom - top, right - left)
+        for i, (rows, cols) in zip(selected, boxes, strict=True):
+            weighted = self._masks.window_of(int(slots[i])).logits.sigmoid().mul_(scores[i])
+            hit = weighted > 0.5
+            local = (
+                slice(rows.start - top, rows.stop - top),
+                slice(cols.start - left, cols.stop - left),
+            )
+            total[local] = torch.where(hit, weighted + total[local], total[local])
+            times[local] += hit
+        return ClassMap(
+            rows=slice(top, bottom), cols=slice(left, right), values=total / times.clamp_(min=1)
+        )
+
+
+def measure_pass(
     class_logits: torch.Tensor,
     mask_logits: torch.Tensor,
     *,
@@ -70,8 +158,9 @@ def parse_outputs(
     output_size: tuple[int, int],
     num_parsing: int,
     ins_score_thr: float,
-) -> ParsedOutput:
-    """Instances and label map from one image's network output.
+) -> PassOutput:
+    """One image's network output post-processed: its instances, and what its label map is
+    made of (``PassOutput.parsed()`` paints it).
 
     Args:
         class_logits: Qx(K+1) logits, the last column "no object".
@@ -98,17 +187,37 @@ def parse_outputs(
     )
     final_scores = candidates.scores * masks.mask_scores[candidates.slots]
     parts, humans = _instances(candidates, final_scores, masks, num_parsing=num_parsing)
-    label_map, semantic_max = _paste_semantics(
-        masks.regions,
-        masks.window_of,
-        labels=candidates.labels,
-        scores=final_scores,
-        slots=candidates.slots,
-        num_parsing=num_parsing,
+    return PassOutput(
+        parts=parts,
+        humans=humans,
+        candidates=candidates,
+        final_scores=final_scores,
+        masks=masks,
         ins_score_thr=ins_score_thr,
+        num_parsing=num_parsing,
         output_size=output_size,
     )
-    return ParsedOutput(parts=parts, humans=humans, label_map=label_map, semantic_max=semantic_max)
+
+
+def paste_label_map(
+    class_map: Callable[[int], ClassMap | None], *, num_parsing: int, output_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The argmax over classes of their probability maps (first class wins ties, as
+    torch.argmax), class by class: HxW uint8 labels and HxW float32 winning probabilities.
+
+    Outside a class's window its probability is 0 and cannot beat the running best (>= 0).
+    """
+    best = torch.zeros(output_size)
+    best_label = torch.zeros(output_size, dtype=torch.uint8)
+    for cls in range(num_parsing):
+        found = class_map(cls)
+        if found is None:
+            continue
+        region = (found.rows, found.cols)
+        better = found.values > best[region]
+        best[region] = torch.where(better, found.values, best[region])
+        best_label[region][better] = cls
+    return best_label.numpy(), best.numpy()
 
 
 @dataclass(frozen=True)
@@ -181,7 +290,7 @@ class _QueryMasks:
             rows, cols = positive.any(1), positive.any(0)
             if not rows.any():
                 continue
-            # the same products as the final scores of parse_outputs
+            # the same products as the final scores of measure_pass
             pair = candidates.slots == slot
             pair_scores = candidates.scores[pair] * masks.mask_scores[slot]
             pair_labels = candidates.labels[pair]
@@ -258,53 +367,3 @@ class _Window:
     def region(self) -> tuple[slice, slice]:
         height, width = self.logits.shape
         return slice(self.top, self.top + height), slice(self.left, self.left + width)
-
-
-def _paste_semantics(
-    regions: dict[int, tuple[slice, slice]],
-    window_of: Callable[[int], _Window],
-    *,
-    labels: torch.Tensor,
-    scores: torch.Tensor,
-    slots: torch.Tensor,
-    num_parsing: int,
-    ins_score_thr: float,
-    output_size: tuple[int, int],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per class, average the probabilities of its instances above ``ins_score_thr`` where they
-    exceed 0.5, then take the argmax over classes (first class wins ties, as torch.argmax).
-
-    ``regions`` holds the window of every query that can be pasted. Outside an instance's
-    window its probability is <= 0.5, so it adds nothing there; outside the union of a class's
-    windows its average is 0 and cannot beat the running best (>= 0).
-    """
-    best = torch.zeros(output_size)
-    best_label = torch.zeros(output_size, dtype=torch.uint8)
-    for cls in range(num_parsing):
-        selected = torch.nonzero((labels == cls) & (scores >= ins_score_thr)).flatten()
-        # ascending score: the order ModelScope adds them in
-        selected = [
-            int(i) for i in selected[scores[selected].argsort()] if int(slots[i]) in regions
-        ]
-        if not selected:
-            continue
-        boxes = [regions[int(slots[i])] for i in selected]
-        top, bottom = min(r[0].start for r in boxes), max(r[0].stop for r in boxes)
-        left, right = min(r[1].start for r in boxes), max(r[1].stop for r in boxes)
-        total = torch.zeros(bottom - top, right - left)
-        times = torch.zeros(bottom - top, right - left)
-        for i, (rows, cols) in zip(selected, boxes, strict=True):
-            weighted = window_of(int(slots[i])).logits.sigmoid().mul_(scores[i])
-            hit = weighted > 0.5
-            local = (
-                slice(rows.start - top, rows.stop - top),
-                slice(cols.start - left, cols.stop - left),
-            )
-            total[local] = torch.where(hit, weighted + total[local], total[local])
-            times[local] += hit
-        category = total / times.clamp_(min=1)
-        region = (slice(top, bottom), slice(left, right))
-        better = category > best[region]
-        best[region] = torch.where(better, category, best[region])
-        best_label[region][better] = cls
-    return best_label.numpy(), best.numpy()

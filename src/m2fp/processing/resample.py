@@ -118,3 +118,22 @@ class MaskResampler:
             self.step2[0].window(*rows, offset=mid_rows[0]),
             self.step2[1].window(*cols, offset=mid_cols[0]),
         )
+
+
+class BandResizer:
+    """``F.interpolate(mode="bilinear", align_corners=False)`` of a CxhXw map to CxHxW,
+    computed a band of output rows at a time, so the full-size result never has to exist.
+
+    Args:
+        in_size: (h, w) of the maps to resize.
+        out_size: (H, W) of the result.
+    """
+
+    def __init__(self, in_size: tuple[int, int], out_size: tuple[int, int]) -> None:
+        self.out_size = out_size
+        self.rows = Taps.bilinear(in_size[0], out_size[0])
+        self.cols = Taps.bilinear(in_size[1], out_size[1])
+
+    def band(self, maps: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Output rows ``start:stop`` of the resized ``maps``: Cx(stop - start)xW."""
+        return _apply(maps, self.rows.window(start, stop), self.cols)

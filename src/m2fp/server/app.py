@@ -66,6 +66,7 @@ def load_parser(settings: Settings) -> HumanParser:
         max_size=settings.max_size,
         max_pixels=settings.max_pixels,
         precision=settings.precision,
+        flip=settings.flip,
     )
     return HumanParser.from_pretrained(
         settings.model, options=options, key=key, expected_sha256=settings.model_sha256

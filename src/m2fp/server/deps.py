@@ -10,9 +10,10 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
+from m2fp.predictor import HumanParser
 from m2fp.server.abuse.client_identity import ClientIdentity
 from m2fp.server.app_state import AppState, Services, app_state
-from m2fp.server.errors import ApiError, UploadRejected
+from m2fp.server.errors import ApiError, UploadRejected, invalid_query
 from m2fp.server.ops.metrics import Metrics
 from m2fp.server.parse.query import ParseQuery
 from m2fp.server.parse.service import ParseService
@@ -45,6 +46,26 @@ async def get_parse_service(request: Request) -> ParseService:
     return running_services(request).parse
 
 
+async def get_parser(request: Request) -> HumanParser:
+    """The loaded model (what it parses, its label set)."""
+    return running_services(request).parse.parser
+
+
+async def get_parse_query(
+    # described in the schema by the parse route itself (``classes`` as a list of names)
+    request: Request,
+    query: Annotated[ParseQuery, Query(include_in_schema=False)],
+) -> ParseQuery:
+    """The parse query, its class names checked against the loaded model's label set
+    (400 ``bad_request`` for an unknown one, like any other bad query value)."""
+    if query.class_names:
+        try:
+            query.check_classes(running_services(request).parse.parser.label_set)
+        except ValueError:
+            raise invalid_query("classes") from None
+    return query
+
+
 async def get_request_id(request: Request) -> str:
     found = request_id(request.scope)
     assert found is not None, "RequestContextMiddleware sets it for every request"
@@ -73,5 +94,5 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ParseServiceDep = Annotated[ParseService, Depends(get_parse_service)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
-# described in the schema by the parse route itself (``classes`` as a list of class names)
-ParseQueryDep = Annotated[ParseQuery, Query(include_in_schema=False)]
+ParserDep = Annotated[HumanParser, Depends(get_parser)]
+ParseQueryDep = Annotated[ParseQuery, Depends(get_parse_query)]

@@ -144,22 +144,31 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         {str(e["loc"][-1]) for e in exc.errors() if e.get("loc") and e["loc"][0] == "query"}
         & _declared_query_names(request)
     )
-    message = (
-        f"Invalid value for query parameter {', '.join(names)}."
-        if names
-        else REASONS["bad_request"][1]
-    )
-    return error_response(request.scope, ApiError("bad_request", message=message))
+    return error_response(request.scope, invalid_query(*names))
+
+
+def invalid_query(*names: str) -> ApiError:
+    """400 ``bad_request`` naming the query parameters (declared names, never values)."""
+    if not names:
+        return ApiError("bad_request")
+    return ApiError("bad_request", message=f"Invalid value for query parameter {', '.join(names)}.")
 
 
 def _declared_query_names(request: Request) -> set[str]:
-    """Names the route itself declares: safe to repeat, unlike anything the client sent."""
+    """Names the route itself declares, its dependencies' included: safe to repeat, unlike
+    anything the client sent."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return set()
-    names = {param.alias for param in dependant.query_params}
-    for param in dependant.query_params:
+    query_params = []
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        query_params.extend(current.query_params)
+        pending.extend(current.dependencies)
+    names = {param.alias for param in query_params}
+    for param in query_params:
         fields = getattr(param.field_info.annotation, "model_fields", {})
         names.update(fields)
     return names

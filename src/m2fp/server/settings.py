@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     model_key: SecretStr | None = None
     model_key_file: Path | None = None
     precision: Literal["fp32", "bf16"] = "fp32"
+    flip: bool = False
     min_size: int = Field(DEFAULT_MIN_SIZE, ge=32, le=4096)
     max_size: int = Field(DEFAULT_MAX_SIZE, ge=32, le=8192)
     # uploads

@@ -14,14 +14,14 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from m2fp.labels import CIHP_PALETTE
+from tests.conftest import write_model_dir
 from tests.server.conftest import running_server
+from tests.server.routes.conftest import CHROMIUM
+from tests.utils.visible_model import pinned_head
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-HEAD = "sem_seg_head.predictor."
 DIM = 0.3  # brightness the page keeps outside a highlighted person
 PIXEL_TOLERANCE = 2  # canvas rounding
 
@@ -45,33 +45,16 @@ ALLOWED_PATHS = {
 
 @pytest.fixture(scope="module")
 def visible_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The golden tiny model with its class head pinned so that parts reach the label map.
-
-    With its random weights no class score passes the label-map threshold, so the overlay and
-    the legend would stay empty. Here every query says Hair, UpperClothes or Face (chosen by its
-    features) with Human as runner-up, and the final mask logits are sharpened (scaled x20:
-    the sign, hence the decoder's attention masks, is unchanged) so instances score high.
-    """
-    state = load_file(str(tiny_model_dir / "model.safetensors"))
-    weight = state[HEAD + "class_embed.weight"]
-    pinned_weight = weight * 0
-    pinned_bias = state[HEAD + "class_embed.bias"] * 0
-    for label in (5, 13):  # UpperClothes, Face
-        pinned_weight[label] = weight[label] * 3
-    for label, bias in ((2, 8.0), (5, 8.0), (13, 8.0), (20, 7.5)):  # Hair, ..., Human
-        pinned_bias[label] = bias
-    state[HEAD + "class_embed.weight"] = pinned_weight
-    state[HEAD + "class_embed.bias"] = pinned_bias
-    for name in ("weight", "bias"):
-        state[HEAD + f"mask_embed.layers.2.{name}"] = (
-            state[HEAD + f"mask_embed.layers.2.{name}"] * 20
-        )
-    directory = tmp_path_factory.mktemp("m2fp_visible_model")
-    (directory / "configuration.json").write_bytes(
-        (tiny_model_dir / "configuration.json").read_bytes()
+    """The golden tiny model with its class head pinned so that parts reach the label map:
+    every query says Hair, UpperClothes or Face (chosen by its features) with Human as
+    runner-up (see ``tests.utils.visible_model``)."""
+    state = pinned_head(
+        load_file(str(tiny_model_dir / "model.safetensors")),
+        {2: 8.0, 5: 8.0, 13: 8.0, 20: 7.5},  # Hair, UpperClothes, Face, Human
+        weighted=(5, 13),
     )
-    save_file(state, str(directory / "model.safetensors"))
-    return directory
+    directory = tmp_path_factory.mktemp("m2fp_visible_model")
+    return write_model_dir(directory, tiny_model_dir / "configuration.json", state)
 
 
 @pytest.fixture(scope="module")
@@ -82,18 +65,6 @@ def server_url(visible_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
     env = {"M2FP_RATE_LIMIT": "1000/minute", "M2FP_BAN_AFTER": "1000"}
     with running_server(visible_model_dir, log_path, env=env) as server:
         yield server.url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class PageWatch:

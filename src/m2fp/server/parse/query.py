@@ -7,23 +7,24 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from m2fp.defaults import DEFAULT_ALPHA
-from m2fp.labels import CIHP_CLASSES, CIHP_PALETTE
+from m2fp.labels import LabelSet
 from m2fp.visualization import check_alpha
-
-# classes a mask can be asked for: the label-map classes (Background .. Right-shoe)
-MASK_CLASSES = CIHP_CLASSES[: len(CIHP_PALETTE)]
 
 
 class ParseQuery(BaseModel):
-    """``classes=Face,Hair`` (CIHP names, case-sensitive), ``alpha`` overlay opacity 0..1,
-    ``visualize`` whether to include the overlay PNG in the JSON answer."""
+    """``classes=Face,Hair`` (names of the loaded model's label-map classes, case-sensitive,
+    checked by ``check_classes``), ``alpha`` overlay opacity 0..1, ``visualize`` whether to
+    include the overlay PNG in the JSON answer."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     classes: str = Field(
         "",
         max_length=400,
-        description="Comma-separated CIHP class names whose 1-bit masks to return.",
+        description=(
+            "Comma-separated class names whose 1-bit masks to return: those of the loaded "
+            "model's label set (GET /api/v1/classes)."
+        ),
     )
     alpha: Annotated[float, AfterValidator(check_alpha)] = Field(
         DEFAULT_ALPHA, description="Opacity of the class colours over the photo, 0 to 1."
@@ -32,13 +33,17 @@ class ParseQuery(BaseModel):
 
     @field_validator("classes")
     @classmethod
-    def _known_classes(cls, value: str) -> str:
+    def _class_list(cls, value: str) -> str:
         names = [name.strip() for name in value.split(",") if name.strip()]
-        if any(name not in MASK_CLASSES for name in names):
-            raise ValueError("unknown class name")
         return ",".join(dict.fromkeys(names))
 
     @property
     def class_names(self) -> tuple[str, ...]:
         """The requested mask classes, duplicates removed, in the order given."""
         return tuple(self.classes.split(",")) if self.classes else ()
+
+    def check_classes(self, label_set: LabelSet) -> None:
+        """Raise ValueError unless every requested class is one ``label_set`` paints (the
+        loaded model's: CIHP or LIP names, e.g. "Torso-skin" or "Jumpsuits")."""
+        if any(name not in label_set.names for name in self.class_names):
+            raise ValueError("unknown class name")

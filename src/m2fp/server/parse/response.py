@@ -29,7 +29,7 @@ class PartAnswer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    label: str = Field(description="CIHP class name.")
+    label: str = Field(description="Class name, of the loaded model's label set.")
     score: float = Field(description="Instance score in [0, 1], 4 digits.")
     bbox: Box = Field(description="[x0, y0, x1, y1), original image pixels.")
     area: int = Field(description="Mask pixels.")
@@ -55,8 +55,12 @@ class ParseAnswer(BaseModel):
     width: int
     height: int
     classes_present: list[str] = Field(description="Classes covering any pixel, no background.")
-    persons: list[PersonAnswer] = Field(description="Best score first.")
-    unassigned_parts: list[PartAnswer] = Field(description="Parts that overlap no person.")
+    persons: list[PersonAnswer] = Field(
+        description="Best score first; always empty with the single-person model."
+    )
+    unassigned_parts: list[PartAnswer] = Field(
+        description="Parts that overlap no person (with the single-person model: every part)."
+    )
     label_map_png: str = Field(description="Palette PNG, pixel = class id.")
     person_map_png: str = Field(description="Greyscale PNG, pixel i = persons[i-1], 0 = none.")
     visualization_png: str | None = Field(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from m2fp.imaging import MEDIA_TYPES
+from m2fp.labels import LABEL_SETS
 from m2fp.server.deps import (
     ParseQueryDep,
     ParseServiceDep,
@@ -16,7 +17,7 @@ from m2fp.server.deps import (
     guard_parse,
 )
 from m2fp.server.errors import NO_STORE, error_responses
-from m2fp.server.parse.query import MASK_CLASSES, ParseQuery
+from m2fp.server.parse.query import ParseQuery
 from m2fp.server.parse.response import answer_responses, negotiate
 from m2fp.server.parse.upload_reader import FIELD_NAME, read_upload
 from m2fp.visualization import MAX_ALPHA, MIN_ALPHA
@@ -63,10 +64,15 @@ def _request_body() -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}}
 
 
+# every class a mask can be asked for, of any label set (the loaded model's are a subset:
+# GET /api/v1/classes; the others are refused 400)
+MASK_CLASSES = tuple(dict.fromkeys(n for labels in LABEL_SETS.values() for n in labels.names))
+
+
 def _query_parameters() -> dict[str, Any]:
     """The query as the schema describes it: ``ParseQuery``'s fields, with ``classes`` a
-    comma-separated list of the mask classes (``style: form, explode: false``) rather than a
-    free string, and the overlay opacity's range."""
+    comma-separated list of class names (``style: form, explode: false``) rather than a free
+    string, and the overlay opacity's range."""
     schema = ParseQuery.model_json_schema()
     parameters = []
     for name, field in schema["properties"].items():

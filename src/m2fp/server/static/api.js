@@ -55,11 +55,15 @@ async function json(response) {
   }
 }
 
-/** GET api/v1/classes: [{id, name, color: [r, g, b]}], the CIHP classes and palette. */
+/**
+ * GET api/v1/classes: what the loaded model paints. `classes` is [{id, name, color: [r, g, b]}]
+ * (its label set: CIHP for the multi-person model, LIP for the single-person one) and
+ * `singlePerson` says whether it is the single-person model (no persons, one region per class).
+ */
 export async function fetchClasses() {
   const body = await json(await send("api/v1/classes", { headers: { Accept: "application/json" } }));
   if (!Array.isArray(body?.classes)) throw new ApiError("bad_response");
-  return body.classes;
+  return { classes: body.classes, singlePerson: body.task === "single-person" };
 }
 
 /**

@@ -38,6 +38,8 @@ const ui = {
   legend: $("legend"),
   legendEmpty: $("legend-empty"),
   persons: $("persons"),
+  personsLabel: $("persons-label"),
+  personsHint: $("persons-hint"),
   personsCount: $("persons-count"),
   personsEmpty: $("persons-empty"),
   showAll: $("show-all"),
@@ -50,6 +52,7 @@ const state = {
   tr: translator("en"),
   accepted: false,
   palette: null,
+  singlePerson: false, // the single-person model: parts, no persons
   job: null, // {controller, started, timer} while a photo is being parsed
   status: null, // {key, params(tr)} shown in the live region
   error: null, // {key, params(tr), retryAfter, requestId}
@@ -238,13 +241,13 @@ async function upload(files) {
   renderElapsed();
   renderUploadControls();
   try {
-    state.palette ??= await fetchClasses();
+    if (state.palette === null) await loadModelClasses();
     const data = await parsePhoto(file, job.controller.signal);
     const layers = await loadLayers(file, data, state.palette);
     job.controller.signal.throwIfAborted(); // cancelled or notice withdrawn while decoding
     const seconds = (performance.now() - job.started) / 1000;
     showResult(file, data, layers);
-    setStatus("status.done", (tr) => ({
+    setStatus(state.singlePerson ? "status.done_single" : "status.done", (tr) => ({
       seconds: tr.seconds(seconds),
       persons: data.persons.length,
     }));
@@ -333,7 +336,30 @@ function partsText(parts) {
   return parts.map((part) => `${className(part.label)} ${score(part.score)}`).join(", ");
 }
 
+// The single-person model finds no persons: its parts are listed instead.
+function renderTask() {
+  const single = state.singlePerson;
+  ui.personsLabel.dataset.i18n = single ? "results.parts" : "results.persons";
+  ui.personsLabel.textContent = state.tr.t(ui.personsLabel.dataset.i18n);
+  ui.personsHint.hidden = single;
+  ui.showAll.hidden = single;
+}
+
+function renderParts(result) {
+  const { t } = state.tr;
+  const parts = result.data.unassigned_parts ?? [];
+  ui.persons.replaceChildren();
+  ui.personsCount.textContent = `(${parts.length})`;
+  ui.personsEmpty.hidden = true;
+  ui.unassigned.hidden = false;
+  ui.unassigned.textContent = parts.length ? partsText(parts) : t("results.legend_empty");
+}
+
 function renderPersons(result) {
+  if (state.singlePerson) {
+    renderParts(result);
+    return;
+  }
   const { t, className, score } = state.tr;
   const { persons, unassigned_parts: unassigned = [] } = result.data;
   const highlight = result.layers.persons !== null;
@@ -477,9 +503,16 @@ function wire() {
   ui.downloadJson.addEventListener("click", downloadJson);
 }
 
+async function loadModelClasses() {
+  const { classes, singlePerson } = await fetchClasses();
+  state.palette = classes;
+  state.singlePerson = singlePerson;
+  renderTask();
+}
+
 async function loadPalette() {
   try {
-    state.palette = await fetchClasses();
+    await loadModelClasses();
   } catch {
     showError("error.classes");
   }

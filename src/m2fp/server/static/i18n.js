@@ -34,6 +34,7 @@ const MESSAGES = {
     "upload.cancel": "Cancel",
     "status.working": "Analysing the photo…",
     "status.done": "Done in {seconds} s. Persons found: {persons}.",
+    "status.done_single": "Done in {seconds} s.",
     "status.cancelled": "Cancelled.",
     "results.title": "Result",
     "results.opacity": "Overlay opacity",
@@ -46,6 +47,7 @@ const MESSAGES = {
     "results.legend": "Classes present",
     "results.legend_empty": "No body part was found in this photo.",
     "results.persons": "Persons",
+    "results.parts": "Parts",
     "results.persons_empty": "No person was found.",
     "results.highlight_hint": "Select a person to highlight them; everything else is dimmed.",
     "results.show_all": "Show everyone",
@@ -56,7 +58,7 @@ const MESSAGES = {
     "download.overlay": "Download overlay (PNG)",
     "download.json": "Download data (JSON)",
     footer:
-      "m2fp: multi-person human parsing. The M2FP model is for non-commercial use " +
+      "m2fp: human parsing. The M2FP models are for non-commercial use " +
       "(CC BY-NC 4.0).",
     "error.reference": "Reference: {id}",
     "error.retry": "Try again in {time}.",
@@ -117,6 +119,7 @@ const MESSAGES = {
     "upload.cancel": "取消",
     "status.working": "正在分析照片…",
     "status.done": "完成，用时 {seconds} 秒。检测到的人数：{persons}。",
+    "status.done_single": "完成，用时 {seconds} 秒。",
     "status.cancelled": "已取消。",
     "results.title": "结果",
     "results.opacity": "叠加不透明度",
@@ -128,6 +131,7 @@ const MESSAGES = {
     "results.legend": "出现的类别",
     "results.legend_empty": "照片中未发现身体部位。",
     "results.persons": "人物",
+    "results.parts": "部位",
     "results.persons_empty": "未发现人物。",
     "results.highlight_hint": "选择一个人物以突出显示，其余部分将变暗。",
     "results.show_all": "显示全部",
@@ -137,7 +141,7 @@ const MESSAGES = {
     "results.unassigned": "未归属任何人物的部位：{parts}",
     "download.overlay": "下载叠加图（PNG）",
     "download.json": "下载数据（JSON）",
-    footer: "m2fp：多人人体解析。M2FP 模型仅限非商业用途（CC BY-NC 4.0）。",
+    footer: "m2fp：人体解析。M2FP 模型仅限非商业用途（CC BY-NC 4.0）。",
     "error.reference": "参考编号：{id}",
     "error.retry": "请在 {time}后重试。",
     "time.seconds": "{n} 秒",
@@ -170,7 +174,7 @@ const MESSAGES = {
   },
 };
 
-// CIHP class names as the API spells them (m2fp.labels), shown to people.
+// CIHP and LIP class names as the API spells them (m2fp.labels), shown to people.
 const CLASS_NAMES = {
   en: {
     Background: "Background",
@@ -184,6 +188,7 @@ const CLASS_NAMES = {
     Socks: "Socks",
     Pants: "Pants",
     "Torso-skin": "Torso skin",
+    Jumpsuits: "Jumpsuit",
     Scarf: "Scarf",
     Skirt: "Skirt",
     Face: "Face",
@@ -207,6 +212,7 @@ const CLASS_NAMES = {
     Socks: "袜子",
     Pants: "裤子",
     "Torso-skin": "躯干皮肤",
+    Jumpsuits: "连体衣",
     Scarf: "围巾",
     Skirt: "裙子",
     Face: "脸部",

@@ -1,0 +1,249 @@
+"""Engines side by side: PyTorch eager, OpenVINO fp32, OpenVINO int8 backbone; R101, 640x960.
+
+In one process and one run: the conversion (torch.export + OpenVINO) and int8 quantisation
+times, the package size, loading a package from bytes and compiling it for one shape, then the
+forward of every engine timed round-robin (eager, fp32, int8, eager, ...; medians after one
+warm-up each), and the accuracy figures:
+- network: relative error ||engine - eager|| / ||eager|| of class and mask logits, on the
+  benchmark photo and ``--photos`` more (max over photos);
+- res5: the same for the backbone's last map (mean over the photos), the figure int8 is
+  judged by, since the random network's logits are chaotic;
+- the same figures for eager itself in its other memory layout (NCHW instead of channels-last):
+  float rounding alone, the floor any "exact" engine is judged against;
+- label map: pixel agreement of the parsed label map with eager fp32's, on the benchmark's
+  trained-like model (``bench_pipeline.realistic_model``) over the same photos.
+The calibration set is ``m2fp.engines.calibration`` (drawn scenes); the evaluation photos are
+``bench_pipeline.synthetic_photo`` (other drawings), so int8 is never judged on its
+calibration images.
+
+Usage: .venv/bin/python benchmarks/bench_engines.py [--rounds 5] [--calibration 32]
+Needs m2fp[int8]. Prints the CPU's flags and the 1-minute load: measure on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import torch
+from bench_pipeline import SEED, network_input, realistic_model, synthetic_photo
+
+from m2fp import HumanParser
+from m2fp.build import preset
+from m2fp.engines.calibration import DEFAULT_SCENES, calibration_inputs
+from m2fp.engines.int8 import DEFAULT_SMOOTH_QUANT_ALPHA, quantize_package
+from m2fp.engines.openvino_convert import convert_fp32
+from m2fp.engines.openvino_engine import OpenVINOEngine
+from m2fp.engines.openvino_package import OpenVINOPackage
+
+NCHW = "eager, NCHW layout (float-rounding floor)"
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16")
+
+
+def cpu_description() -> str:
+    text = Path("/proc/cpuinfo").read_text()
+    lines = text.splitlines()
+    model = next(line.split(":", 1)[1].strip() for line in lines if "model name" in line)
+    flags = set(next(line for line in lines if line.startswith("flags")).split())
+    have = [f for f in ISA_FLAGS if f in flags]
+    lacking = [f for f in ISA_FLAGS if f not in flags]
+    return f"{model}, {os.cpu_count()} CPUs; has {' '.join(have)}; lacks {' '.join(lacking)}"
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    return float((actual - expected).norm() / expected.norm())
+
+
+def parser_input(batch: torch.Tensor) -> torch.Tensor:
+    """The layout HumanParser.forward feeds its channels-last network."""
+    return batch.contiguous(memory_format=torch.channels_last)
+
+
+def timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def backbone_res5(package: OpenVINOPackage, batch: torch.Tensor) -> torch.Tensor:
+    """res5 of a package's backbone graph for one input (compiled for its shape, f32)."""
+    graph = package.models()["backbone"]
+    compiled = ov.Core().compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return torch.from_numpy(compiled(batch.numpy())[compiled.outputs[3]])
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    print(f"CPU: {cpu_description()}")
+    print(f"torch {torch.__version__}, OpenVINO {ov.get_version()}, {threads} threads")
+    loads = [os.getloadavg()[0]]
+
+    photo = synthetic_photo(960, 640, SEED)
+    model, build_s = timed(lambda: realistic_model(photo))
+    print(f"trained-like R101 built in {build_s:.0f} s")
+    class_names = tuple(preset("m2fp_r101_cihp")["classes"])
+    photos = [photo] + [synthetic_photo(960, 640, SEED + k) for k in range(1, args.photos + 1)]
+    inputs = [network_input(model, p) for p in photos]
+    batch = inputs[0]
+    print(f"input {tuple(batch.shape)}; {len(photos)} evaluation photos")
+
+    # the same network in eager's other memory layout (NCHW, before HumanParser makes it
+    # channels-last) differs by float rounding only: the floor of what "exact" can mean here
+    with torch.inference_mode():
+        res5_eager = [model.backbone(x)["res5"] for x in inputs]
+        nchw_outputs = [model(x) for x in inputs]
+
+    rss_before = rss_mb()
+    fp32_package, convert_s = timed(lambda: convert_fp32(model))
+    data, serialise_s = timed(fp32_package.to_bytes)
+    print(f"fp32: converted in {convert_s:.1f} s, package {len(data) / 2**20:.0f} MB")
+
+    def load_fp32():
+        return OpenVINOEngine(package=OpenVINOPackage.from_bytes(data), num_threads=threads)
+
+    fp32_engine, load_s = timed(load_fp32)
+    _, compile_s = timed(lambda: fp32_engine.compiled(*batch.shape[-2:]))
+    rss_fp32 = rss_mb()
+    _, second_compile_s = timed(lambda: fp32_engine.compiled(batch.shape[-1], batch.shape[-2]))
+    rss_second = rss_mb()
+    print(
+        f"fp32: load from bytes {load_s:.2f} s, compile for {tuple(batch.shape[-2:])} "
+        f"{compile_s:.1f} s (another shape {second_compile_s:.1f} s, "
+        f"+{rss_second - rss_fp32:.0f} MB RSS); RSS +{rss_fp32 - rss_before:.0f} MB"
+    )
+
+    calibration, calibration_s = timed(
+        lambda: calibration_inputs(
+            args.calibration,
+            pixel_mean=model.pixel_mean,
+            pixel_std=model.pixel_std,
+            min_size=640,
+            max_size=1333,
+        )
+    )
+    int8_package, quantize_s = timed(
+        lambda: quantize_package(fp32_package, calibration, smooth_quant_alpha=args.alpha)
+    )
+    int8_data = int8_package.to_bytes()
+    int8_engine, int8_load_s = timed(
+        lambda: OpenVINOEngine(package=OpenVINOPackage.from_bytes(int8_data), num_threads=threads)
+    )
+    _, int8_compile_s = timed(lambda: int8_engine.compiled(*batch.shape[-2:]))
+    print(
+        f"int8: {args.calibration} calibration scenes drawn in {calibration_s:.1f} s, "
+        f"quantised in {quantize_s:.0f} s (SmoothQuant alpha {args.alpha}), package "
+        f"{len(int8_data) / 2**20:.0f} MB, load {int8_load_s:.2f} s, compile {int8_compile_s:.1f} s"
+    )
+    loads.append(os.getloadavg()[0])
+
+    parser = HumanParser(model=model, class_names=class_names, ins_score_thr=0.3)
+    engines = {"eager": parser.forward, "openvino fp32": fp32_engine, "openvino int8": int8_engine}
+    samples: dict[str, list[float]] = {name: [] for name in engines}
+    with torch.inference_mode():
+        for fn in engines.values():
+            fn(batch)
+        for _ in range(args.rounds):
+            for name, fn in engines.items():
+                loads.append(os.getloadavg()[0])
+                samples[name].append(timed(lambda fn=fn: fn(batch))[1])
+    medians = {name: statistics.median(times) for name, times in samples.items()}
+
+    # accuracy: network outputs and label maps on every photo, res5 of each backbone
+    accuracy: dict[str, dict[str, float]] = {}
+    for index, (picture_bytes, x) in enumerate(zip(photos, inputs, strict=True)):
+        picture = parser.load_image(picture_bytes)
+        resized, _ = parser.preprocess(picture)
+        outputs = {name: fn(x) for name, fn in engines.items()}
+        outputs[NCHW] = nchw_outputs[index]
+        maps = {
+            name: parser.postprocess(*out, picture, resized, x).label_map
+            for name, out in outputs.items()
+        }
+        eager_logits, eager_masks = outputs["eager"]
+        for name in (NCHW, "openvino fp32", "openvino int8"):
+            row = accuracy.setdefault(name, {"logits": 0.0, "masks": 0.0, "agree": []})
+            row["logits"] = max(row["logits"], relative_error(outputs[name][0], eager_logits))
+            row["masks"] = max(row["masks"], relative_error(outputs[name][1], eager_masks))
+            row["agree"].append(float((maps[name] == maps["eager"]).mean()))
+        del outputs, maps
+        print(f"photo {index}: parsed by every engine")
+    with torch.inference_mode():
+        res5_layout = [
+            relative_error(model.backbone(parser_input(x))["res5"], ref)
+            for x, ref in zip(inputs, res5_eager, strict=True)
+        ]
+    accuracy[NCHW]["res5"] = float(np.mean(res5_layout))
+    for name, package in (("openvino fp32", fp32_package), ("openvino int8", int8_package)):
+        errors = [
+            relative_error(backbone_res5(package, x), ref)
+            for x, ref in zip(inputs, res5_eager, strict=True)
+        ]
+        accuracy[name]["res5"] = float(np.mean(errors))
+        accuracy[name]["res5_each"] = errors
+    loads.append(os.getloadavg()[0])
+
+    print(f"\n1-minute load during the run: {min(loads):.2f}-{max(loads):.2f} (own threads too)")
+    print(
+        "\n| engine | forward (median) | min | vs eager | logits rel. err. | masks rel. err. "
+        "| res5 rel. err. | label-map agreement |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name in [*medians, NCHW]:
+        row = accuracy.get(name)
+        errors = (
+            "- | - | - | -"
+            if row is None
+            else f"{row['logits']:.1e} | {row['masks']:.1e} | {row['res5']:.1e} "
+            f"| {np.mean(row['agree']):.3%} (min {min(row['agree']):.3%})"
+        )
+        timing = (
+            "- | - | -"
+            if name not in medians
+            else f"{medians[name]:.2f} s | {min(samples[name]):.2f} s "
+            f"| {medians['eager'] / medians[name]:.2f}x"
+        )
+        print(f"| {name} | {timing} | {errors} |")
+    print(
+        f"\nres5 rel. error per photo, int8: "
+        f"{', '.join(f'{e:.2%}' for e in accuracy['openvino int8']['res5_each'])}"
+    )
+    print(
+        "\n| start-up step | time |\n| --- | --- |\n"
+        f"| convert to fp32 package (torch.export + OpenVINO, once) | {convert_s:.1f} s |\n"
+        f"| serialise package to bytes ({len(data) / 2**20:.0f} MB) | {serialise_s:.2f} s |\n"
+        f"| int8: quantise the backbone ({args.calibration} scenes, once) | {quantize_s:.0f} s |\n"
+        f"| load fp32 package from bytes | {load_s:.2f} s |\n"
+        f"| compile fp32 for 640x960 (once per shape) | {compile_s:.1f} s |\n"
+        f"| load int8 package from bytes ({len(int8_data) / 2**20:.0f} MB) "
+        f"| {int8_load_s:.2f} s |\n"
+        f"| compile int8 for 640x960 | {int8_compile_s:.1f} s |"
+    )
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds after a warm-up")
+    parser.add_argument("--photos", type=int, default=2, help="evaluation photos besides one")
+    parser.add_argument("--calibration", type=int, default=DEFAULT_SCENES, help="int8 scenes")
+    parser.add_argument("--alpha", type=float, default=DEFAULT_SMOOTH_QUANT_ALPHA)
+    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: keep)")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Opt-in int8: NNCF post-training quantisation of the backbone, the head left in fp32.
+
+An approximation, never the default. The backbone is where int8 pays (about half the forward
+in fp32, all of it convolutions); the deformable encoder and the masked decoder stay fp32:
+quantising them too gained little and cost far more accuracy (issue 14's measurements).
+
+What the quantisation does (each choice measured by ``benchmarks/bench_int8_variants.py``):
+- weights per output channel, activations per tensor (symmetric; ranges from min/max over the
+  calibration inputs), fast bias correction;
+- SmoothQuant on the convolutions: per input channel, activation outliers are divided out and
+  multiplied into the weights (which are quantised per channel anyway), so the per-tensor
+  activation scale no longer has to span a few outlier channels;
+- the stem's three convolutions stay fp32: they see the raw image, and their error reaches
+  every later layer.
+Measured and not used: more calibration scenes (32 instead of 8), asymmetric activations
+(NNCF's MIXED preset), quantile ranges, 7-bit weights against u8 x s8 saturation on CPUs
+without VNNI (NNCF's overflow fix beyond the first layer): none lowered the res5 error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from m2fp.engines.openvino_package import OpenVINOPackage, ir_to_bytes
+
+STEM_CONVOLUTIONS = 3  # DeepLabStem: three 3x3 convs, the first ones in the backbone graph
+DEFAULT_SMOOTH_QUANT_ALPHA = 0.95
+
+
+def _nncf():
+    try:
+        import nncf
+    except ImportError as exc:
+        raise ImportError(
+            "int8 quantisation needs the optional packages: pip install 'm2fp[int8]'"
+        ) from exc
+    return nncf
+
+
+def quantize_backbone_graph(
+    backbone,
+    calibration: Sequence[torch.Tensor],
+    *,
+    smooth_quant_alpha: float | None = DEFAULT_SMOOTH_QUANT_ALPHA,
+    keep_stem_fp32: bool = True,
+):
+    """An int8 copy of an OpenVINO backbone graph (``convert_backbone``).
+
+    Args:
+        backbone: ``openvino.Model``, images -> res2..res5.
+        calibration: network inputs 1x3xHxW (any sizes the graph accepts).
+        smooth_quant_alpha: migration strength of SmoothQuant (0..1), None to skip it.
+        keep_stem_fp32: leave the stem's convolutions unquantised.
+
+    Returns: the quantised ``openvino.Model``.
+    """
+    if not calibration:
+        raise ValueError("calibration needs at least one input")
+    if smooth_quant_alpha is not None and not 0 <= smooth_quant_alpha <= 1:
+        raise ValueError("smooth_quant_alpha must be within [0, 1]")
+    nncf = _nncf()
+    from nncf.quantization.advanced_parameters import AdvancedSmoothQuantParameters
+
+    convolutions = [
+        op.get_friendly_name()
+        for op in backbone.get_ordered_ops()
+        if op.get_type_name() == "Convolution"
+    ]
+    ignored = nncf.IgnoredScope(names=convolutions[:STEM_CONVOLUTIONS] if keep_stem_fp32 else [])
+    advanced = nncf.AdvancedQuantizationParameters(
+        smooth_quant_alphas=AdvancedSmoothQuantParameters(
+            convolution=-1 if smooth_quant_alpha is None else smooth_quant_alpha, matmul=-1
+        ),
+    )
+    return nncf.quantize(
+        backbone,
+        nncf.Dataset(list(calibration), lambda images: images.numpy()),
+        preset=nncf.QuantizationPreset.PERFORMANCE,
+        # NNCF runs SmoothQuant only for this model type; the backbone has no attention, so
+        # nothing else the type changes applies
+        model_type=nncf.ModelType.TRANSFORMER if smooth_quant_alpha is not None else None,
+        subset_size=len(calibration),
+        fast_bias_correction=True,
+        ignored_scope=ignored,
+        advanced_parameters=advanced,
+    )
+
+
+def quantize_package(
+    package: OpenVINOPackage,
+    calibration: Sequence[torch.Tensor],
+    *,
+    smooth_quant_alpha: float | None = DEFAULT_SMOOTH_QUANT_ALPHA,
+    keep_stem_fp32: bool = True,
+) -> OpenVINOPackage:
+    """The int8 package of an fp32 package: its backbone quantised, its head as it was.
+
+    Args:
+        package: an fp32 package (``convert_fp32``).
+        calibration: network inputs, e.g. ``calibration_inputs(...)``.
+        smooth_quant_alpha, keep_stem_fp32: see ``quantize_backbone_graph``.
+    """
+    if package.precision != "fp32":
+        raise ValueError("quantise an fp32 package")
+    backbone = quantize_backbone_graph(
+        package.models()["backbone"],
+        calibration,
+        smooth_quant_alpha=smooth_quant_alpha,
+        keep_stem_fp32=keep_stem_fp32,
+    )
+    return OpenVINOPackage(
+        precision="int8",
+        parts={"backbone": ir_to_bytes(backbone), "head": package.parts["head"]},
+        openvino_version=package.openvino_version,
+    )

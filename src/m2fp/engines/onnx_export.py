@@ -1,0 +1,59 @@
+"""ONNX export of the network: dynamic height and width, the ``grid_sample`` sampler.
+
+The gather sampler's ``embedding_bag`` with per-sample weights does not export to a graph
+ONNX Runtime accepts (its int32 indices end up concatenated with int64), so the export samples
+with the ``grid_sample`` formulation, which computes the same values (``GridSample`` needs opset
+16; 17 and up are accepted, 18 is the default).
+
+Graph: input ``images`` float32 1x3xHxW (normalised as ``M2FP.pixel_mean``/``pixel_std`` say,
+zero-padded so H and W are multiples of 32, sides 64-4096); outputs ``class_logits``
+1xQx(K+1) and ``mask_logits`` 1xQxH/4xW/4. The file holds the weights in plaintext.
+"""
+
+from __future__ import annotations
+
+import os
+
+from m2fp.engines.export import Sampler, export_network
+from m2fp.modeling.m2fp import M2FP
+
+MIN_OPSET = 17
+DEFAULT_OPSET = 18
+INPUT_NAMES = ("images",)
+OUTPUT_NAMES = ("class_logits", "mask_logits")
+
+
+def export_onnx(model: M2FP, *, opset: int = DEFAULT_OPSET) -> bytes:
+    """The network as a serialised ONNX ``ModelProto``.
+
+    Raises:
+        ValueError: ``opset`` below 17.
+        ImportError: ``onnx``/``onnxscript`` are not installed.
+    """
+    if opset < MIN_OPSET:
+        raise ValueError(f"ONNX export needs opset {MIN_OPSET} or newer, not {opset}")
+    try:
+        import onnxscript  # noqa: F401  (torch's exporter needs it)
+    except ImportError as exc:
+        raise ImportError(
+            "ONNX export needs the optional packages: pip install 'm2fp[onnx]'"
+        ) from exc
+    import torch
+
+    program = torch.onnx.export(
+        export_network(model, sampler=Sampler.GRID),
+        dynamo=True,
+        opset_version=opset,
+        input_names=list(INPUT_NAMES),
+        output_names=list(OUTPUT_NAMES),
+        verbose=False,
+    )
+    return program.model_proto.SerializeToString()
+
+
+def write_onnx(model: M2FP, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET) -> None:
+    """Export to ``path`` (created with mode 0600: it holds the weights in plaintext)."""
+    data = export_onnx(model, opset=opset)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)

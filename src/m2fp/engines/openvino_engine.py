@@ -1,0 +1,114 @@
+"""Run an ``OpenVINOPackage`` on the CPU: the ``M2FP.forward`` contract, one compiled model per
+input shape, a bounded number of them kept.
+
+The graphs have dynamic height and width, but OpenVINO's CPU plugin compiles the head only for
+a static shape, so each input shape gets its own compiled model (about 2 s for R101 on two
+cores, once per shape); the most recently used ``max_shapes`` are kept, each holding its own
+repacked weights (about 390 MB of RSS per shape for R101, measured by bench_engines.py).
+Inference precision is pinned to f32: on CPUs with bf16 the plugin would otherwise silently
+compute the fp32 graph in bf16.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+import numpy as np
+import torch
+
+from m2fp.engines.network_input import check_network_input
+from m2fp.engines.openvino_package import OpenVINOPackage, _openvino
+
+DEFAULT_MAX_SHAPES = 2  # landscape and portrait 640-side photos; ~390 MB each for R101
+FEATURE_STRIDES = (4, 8, 16, 32)  # res2..res5
+
+
+class OpenVINOEngine:
+    """Class and mask logits from a normalised image batch, computed by OpenVINO.
+
+    Thread-safe: compiled models are shared, each call has its own infer requests.
+
+    Args:
+        package: the converted network (backbone and head graphs, fp32 or int8).
+        max_shapes: compiled input shapes kept in memory (least recently used dropped).
+        num_threads: CPU threads per inference; None lets OpenVINO use every core.
+    """
+
+    def __init__(
+        self,
+        *,
+        package: OpenVINOPackage,
+        max_shapes: int = DEFAULT_MAX_SHAPES,
+        num_threads: int | None = None,
+    ) -> None:
+        if max_shapes < 1:
+            raise ValueError("max_shapes must be at least 1")
+        if num_threads is not None and num_threads < 1:
+            raise ValueError("num_threads must be at least 1")
+        ov = _openvino()
+        self.precision = package.precision
+        self.max_shapes = max_shapes
+        self._core = ov.Core()
+        self._models = package.models()
+        self._config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if num_threads is not None:
+            self._config["INFERENCE_NUM_THREADS"] = num_threads
+        self._compiled: collections.OrderedDict[tuple[int, int], list] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def cached_shapes(self) -> list[tuple[int, int]]:
+        """Input (H, W) with a compiled model, least recently used first."""
+        with self._lock:
+            return list(self._compiled)
+
+    def compiled(self, height: int, width: int) -> list:
+        """The compiled backbone and head for one input size, compiling them if needed."""
+        key = (height, width)
+        with self._lock:
+            if key in self._compiled:
+                self._compiled.move_to_end(key)
+                return self._compiled[key]
+        # compile outside the lock: seconds, and other shapes may run meanwhile
+        backbone, head = self._models["backbone"].clone(), self._models["head"].clone()
+        backbone.reshape({backbone.inputs[0]: [1, 3, height, width]})
+        # the head's inputs: res2..res5 at 1/4 .. 1/32 of the input
+        head.reshape(
+            {
+                port: [1, port.get_partial_shape()[1], height // stride, width // stride]
+                for port, stride in zip(head.inputs, FEATURE_STRIDES, strict=True)
+            }
+        )
+        compiled = [self._core.compile_model(g, "CPU", self._config) for g in (backbone, head)]
+        with self._lock:
+            self._compiled[key] = compiled
+            self._compiled.move_to_end(key)
+            while len(self._compiled) > self.max_shapes:
+                self._compiled.popitem(last=False)
+        return compiled
+
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Args:
+            images: 1x3xHxW float32, normalised, zero-padded; H, W multiples of 32 in
+                [SIDE_MIN, SIDE_MAX] (``m2fp.engines.network_input``).
+
+        Returns:
+            class logits 1xQx(K+1) and mask logits 1xQxH/4xW/4, float32.
+
+        Raises:
+            ValueError: ``images`` breaks the contract above.
+        """
+        height, width = check_network_input(images)
+        ov = _openvino()
+        stages = self.compiled(height, width)
+        array = np.ascontiguousarray(images.detach().cpu().numpy())
+        backbone, head = (stage.create_infer_request() for stage in stages)
+        backbone.infer({0: ov.Tensor(array, shared_memory=True)})
+        # the backbone's output tensors become the head's inputs without a copy
+        for index in range(len(FEATURE_STRIDES)):
+            head.set_input_tensor(index, backbone.get_output_tensor(index))
+        head.infer()
+        class_logits = torch.from_numpy(np.array(head.get_output_tensor(0).data))
+        mask_logits = torch.from_numpy(np.array(head.get_output_tensor(1).data))
+        return class_logits, mask_logits

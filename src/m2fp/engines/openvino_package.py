@@ -1,0 +1,172 @@
+"""The converted form of a network for OpenVINO, as bytes: convert once, load fast, from memory.
+
+A package holds two OpenVINO IR graphs (xml + bin each) with dynamic height and width: the
+``backbone`` (fp32, or int8 in the int8 mode) and the ``head`` (always fp32). Two graphs, not
+one, so that the int8 mode quantises exactly the backbone and both precisions share one
+conversion; the backbone's outputs feed the head without a copy. It is serialised to one
+byte string so it can travel inside an encrypted ``.m2fp`` envelope: writing and reading go
+through memory only (``memfd`` files and ``Core.read_model(model=..., weights=Tensor)``), never
+through a plaintext file on disk.
+
+Layout: ``MAGIC``, the header length (8 bytes, little-endian), a JSON header (``format``,
+``precision``, ``openvino`` version, and per part its ``name`` and xml/bin lengths), then each
+part's xml and bin bytes in header order. Nothing is unpickled and every length is checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from m2fp.errors import CheckpointError
+
+MAGIC = b"M2FPOVP1"
+FORMAT = 1
+MAX_HEADER = 1 << 16
+PRECISIONS = ("fp32", "int8")
+PARTS = ("backbone", "head")
+
+
+def _openvino():
+    try:
+        import openvino
+    except ImportError as exc:
+        raise ImportError(
+            "the OpenVINO engine needs the optional package: pip install 'm2fp[openvino]'"
+        ) from exc
+    return openvino
+
+
+def _read_fd(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 26))
+        if not chunk:
+            raise OSError("memory file ended early")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def ir_to_bytes(model) -> tuple[bytes, bytes]:
+    """(xml, bin) of an ``openvino.Model``, weights as they are (no fp16 compression).
+
+    OpenVINO serialises to paths only; the paths are links to anonymous memory files (Linux
+    ``memfd_create``), so the plaintext weights never reach a disk.
+    """
+    ov = _openvino()
+    if not hasattr(os, "memfd_create"):
+        raise OSError("serialising an OpenVINO model in memory needs Linux (memfd_create)")
+    xml_fd = os.memfd_create("m2fp-ir-xml", os.MFD_CLOEXEC)
+    bin_fd = os.memfd_create("m2fp-ir-bin", os.MFD_CLOEXEC)
+    try:
+        # OpenVINO insists on an .xml name: links with that name point at the memory files
+        with tempfile.TemporaryDirectory(prefix="m2fp-ir-") as links:
+            xml_path, bin_path = Path(links, "model.xml"), Path(links, "model.bin")
+            xml_path.symlink_to(f"/proc/self/fd/{xml_fd}")
+            bin_path.symlink_to(f"/proc/self/fd/{bin_fd}")
+            ov.serialize(model, str(xml_path), str(bin_path))
+        return _read_fd(xml_fd), _read_fd(bin_fd)
+    finally:
+        os.close(xml_fd)
+        os.close(bin_fd)
+
+
+def ir_from_bytes(xml: bytes, weights: bytes):
+    """An ``openvino.Model`` read from memory. The weights are used in place, not copied."""
+    ov = _openvino()
+    tensor = ov.Tensor(np.frombuffer(weights, dtype=np.uint8)) if weights else ov.Tensor()
+    return ov.Core().read_model(model=xml.decode("utf-8"), weights=tensor)
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenVINOPackage:
+    """Serialised OpenVINO graphs of one network.
+
+    Attributes:
+        precision: ``fp32`` (exact) or ``int8`` (the backbone quantised, an approximation).
+        parts: part name -> (IR xml, IR bin).
+        openvino_version: the OpenVINO that converted it (IR is read by the same or newer).
+    """
+
+    precision: str
+    parts: Mapping[str, tuple[bytes, bytes]]
+    openvino_version: str
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown package precision {self.precision!r}")
+        if tuple(self.parts) != PARTS:
+            raise ValueError(f"a package holds the graphs {PARTS}, in that order")
+
+    @classmethod
+    def from_models(cls, precision: str, models: Mapping[str, object]) -> OpenVINOPackage:
+        """Serialise ``openvino.Model`` graphs (name -> model) into a package."""
+        ov = _openvino()
+        parts = {name: ir_to_bytes(model) for name, model in models.items()}
+        return cls(precision=precision, parts=parts, openvino_version=ov.get_version())
+
+    def models(self) -> dict[str, object]:
+        """The graphs as ``openvino.Model`` objects, read from memory."""
+        return {name: ir_from_bytes(xml, weights) for name, (xml, weights) in self.parts.items()}
+
+    def to_bytes(self) -> bytes:
+        header = {
+            "format": FORMAT,
+            "precision": self.precision,
+            "openvino": self.openvino_version,
+            "parts": [
+                {"name": name, "xml": len(xml), "bin": len(weights)}
+                for name, (xml, weights) in self.parts.items()
+            ],
+        }
+        encoded = json.dumps(header, sort_keys=True).encode()
+        chunks = [MAGIC, len(encoded).to_bytes(8, "little"), encoded]
+        for xml, weights in self.parts.values():
+            chunks += [xml, weights]
+        return b"".join(chunks)
+
+    @classmethod
+    def from_bytes(cls, data: bytes | memoryview) -> OpenVINOPackage:
+        """Parse ``to_bytes`` output.
+
+        Raises:
+            CheckpointError: not a package, truncated, extended or malformed.
+        """
+        view = memoryview(data)
+        start = len(MAGIC) + 8
+        if len(view) < start or bytes(view[: len(MAGIC)]) != MAGIC:
+            raise CheckpointError("not an m2fp OpenVINO package")
+        size = int.from_bytes(view[len(MAGIC) : start], "little")
+        if size > MAX_HEADER or start + size > len(view):
+            raise CheckpointError("OpenVINO package: bad header length")
+        try:
+            header = json.loads(bytes(view[start : start + size]))
+            if header["format"] != FORMAT:
+                raise CheckpointError(f"OpenVINO package format {header['format']} unsupported")
+            spans = [(p["name"], int(p["xml"]), int(p["bin"])) for p in header["parts"]]
+            precision, version = str(header["precision"]), str(header["openvino"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError("OpenVINO package: malformed header") from exc
+        offset, parts = start + size, {}
+        for name, xml_len, bin_len in spans:
+            if xml_len < 0 or bin_len < 0 or offset + xml_len + bin_len > len(view):
+                raise CheckpointError("OpenVINO package: truncated")
+            xml = bytes(view[offset : offset + xml_len])
+            weights = bytes(view[offset + xml_len : offset + xml_len + bin_len])
+            parts[str(name)] = (xml, weights)
+            offset += xml_len + bin_len
+        if offset != len(view):
+            raise CheckpointError("OpenVINO package: unexpected trailing bytes")
+        try:
+            return cls(precision=precision, parts=parts, openvino_version=version)
+        except ValueError as exc:
+            raise CheckpointError(f"OpenVINO package: {exc}") from exc

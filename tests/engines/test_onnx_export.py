@@ -1,0 +1,70 @@
+"""ONNX export: onnxruntime computes what PyTorch computes, at any input size."""
+
+from __future__ import annotations
+
+import stat
+
+import numpy as np
+import pytest
+import torch
+
+from tests.engines.conftest import relative_error
+
+ort = pytest.importorskip("onnxruntime", reason="ONNX export tests need onnxruntime")
+pytest.importorskip("onnxscript", reason="ONNX export tests need m2fp[onnx]")
+
+from m2fp.engines.onnx_export import export_onnx, write_onnx  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(golden_network) -> bytes:
+    return export_onnx(golden_network)
+
+
+@pytest.fixture(scope="module")
+def session(exported):
+    return ort.InferenceSession(exported, providers=["CPUExecutionProvider"])
+
+
+def test_graph_interface(exported, session):
+    import onnx
+
+    model = onnx.load_from_string(exported)
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    assert any(node.op_type == "GridSample" for node in model.graph.node)
+    (images,) = session.get_inputs()
+    assert images.name == "images" and images.shape[:2] == [1, 3]
+    assert all(isinstance(side, str) for side in images.shape[2:])  # dynamic H, W
+    assert [o.name for o in session.get_outputs()] == ["class_logits", "mask_logits"]
+
+
+def test_golden_parity(session, golden_batch, golden_expected):
+    logits, masks = session.run(None, {"images": golden_batch.numpy()})
+    np.testing.assert_allclose(logits[0], golden_expected["pred_logits"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(masks[0], golden_expected["pred_masks"], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (96, 320)])
+def test_other_sizes_match_pytorch(session, golden_network, size):
+    images = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(7))
+    with torch.inference_mode():
+        expected = golden_network(images)
+    outputs = session.run(None, {"images": images.numpy()})
+    for ours, theirs in zip(outputs, expected, strict=True):
+        assert ours.shape == tuple(theirs.shape)
+        assert relative_error(torch.from_numpy(ours), theirs) < 1e-4
+
+
+def test_refuses_old_opsets(golden_network):
+    with pytest.raises(ValueError, match="opset 17"):
+        export_onnx(golden_network, opset=16)
+
+
+def test_write_onnx_is_private(golden_network, tmp_path, monkeypatch, exported):
+    from m2fp.engines import onnx_export
+
+    monkeypatch.setattr(onnx_export, "export_onnx", lambda model, opset: exported)
+    path = tmp_path / "model.onnx"
+    write_onnx(golden_network, path)
+    assert path.read_bytes() == exported
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
