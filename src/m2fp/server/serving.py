@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import resource
 import socket
 
@@ -26,6 +27,8 @@ from m2fp.server.settings import Settings
 # Descriptors kept for everything but client connections: the listening socket, Redis, logs,
 # the event loop, the model files at start-up, and connections accepted in one loop iteration
 # before the ones they evict are closed.
+logger = logging.getLogger(__name__)
+
 RESERVED_DESCRIPTORS = 256
 KEEP_ALIVE_SECONDS = 5
 
@@ -93,6 +96,8 @@ def serve_app(app: FastAPI, settings: Settings, *, host: str, port: int) -> None
         log_config=log_config(),
     )
     sock = listen_socket(host, port)
+    shown = f"[{host}]" if ":" in host else host
+    logger.info("listening on http://%s:%d", shown, port)  # uvicorn says nothing for a socket
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
