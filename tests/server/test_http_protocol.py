@@ -142,6 +142,18 @@ def test_host_any_ipv6_listens_on_both_families(tiny_model_dir, tmp_path):
         assert httpx.get(f"http://[::1]:{port}/healthz", timeout=5).status_code == 200
 
 
+def test_the_default_budget_shrinks_to_the_descriptor_limit():
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+    code = "from m2fp.server.serving import connection_budget; print(connection_budget(None))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=low_limit,
+        timeout=120, check=True,
+    )  # fmt: skip
+    assert result.stdout.split() == ["768"]
+
+
 def test_a_budget_the_descriptor_limit_cannot_hold_stops_start_up(tiny_model_dir):
     def low_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))

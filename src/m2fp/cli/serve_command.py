@@ -10,7 +10,7 @@ from m2fp.cli.model_lookup import model_path
 from m2fp.errors import M2FPError
 from m2fp.memory import bound_heap_growth
 from m2fp.server.app import create_app, load_parser
-from m2fp.server.serving import check_descriptor_budget, serve_app
+from m2fp.server.serving import connection_budget, serve_app
 from m2fp.server.settings import SettingsError, load_settings
 
 
@@ -21,7 +21,7 @@ def serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None
     try:
-        check_descriptor_budget(settings.max_connections)
+        connection_budget(settings.max_connections)  # before the model: fail fast
     except ValueError as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None
     try:

@@ -2,9 +2,9 @@
 
 - ``--host ::`` listens on IPv6 *and* IPv4 (one dual-stack socket); asyncio alone would set
   ``IPV6_V6ONLY`` and leave IPv4 clients unanswered.
-- The connection budget (``M2FP_MAX_CONNECTIONS``) must fit the process's open-file limit with
-  room to spare: the soft limit is raised towards the hard one, as nginx's
-  ``worker_rlimit_nofile`` does, and start-up fails if it still cannot hold the budget.
+- The connection budget must fit the process's open-file limit with room to spare: the soft
+  limit is raised towards the hard one, as nginx's ``worker_rlimit_nofile`` does; an explicit
+  ``M2FP_MAX_CONNECTIONS`` that still does not fit stops start-up, the default shrinks to fit.
 - uvicorn runs the hardened protocol (``http_protocol``), no proxy headers (the client address
   is resolved behind the trusted proxies by the app itself), no ``Server`` header, no access
   log (the audit line replaces it) and keep-alive connections closed after 5 idle seconds.
@@ -20,7 +20,7 @@ import socket
 import uvicorn
 from fastapi import FastAPI
 
-from m2fp.server.http_protocol import hardened_protocol
+from m2fp.server.http_protocol import MIN_CONNECTIONS, hardened_protocol
 from m2fp.server.ops.audit_log import log_config
 from m2fp.server.settings import Settings
 
@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 RESERVED_DESCRIPTORS = 256
 KEEP_ALIVE_SECONDS = 5
+# connections held open at most when M2FP_MAX_CONNECTIONS is not set
+DEFAULT_MAX_CONNECTIONS = 1000
 
 
 def descriptor_limit(wanted: int) -> int:
@@ -43,16 +45,24 @@ def descriptor_limit(wanted: int) -> int:
     return soft
 
 
-def check_descriptor_budget(max_connections: int) -> None:
-    """ValueError unless the open-file limit holds ``max_connections`` and the reserve."""
-    wanted = max_connections + RESERVED_DESCRIPTORS
+def connection_budget(requested: int | None) -> int:
+    """The connections ``m2fp serve`` may hold open: ``requested`` (``M2FP_MAX_CONNECTIONS``)
+    if the open-file limit holds it and the reserve, else ValueError; when nothing was
+    requested, ``DEFAULT_MAX_CONNECTIONS`` or as many as the limit holds, if fewer (a container
+    run with ``--ulimit nofile=1024`` gets 768)."""
+    wanted = (requested or DEFAULT_MAX_CONNECTIONS) + RESERVED_DESCRIPTORS
     limit = descriptor_limit(wanted)
-    if limit != resource.RLIM_INFINITY and limit < wanted:
-        raise ValueError(
-            f"the open-file limit ({limit}) cannot hold {max_connections} connections and "
-            f"{RESERVED_DESCRIPTORS} spare descriptors: raise it (systemd LimitNOFILE=, "
-            "ulimit -n) or lower M2FP_MAX_CONNECTIONS"
-        )
+    if limit == resource.RLIM_INFINITY or limit >= wanted:
+        return wanted - RESERVED_DESCRIPTORS
+    fits = limit - RESERVED_DESCRIPTORS
+    if requested is None and fits >= MIN_CONNECTIONS:
+        return fits
+    needed = requested or MIN_CONNECTIONS
+    raise ValueError(
+        f"the open-file limit ({limit}) cannot hold {needed} connections and "
+        f"{RESERVED_DESCRIPTORS} spare descriptors: raise it (systemd LimitNOFILE=, "
+        "ulimit -n) or lower M2FP_MAX_CONNECTIONS"
+    )
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -79,14 +89,14 @@ def serve_app(app: FastAPI, settings: Settings, *, host: str, port: int) -> None
     """Run ``app`` on ``host:port`` until SIGINT/SIGTERM.
 
     Raises:
-        ValueError: the descriptor budget does not fit (``check_descriptor_budget``).
+        ValueError: the connection budget does not fit (``connection_budget``).
         OSError: the address cannot be bound.
     """
-    check_descriptor_budget(settings.max_connections)
+    max_connections = connection_budget(settings.max_connections)
     config = uvicorn.Config(
         app,
         http=hardened_protocol(
-            header_timeout=settings.header_timeout, max_connections=settings.max_connections
+            header_timeout=settings.header_timeout, max_connections=max_connections
         ),
         proxy_headers=False,
         server_header=False,

@@ -91,7 +91,8 @@ class Settings(BaseSettings):
     alert_webhook: SecretStr | None = None
     # HTTP
     header_timeout: Annotated[float, AfterValidator(check_header_timeout)] = 10.0
-    max_connections: Annotated[int, AfterValidator(check_max_connections)] = 1000
+    # None: 1000, or as many as the open-file limit holds (m2fp.server.serving)
+    max_connections: int | None = None
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     cors_origins: Annotated[CommaList, AfterValidator(check_origins)] = ()
     docs: bool = False
@@ -103,6 +104,11 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split(value)
+
+    @field_validator("max_connections")
+    @classmethod
+    def _connections(cls, value: int | None) -> int | None:
+        return None if value is None else check_max_connections(value)
 
     @field_validator("model_sha256")
     @classmethod
