@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from tests.utils.model_keys import SMALL_CHUNK, make_key_file
+from tests.utils.visible_model import pinned_head
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "m2fp_tiny"
@@ -81,6 +82,27 @@ def tiny_parser(tiny_model_dir: Path):
     from m2fp import HumanParser
 
     return HumanParser.from_pretrained(tiny_model_dir, options=golden_options())
+
+
+@pytest.fixture(scope="session")
+def visible_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The golden tiny model with its class head pinned so that parts reach the label map:
+    every query says Hair, UpperClothes or Face (chosen by its features) with Human as
+    runner-up (see ``tests.utils.visible_model``)."""
+    state = pinned_head(
+        golden_state_dict(),
+        {2: 8.0, 5: 8.0, 13: 8.0, 20: 7.5},  # Hair, UpperClothes, Face, Human
+        weighted=(5, 13),
+    )
+    directory = tmp_path_factory.mktemp("m2fp_visible_model")
+    return write_model_dir(directory, GOLDEN / "configuration.json", state)
+
+
+@pytest.fixture(scope="session")
+def visible_parser(visible_model_dir: Path):
+    from m2fp import HumanParser
+
+    return HumanParser.from_pretrained(visible_model_dir, options=golden_options())
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""ParsingResult: persons and parts, ModelScope contract, PNG outputs."""
+"""ParsingResult's output methods on a drawn result: label sets, masks, agnostic masks, RLE."""
 
 from __future__ import annotations
 
@@ -8,107 +8,118 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from m2fp.labels import CIHP_CLASSES, CIHP_PALETTE
-from m2fp.processing.masks import CroppedMask
-from m2fp.processing.postprocess import Instance, ParsedOutput
-from m2fp.result import assemble
+from m2fp.labels import LIP_LABELS
+from m2fp.outputs import coco_rle
+from m2fp.outputs.errors import OutputRequestError, PersonNotFoundError
+from m2fp.outputs.label_sets import ATR_LABELS, VITON_LABELS
+from m2fp.outputs.mask_encoding import mask_png, mask_rle
+from m2fp.single_person_result import SinglePersonResult
+from tests.utils.label_maps import FIGURE, chars, draw, result_from
 
-
-def box_mask(size, x0, y0, x1, y1) -> CroppedMask:
-    full = np.zeros(size, dtype=bool)
-    full[y0:y1, x0:x1] = True
-    return CroppedMask.from_full(full)
+FIGURE_PERSON = "\n".join(["1" * 14] * 14)
 
 
 @pytest.fixture
-def result():
-    size = (40, 60)
-    label_map = np.zeros(size, dtype=np.uint8)
-    label_map[2:10, 2:20] = 2  # Hair
-    label_map[10:20, 2:20] = 13  # Face
-    label_map[5:15, 40:55] = 13
-    parsed = ParsedOutput(
-        parts=[
-            Instance(label=13, score=0.9, mask=box_mask(size, 2, 10, 20, 20)),
-            Instance(label=2, score=0.8, mask=box_mask(size, 2, 2, 20, 10)),
-            Instance(label=13, score=0.7, mask=box_mask(size, 40, 5, 55, 15)),
-            Instance(label=5, score=0.6, mask=box_mask(size, 25, 30, 30, 38)),
-        ],
-        humans=[
-            Instance(label=20, score=0.95, mask=box_mask(size, 0, 0, 22, 40)),
-            Instance(label=20, score=0.85, mask=box_mask(size, 38, 0, 60, 40)),
-        ],
-        label_map=label_map,
-        semantic_max=np.zeros(size, dtype=np.float32),
+def figure():
+    return result_from(FIGURE, FIGURE_PERSON)
+
+
+def test_label_map_png_in_each_set(figure):
+    native = Image.open(io.BytesIO(figure.label_map_png()))
+    assert native.mode == "P" and (np.asarray(native) == figure.label_map).all()
+    atr = Image.open(io.BytesIO(figure.label_map_png("atr")))
+    assert (np.asarray(atr) == figure.label_map_as("atr")).all()
+    assert atr.getpalette()[: 3 * 19] == [c for rgb in ATR_LABELS.palette for c in rgb]
+    neck = ATR_LABELS.names.index("Neck")
+    assert (figure.label_map_as("atr") == neck).sum() == 2
+    viton = figure.label_map_as("viton")
+    assert viton.max() < len(VITON_LABELS.names)
+    assert (viton == VITON_LABELS.names.index("upper")).sum() == chars(FIGURE, "U").sum()
+    with pytest.raises(OutputRequestError, match="unknown label set"):
+        figure.label_map_png("pascal")
+
+
+def test_lip_results_refuse_what_they_cannot_derive():
+    lip = result_from("hJF", lip=True)
+    assert lip.label_set.name == "lip"
+    assert lip.label_map_as("viton").tolist() == [[1, 3, 2]]
+    with pytest.raises(OutputRequestError, match="Neck"):
+        lip.label_map_as("atr")
+    with pytest.raises(OutputRequestError, match="skin"):
+        lip.mask("skin")
+
+
+def test_mask_and_its_options(figure):
+    assert (figure.mask("upper_clothes") == chars(FIGURE, "U")).all()
+    assert (figure.mask("hair", "face") == figure.mask("head")).all()
+    assert (figure.mask("hair", person="main") == chars(FIGURE, "h")).all()
+    dilated = figure.mask("Torso-skin", dilate=1, invert=True)
+    assert dilated.sum() == 14 * 14 - 2 - 6  # the neck, the 6 pixels around it
+    assert figure.mask("hair", person=0, crop=True).shape == (14, 14)
+    assert figure.mask("hair", feather=1).dtype == np.uint8
+    with pytest.raises(OutputRequestError, match="name at least one mask"):
+        figure.mask()
+    with pytest.raises(PersonNotFoundError):
+        figure.mask("hair", person=1)
+
+
+def test_agnostic_mask_flags_map_to_the_parts(figure):
+    default = figure.agnostic_mask("upper_body", dilate=0)
+    no_hands = figure.agnostic_mask("upper_body", dilate=0, keep_hands=False)
+    assert (no_hands & ~default).sum() == 5  # two hands of two pixels and the glove
+    no_face = figure.agnostic_mask("upper_body", dilate=1, keep_face=False)
+    with_face = figure.agnostic_mask("upper_body", dilate=1)
+    assert ((no_face & ~with_face) == (chars(FIGURE, "F") & no_face)).all()
+    assert (no_face & ~with_face).sum() == 2  # the face above the neck
+    grey = figure.agnostic_mask("overall", person="main", crop=True, grey=True)
+    assert grey.dtype == np.uint8 and grey.max() == 127
+
+
+def test_to_coco_rle_is_the_mask_encoded(figure):
+    rle = figure.to_coco_rle("head", person="main")
+    assert (coco_rle.decode(rle) == figure.mask("head")).all()
+    assert coco_rle.area(rle) == chars(FIGURE, "hF").sum()
+
+
+def single_person(art: str) -> SinglePersonResult:
+    labels = draw(art, LIP_LABELS)
+    image = Image.new("RGB", (labels.shape[1], labels.shape[0]))
+    return SinglePersonResult(
+        image=image,
+        label_map=labels,
+        persons=(),
+        unassigned_parts=(),
+        class_names=LIP_LABELS.names,
     )
-    image = Image.new("RGB", (60, 40), (90, 90, 90))
-    return assemble(parsed, image, CIHP_CLASSES)
 
 
-def test_parts_go_to_the_person_they_overlap(result):
-    first, second = result.persons
-    assert [p.label for p in first.parts] == ["Face", "Hair"]
-    assert [p.label for p in second.parts] == ["Face"]
-    assert [p.label for p in result.unassigned_parts] == ["UpperClothes"]
-    head = first.part_mask("Face", "Hair")
-    assert head.sum() == 18 * 18 and head[5, 5] and not head[30, 30]
+def test_single_person_results_have_one_implicit_person():
+    result = single_person(
+        """
+        ......
+        ..hh..
+        ..JJa.
+        ..PP..
+        """
+    )
+    assert result.persons == ()
+    cropped = result.mask("upper_clothes", person="main", crop=True)
+    assert cropped.tolist() == [[False, False, False], [True, True, False], [False, False, False]]
+    assert (result.mask("hair", person=0) == result.mask("hair")).all()
+    assert result.agnostic_mask("upper_body", person="main", dilate=0).sum() == 2
+    with pytest.raises(PersonNotFoundError, match="there is no person 1: 1 found"):
+        result.mask("hair", person=1)
+    nobody = single_person("......")
+    with pytest.raises(PersonNotFoundError, match="no main person"):
+        nobody.mask("hair", person="main")
 
 
-def test_to_dict_is_json_ready(result):
-    import json
-
-    summary = json.loads(json.dumps(result.to_dict()))
-    assert summary["width"] == 60 and summary["height"] == 40
-    assert summary["classes_present"] == ["Hair", "Face"]
-    assert summary["persons"][0]["bbox"] == [0, 0, 22, 40]
-    assert summary["persons"][0]["parts"][0] == {
-        "label": "Face",
-        "score": 0.9,
-        "bbox": [2, 10, 20, 20],
-        "area": 180,
-    }
-
-
-def test_to_modelscope_contract(result):
-    out = result.to_modelscope()
-    assert out["labels"] == ["Face", "Hair", "Face", "UpperClothes", "Human", "Human"]
-    assert out["scores"] == [0.9, 0.8, 0.7, 0.6, 0.95, 0.85]
-    assert all(m.shape == (40, 60) and m.dtype == np.float32 for m in out["masks"])
-    assert set(np.unique(out["masks"][0]).tolist()) == {0.0, 1.0}
-    # the usual ModelScope recipe: head = Face + Hair
-    head = np.zeros((40, 60))
-    for mask, label in zip(out["masks"], out["labels"], strict=True):
-        if label in ("Face", "Hair"):
-            head += mask
-    assert (head > 0).sum() == 18 * 18 + 15 * 10
-
-
-def test_class_mask_and_unknown_class(result):
-    assert result.class_mask("Face").sum() == 18 * 10 + 15 * 10
-    with pytest.raises(ValueError, match="unknown class"):
-        result.class_mask("Tail")
-
-
-def test_person_map_numbers_persons(result):
-    persons = result.person_map()
-    assert persons[20, 10] == 1 and persons[20, 45] == 2 and persons[20, 30] == 0
-
-
-def test_label_map_png_is_a_palette_png(result):
-    image = Image.open(io.BytesIO(result.label_map_png()))
-    assert image.mode == "P" and image.format == "PNG"
-    np.testing.assert_array_equal(np.asarray(image), result.label_map)
-    assert tuple(image.getpalette()[13 * 3 : 13 * 3 + 3]) == CIHP_PALETTE[13]
-
-
-def test_visualize_overlay_and_legend(result):
-    plain = Image.open(io.BytesIO(result.visualize(alpha=1.0, legend=False))).convert("RGB")
-    assert plain.size == (60, 40)
-    assert plain.getpixel((5, 5)) == CIHP_PALETTE[2]
-    assert plain.getpixel((30, 30)) == (90, 90, 90)
-    half = Image.open(io.BytesIO(result.visualize(alpha=0.5, legend=False))).convert("RGB")
-    assert half.getpixel((5, 5)) != CIHP_PALETTE[2] and half.getpixel((30, 30)) == (90, 90, 90)
-    with_legend = Image.open(io.BytesIO(result.visualize()))
-    assert with_legend.height > 40
-    with pytest.raises(ValueError):
-        result.visualize(alpha=1.5)
+def test_mask_encodings():
+    mask = draw("hh.\n.h.") == 2
+    one_bit = Image.open(io.BytesIO(mask_png(mask)))
+    assert one_bit.mode == "1" and (np.asarray(one_bit) == mask).all()
+    grey = Image.open(io.BytesIO(mask_png(mask.astype(np.uint8) * 127)))
+    assert grey.mode == "L" and np.asarray(grey).max() == 127
+    assert mask_rle(mask) == coco_rle.encode(mask)
+    with pytest.raises(OutputRequestError, match="binary masks only"):
+        mask_rle(mask.astype(np.uint8))

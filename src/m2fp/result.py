@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,14 @@ from PIL import Image
 from m2fp.defaults import DEFAULT_ALPHA
 from m2fp.imaging import encode_png
 from m2fp.labels import LabelSet, label_set_of
+from m2fp.outputs import coco_rle
+from m2fp.outputs.agnostic import agnostic_mask
+from m2fp.outputs.errors import OutputRequestError
+from m2fp.outputs.grouped_masks import grouped_mask
+from m2fp.outputs.label_sets import OUTPUT_LABEL_SETS, remap_rule
+from m2fp.outputs.mask_rules import KEEP_PARTS, AgnosticOptions, MaskOptions, PersonSpec
+from m2fp.outputs.person_scope import PersonLike
+from m2fp.outputs.remap import remap_label_map
 from m2fp.processing.masks import CroppedMask
 from m2fp.processing.postprocess import Instance, ParsedOutput
 from m2fp.visualization import render_overlay
@@ -138,6 +147,11 @@ class ParsingResult:
         ids = [names.index(name) for name in labels]
         return np.isin(self.label_map, ids)
 
+    def mask_people(self) -> tuple[Sequence[PersonLike], np.ndarray]:
+        """Whom masks can be restricted to (``person=``): the persons and the person map
+        (``SinglePersonResult`` has one implicit person instead, the whole figure)."""
+        return self.persons, self.person_map()
+
     def person_map(self) -> np.ndarray:
         """HxW uint8: 0 for no person, i for ``persons[i - 1]`` (better scores on top)."""
         out = np.zeros(self.label_map.shape, dtype=np.uint8)
@@ -171,11 +185,107 @@ class ParsingResult:
             "unassigned_parts": [p.to_dict() for p in self.unassigned_parts],
         }
 
-    def label_map_png(self) -> bytes:
-        """The label map as a palette PNG (pixel value = class index, the label set's colours)."""
-        image = Image.fromarray(self.label_map, mode="P")
-        image.putpalette(self.label_set.palette_bytes())
+    def label_map_png(self, label_set: str | None = None) -> bytes:
+        """The label map as a palette PNG (pixel value = class index, the set's colours), in
+        the result's own label set or in ``label_set`` (see ``label_map_as``)."""
+        labels, target = self.label_map, self.label_set
+        if label_set is not None:
+            labels, target = self.label_map_as(label_set), OUTPUT_LABEL_SETS[label_set]
+        image = Image.fromarray(labels, mode="P")
+        image.putpalette(target.palette_bytes())
         return encode_png(image)
+
+    def label_map_as(self, label_set: str) -> np.ndarray:
+        """HxW uint8 label map in another label set: ``cihp``, ``lip``, ``atr`` (with Neck) or
+        ``viton`` (VITON-HD's 13 groups); tables in ``m2fp.outputs.label_sets``.
+
+        Raises:
+            OutputRequestError: unknown, or not derivable from this result's label set.
+        """
+        rule = remap_rule(self.label_set, label_set)
+        persons, person_map = self.mask_people()
+        boxes = [p.bbox for p in persons[:255]]
+        return remap_label_map(self.label_map, rule, person_map=person_map, boxes=boxes)
+
+    def mask(
+        self,
+        *specs: str,
+        person: PersonSpec = None,
+        invert: bool = False,
+        dilate: int = 0,
+        feather: int = 0,
+        crop: bool = False,
+    ) -> np.ndarray:
+        """A grouped mask, e.g. ``mask("upper_clothes", person="main", dilate=8)``.
+
+        Args:
+            specs: groups (``hair``, ``face``, ``head``, ``upper_clothes``, ``lower_clothes``,
+                ``full_clothes``, ``skin``, ``arms``, ``legs``, ``shoes``, ``background``,
+                ``foreground``), class names, or unions joined with ``+``; all are united.
+            person: None (everyone), a person index, or ``"main"`` (the largest).
+            invert, dilate, feather, crop: see ``m2fp.outputs.mask_rules.MaskOptions``.
+
+        Returns:
+            HxW bool (the person's box with ``crop``); uint8 0..255 with ``feather``.
+
+        Raises:
+            OutputRequestError: unknown or underivable names, bad options.
+            PersonNotFoundError: no such person.
+        """
+        if not specs:
+            raise OutputRequestError("name at least one mask, e.g. mask('hair')")
+        options = MaskOptions(
+            person=person, invert=invert, dilate=dilate, feather=feather, crop=crop
+        )
+        persons, person_map = self.mask_people()
+        return grouped_mask(
+            self.label_map, self.label_set, specs, options, person_map=person_map, persons=persons
+        )
+
+    def agnostic_mask(
+        self,
+        kind: str,
+        *,
+        person: PersonSpec = None,
+        keep_face: bool = True,
+        keep_hair: bool = True,
+        keep_hands: bool = True,
+        keep_feet: bool = True,
+        dilate: int | None = None,
+        crop: bool = False,
+        grey: bool = False,
+    ) -> np.ndarray:
+        """The try-on agnostic mask of ``kind``: ``upper_body``, ``lower_body``, ``dresses``
+        or ``overall`` (the rule: ``m2fp.outputs.mask_rules``).
+
+        Args:
+            keep_face, keep_hair, keep_hands, keep_feet: never mask these parts.
+            dilate: pixels; None = the longer side of the person's box (or image) / 50.
+            grey: 127 inside, 0 outside (uint8), OOTDiffusion's ``mask_gray``.
+
+        Returns:
+            HxW bool (the person's box with ``crop``); uint8 with ``grey``.
+        """
+        flags = (keep_face, keep_hair, keep_hands, keep_feet)
+        keep = tuple(part for part, kept in zip(KEEP_PARTS, flags, strict=True) if kept)
+        options = AgnosticOptions(person=person, keep=keep, dilate=dilate, crop=crop, grey=grey)
+        persons, person_map = self.mask_people()
+        return agnostic_mask(
+            self.label_map, self.label_set, kind, options, person_map=person_map, persons=persons
+        )
+
+    def to_coco_rle(
+        self,
+        *specs: str,
+        person: PersonSpec = None,
+        invert: bool = False,
+        dilate: int = 0,
+        crop: bool = False,
+    ) -> coco_rle.Rle:
+        """``{"size": [h, w], "counts": str}`` (COCO RLE, as pycocotools writes it) of
+        ``mask(*specs, ...)``; ``m2fp.outputs.coco_rle.encode`` takes any other mask."""
+        mask = self.mask(*specs, person=person, invert=invert, dilate=dilate, crop=crop)
+        return coco_rle.encode(mask)
 
     def visualize(self, alpha: float = DEFAULT_ALPHA, *, legend: bool = True) -> bytes:
         """PNG of the class colours blended over the photo, with a legend of classes present.

@@ -8,12 +8,14 @@ LIP class. So ``persons`` is empty, and each class present (background excluded)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from m2fp.outputs.person_scope import PersonLike, implicit_person
 from m2fp.processing.masks import CroppedMask
 from m2fp.processing.semantic import SemanticLabels
 from m2fp.result import ParsingResult, Part
@@ -29,6 +31,10 @@ class SinglePersonResult(ParsingResult):
     """
 
     regions: tuple[Part, ...] = field(default=(), repr=False)
+
+    def mask_people(self) -> tuple[Sequence[PersonLike], np.ndarray]:
+        """One implicit person for masks, the whole figure (``person="main"`` or 0)."""
+        return implicit_person(self.label_map)
 
     def to_modelscope(self) -> dict[str, list[Any]]:
         """ModelScope's pipeline output for this model: one entry per class present,

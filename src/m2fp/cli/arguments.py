@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from m2fp.cli.parse_arguments import add_output_arguments, check_parse_arguments
 from m2fp.defaults import DEFAULT_ALPHA, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
 from m2fp.model_location import DEFAULT_HUB_MODEL, HUB_MODELS
 
@@ -39,7 +40,7 @@ def _fraction(text: str) -> float:
 
 def _add_parse(commands: argparse._SubParsersAction) -> None:
     parse = commands.add_parser("parse", help="parse images and write masks, labels and JSON")
-    parse.add_argument("images", nargs="+", help="JPEG or PNG files")
+    parse.add_argument("images", nargs="*", help="JPEG or PNG files, or directories of them")
     parse.add_argument("--model", help=MODEL_HELP)
     parse.add_argument("--key-file", help=KEY_FILE_HELP)
     parse.add_argument("--out", required=True, help="output directory")
@@ -57,7 +58,8 @@ def _add_parse(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also parse the mirrored photo and average (test-time augmentation, ~2x time)",
     )
-    parse.set_defaults(handler="parse_command:parse")
+    add_output_arguments(parse)
+    parse.set_defaults(handler="parse_command:parse", check=check_parse_arguments(parse))
 
 
 def _add_model(commands: argparse._SubParsersAction) -> None:
@@ -148,9 +150,21 @@ def _add_scan(commands: argparse._SubParsersAction) -> None:
     scan.set_defaults(handler="scan_command:scan")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Runs the chosen command's ``check`` (combinations argparse cannot express) after
+    parsing, so those usage errors too come before anything heavy is imported."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed = super().parse_args(args, namespace)
+        check = getattr(parsed, "check", None)
+        if check is not None:
+            check(parsed)
+        return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``m2fp`` argument parser."""
-    parser = argparse.ArgumentParser(prog="m2fp", description="Human parsing (M2FP).")
+    parser = _Parser(prog="m2fp", description="Human parsing (M2FP).")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_parse(commands)
     _add_model(commands)

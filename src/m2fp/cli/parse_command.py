@@ -1,24 +1,48 @@
-"""``m2fp parse``: images in, overlay PNG, label-map PNG and JSON summary out, per image."""
+"""``m2fp parse``: images in (files, directories, a watched directory or raw frames on stdin);
+per image an overlay, a label map, the masks asked for and a JSON summary out, plus one JSON
+line on stdout. A bad image is reported on one line and skipped; the exit code is 1 if any
+failed."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
+from PIL import Image
 from tqdm import tqdm
 
-from m2fp.cli.errors import EXIT_FAILED
+from m2fp.cli.errors import EXIT_FAILED, EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import key_for, model_path
+from m2fp.cli.parse_inputs import IncompleteFrameError, Item, collect, frames, watch
+from m2fp.cli.parse_outputs import OutputPlan, commit
 from m2fp.errors import M2FPError
+from m2fp.labels import label_set_of
 from m2fp.memory import release_free_memory
+from m2fp.outputs.errors import OutputRequestError
+from m2fp.outputs.requested import OutputRequest
 from m2fp.parser_options import ParserOptions
 from m2fp.predictor import HumanParser
+from m2fp.result import ParsingResult
 
 
 def parse(args: argparse.Namespace) -> int:
     """Parse every image; a bad one is reported on one line and the others still run."""
+    out_dir = Path(args.out)
+    plan = OutputPlan(request=_request(args), alpha=args.alpha)
+    # inputs are looked at before the model loads: a usage error should not wait for it
+    folders = [Path(p) for p in [*args.images, args.watch] if p is not None and Path(p).is_dir()]
+    if any(folder.resolve() == out_dir.resolve() for folder in folders):
+        raise CLIError(
+            "--out must not be a folder images are read from (use a subfolder)", EXIT_USAGE
+        )
+    items = collect(args.images, recursive=args.recursive, out_dir=out_dir)
+    if args.watch is not None and not Path(args.watch).is_dir():
+        raise CLIError(f"--watch {args.watch}: not a directory", EXIT_USAGE)
     path = model_path(args.model)
     parser = HumanParser.from_pretrained(
         path,
@@ -30,24 +54,118 @@ def parse(args: argparse.Namespace) -> int:
         ),
         key=key_for(path, args.key_file),
     )
-    out_dir = Path(args.out)
+    try:
+        plan.request.check_for(label_set_of(parser.class_names))
+    except OutputRequestError as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from None
     out_dir.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    images = [Path(p) for p in args.images]
-    progress = tqdm(images, unit="image", disable=len(images) < 2, file=sys.stderr)
-    for image_path in progress:
+    run = Run(parser, plan, out_dir, skip_existing=args.skip_existing)
+    if args.watch is not None:
+        return run.watching(Path(args.watch), recursive=args.recursive)
+    if args.frames is not None:
+        return run.frames(args.frames)
+    return run.all(items)
+
+
+def _request(args: argparse.Namespace) -> OutputRequest:
+    return OutputRequest.build(
+        specs=args.masks,
+        kinds=args.agnostic,
+        person=args.person,
+        crop=args.crop,
+        invert=args.invert,
+        dilate=args.dilate,
+        feather=args.feather,
+        keep=args.keep,
+        grey=args.grey,
+        label_set=args.label_set,
+        encoding=args.mask_format,
+    )
+
+
+class Run:
+    """Parses items one by one, writes their outputs and reports each on stdout (one JSON
+    line: ``image``, ``status`` ok/skipped/failed, ``outputs``, ``persons``, ``seconds`` or
+    ``error``) and failures on stderr."""
+
+    def __init__(
+        self, parser: HumanParser, plan: OutputPlan, out_dir: Path, *, skip_existing: bool
+    ) -> None:
+        self.parser = parser
+        self.plan = plan
+        self.out_dir = out_dir
+        self.skip_existing = skip_existing
+        self.failures = 0
+
+    def all(self, items: list[Item]) -> int:
+        """A known list: a progress bar with its ETA."""
+        progress = tqdm(total=len(items), unit="image", disable=len(items) < 2, file=sys.stderr)
+        self._each(items, progress)
+        return EXIT_FAILED if self.failures else 0
+
+    def frames(self, size: tuple[int, int]) -> int:
+        """Raw frames from stdin until it ends."""
+        progress = tqdm(unit="frame", file=sys.stderr)
         try:
-            result = parser(image_path)
+            self._each(frames(sys.stdin.buffer, size), progress)
+        except IncompleteFrameError as exc:
+            progress.write(f"m2fp: {exc}", file=sys.stderr)
+            self.failures += 1
+        return EXIT_FAILED if self.failures else 0
+
+    def watching(self, directory: Path, *, recursive: bool) -> int:
+        """New images in ``directory`` until Ctrl-C, which ends the run cleanly."""
+        progress = tqdm(unit="image", file=sys.stderr)
+        try:
+            self._each(watch(directory, recursive=recursive, out_dir=self.out_dir), progress)
+        except KeyboardInterrupt:
+            progress.close()
+            print(f"m2fp: stopped watching {directory}", file=sys.stderr)
+        return EXIT_FAILED if self.failures else 0
+
+    def _each(self, items: Iterable[Item], progress: tqdm) -> None:
+        try:
+            for item in items:
+                self._one(item, progress)
+                progress.update()
+        finally:
+            progress.close()
+
+    def _one(self, item: Item, progress: tqdm) -> None:
+        if self.skip_existing and self.plan.done(self.out_dir, item.stem):
+            _report({"image": item.name, "status": "skipped"})
+            return
+        started = time.perf_counter()
+        try:
+            result = self._parse(item)
+            files = self.plan.render(result, item.name, item.stem)
         except M2FPError as exc:
-            failures += 1
-            progress.write(f"m2fp: {image_path.name}: {exc}", file=sys.stderr)
-            continue
-        stem = image_path.stem
-        (out_dir / f"{stem}_vis.png").write_bytes(result.visualize(alpha=args.alpha))
-        (out_dir / f"{stem}_labels.png").write_bytes(result.label_map_png())
-        summary = {"image": image_path.name, **result.to_dict()}
-        (out_dir / f"{stem}.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+            self.failures += 1
+            progress.write(f"m2fp: {item.name}: {exc}", file=sys.stderr)
+            _report({"image": item.name, "status": "failed", "error": str(exc)})
+            return
+        persons = len(result.persons)
         del result
+        commit(self.out_dir, files)
+        _report(
+            {
+                "image": item.name,
+                "status": "ok",
+                "outputs": [str(name) for name in files],
+                "persons": persons,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
         # this process owns its heap: hand the activations and masks back between images
         release_free_memory()
-    return EXIT_FAILED if failures else 0
+
+    def _parse(self, item: Item) -> ParsingResult:
+        if item.frame is not None:
+            assert item.size is not None
+            return self.parser.parse_upright(Image.frombytes("RGB", item.size, item.frame))
+        assert item.path is not None
+        return self.parser(item.path)
+
+
+def _report(line: dict[str, Any]) -> None:
+    print(json.dumps(line), flush=True)

@@ -42,7 +42,7 @@ from m2fp.server.ops.memory_watchdog import MemoryUsage, MemoryWatchdog
 from m2fp.server.ops.metrics import Metrics
 from m2fp.server.parse.queue import InferenceQueue
 from m2fp.server.parse.service import ParseService
-from m2fp.server.routes import classes, health, metrics, parse, ui
+from m2fp.server.routes import classes, health, mask_rules, metrics, parse, ui
 from m2fp.server.settings import Settings, SettingsError
 
 
@@ -131,7 +131,14 @@ def _include_routers(app: FastAPI) -> None:
     probe with it). The HEAD twin runs the same handler; the server (uvicorn) sends the
     headers without the body. It stays out of the schema, where the GET already describes it.
     """
-    for router in (parse.router, classes.router, health.router, metrics.router, ui.build_router()):
+    for router in (
+        parse.router,
+        classes.router,
+        mask_rules.router,
+        health.router,
+        metrics.router,
+        ui.build_router(),
+    ):
         app.include_router(router)
     for route in list(iter_route_contexts(app.routes)):
         if isinstance(route.original_route, APIRoute) and "GET" in (route.methods or ()):

@@ -15,6 +15,7 @@ from m2fp.server.abuse.client_identity import ClientIdentity
 from m2fp.server.app_state import AppState, Services, app_state
 from m2fp.server.errors import ApiError, UploadRejected, invalid_query
 from m2fp.server.ops.metrics import Metrics
+from m2fp.server.parse.mask_query import check_fits_model
 from m2fp.server.parse.query import ParseQuery
 from m2fp.server.parse.service import ParseService
 from m2fp.server.request_state import request_id
@@ -63,6 +64,7 @@ async def get_parse_query(
             query.check_classes(running_services(request).parse.parser.label_set)
         except ValueError:
             raise invalid_query("classes") from None
+    check_fits_model(query, running_services(request).parse.parser)
     return query
 
 

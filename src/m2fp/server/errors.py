@@ -34,6 +34,7 @@ REASONS: dict[str, tuple[int, str]] = {
     "empty_body": (400, "The upload is empty."),
     "upload_timeout": (408, "The upload was not received in time."),
     "bad_request": (400, "The request is malformed."),
+    "no_person": (400, "The photo has no such person to make the masks for."),
     "forbidden_origin": (403, "Requests from this origin are not allowed."),
     "unauthorized": (401, "A valid API key is required."),
     "rate_limited": (429, "Too many requests; retry later."),

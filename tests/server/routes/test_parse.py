@@ -50,7 +50,8 @@ async def test_json_answer_has_every_map_and_no_metadata(tiny_parser):
     assert (body["width"], body["height"]) == (90, 70)
     assert set(body) == {
         "request_id", "width", "height", "classes_present", "persons", "unassigned_parts",
-        "label_map_png", "person_map_png", "visualization_png", "class_masks",
+        "label_set", "classes", "label_map_png", "person_map_png", "visualization_png",
+        "class_masks",
     }  # fmt: skip
     expected = tiny_parser(upload)
     label_map, _ = decode_png(body["label_map_png"])
@@ -145,7 +146,7 @@ def test_schema_describes_the_answer_the_png_and_every_error(tiny_parser):
     assert "banned" in responses["403"]["description"]
     assert set(schemas["ParseAnswer"]["required"]) == {
         "request_id", "width", "height", "classes_present", "persons", "unassigned_parts",
-        "label_map_png", "person_map_png",
+        "label_set", "classes", "label_map_png", "person_map_png",
     }  # fmt: skip
 
 
@@ -163,7 +164,10 @@ def test_schema_describes_the_streamed_request_body(tiny_parser):
     content = operation["requestBody"]["content"]
     assert set(content) == {"multipart/form-data", "image/jpeg", "image/png"}
     assert content["multipart/form-data"]["schema"]["required"] == ["image"]
-    assert {p["name"] for p in operation["parameters"]} == {"classes", "alpha", "visualize"}
+    assert {p["name"] for p in operation["parameters"]} == {
+        "classes", "alpha", "visualize", "masks", "agnostic", "label_set", "person", "crop",
+        "invert", "dilate", "feather", "keep", "grey", "encoding",
+    }  # fmt: skip
 
 
 async def test_accept_that_matches_no_answer_is_406_before_the_body_is_read(tiny_parser):

@@ -7,20 +7,15 @@ import base64
 import io
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from safetensors.torch import load_file
 
 from m2fp.labels import CIHP_PALETTE
-from tests.conftest import write_model_dir
-from tests.server.conftest import running_server
 from tests.server.routes.conftest import CHROMIUM
-from tests.utils.visible_model import pinned_head
 
 DIM = 0.3  # brightness the page keeps outside a highlighted person
 PIXEL_TOLERANCE = 2  # canvas rounding
@@ -37,34 +32,14 @@ ALLOWED_PATHS = {
     "/static/api.js",
     "/static/i18n.js",
     "/static/overlay.js",
+    "/static/mask_panel.js",
+    "/static/masks.js",
+    "/static/png.js",
     "/static/favicon.svg",
     "/api/v1/classes",
+    "/api/v1/mask-rules",
     "/api/v1/parse",
 }
-
-
-@pytest.fixture(scope="module")
-def visible_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The golden tiny model with its class head pinned so that parts reach the label map:
-    every query says Hair, UpperClothes or Face (chosen by its features) with Human as
-    runner-up (see ``tests.utils.visible_model``)."""
-    state = pinned_head(
-        load_file(str(tiny_model_dir / "model.safetensors")),
-        {2: 8.0, 5: 8.0, 13: 8.0, 20: 7.5},  # Hair, UpperClothes, Face, Human
-        weighted=(5, 13),
-    )
-    directory = tmp_path_factory.mktemp("m2fp_visible_model")
-    return write_model_dir(directory, tiny_model_dir / "configuration.json", state)
-
-
-@pytest.fixture(scope="module")
-def server_url(visible_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``m2fp serve`` on a free loopback port, always stopped."""
-    log_path = tmp_path_factory.mktemp("webui_server") / "server.log"
-    # the UI tests upload a few photos in a row; the abuse limits have their own tests
-    env = {"M2FP_RATE_LIMIT": "1000/minute", "M2FP_BAN_AFTER": "1000"}
-    with running_server(visible_model_dir, log_path, env=env) as server:
-        yield server.url
 
 
 class PageWatch:

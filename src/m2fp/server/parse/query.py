@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
 from m2fp.defaults import DEFAULT_ALPHA
 from m2fp.labels import LabelSet
+from m2fp.server.parse.mask_query import MaskQuery
 from m2fp.visualization import check_alpha
 
 
-class ParseQuery(BaseModel):
+class ParseQuery(MaskQuery):
     """``classes=Face,Hair`` (names of the loaded model's label-map classes, case-sensitive,
     checked by ``check_classes``), ``alpha`` overlay opacity 0..1, ``visualize`` whether to
-    include the overlay PNG in the JSON answer."""
+    include the overlay PNG in the JSON answer; the downstream outputs (masks, agnostic,
+    label_set, person, encoding...) are ``MaskQuery``'s, checked by ``check_fits_model``."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 

@@ -17,6 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from m2fp.imaging import MEDIA_TYPES, encode_png
 from m2fp.result import ParsingResult
 from m2fp.server.errors import ApiError
+from m2fp.server.parse.mask_answer import (
+    MaskAnswer,
+    MaskScopeAnswer,
+    encode_mask,
+    label_fields,
+    label_map_png,
+    mask_fields,
+)
 from m2fp.server.parse.query import ParseQuery
 
 JSON_MEDIA_TYPE = "application/json"
@@ -61,13 +69,24 @@ class ParseAnswer(BaseModel):
     unassigned_parts: list[PartAnswer] = Field(
         description="Parts that overlap no person (with the single-person model: every part)."
     )
+    label_set: str = Field(description="The label set label_map_png is written in.")
+    classes: list[str] = Field(description="Its class names: pixel value i is classes[i].")
     label_map_png: str = Field(description="Palette PNG, pixel = class id.")
     person_map_png: str = Field(description="Greyscale PNG, pixel i = persons[i-1], 0 = none.")
     visualization_png: str | None = Field(
         None, description="The colour overlay with its legend; absent with visualize=false."
     )
-    class_masks: dict[str, str] | None = Field(
-        None, description="1-bit PNG per class asked for in classes; absent if none was."
+    class_masks: dict[str, MaskAnswer] | None = Field(
+        None, description="1-bit PNG (or RLE) per class asked for in classes; absent if none was."
+    )
+    masks: dict[str, MaskAnswer] | None = Field(
+        None, description="Per mask asked for in masks: a PNG (base64) or RLE; else absent."
+    )
+    agnostic_masks: dict[str, MaskAnswer] | None = Field(
+        None, description="Per kind asked for in agnostic: a PNG (base64) or RLE; else absent."
+    )
+    mask_scope: MaskScopeAnswer | None = Field(
+        None, description="The person and image box the masks cover; absent without masks."
     )
 
 
@@ -90,16 +109,16 @@ def _b64(png: bytes) -> str:
 
 def json_body(result: ParsingResult, query: ParseQuery, *, request_id: str) -> bytes:
     """The JSON document of the API contract (``ParseAnswer``)."""
-    body = {"request_id": request_id, **result.to_dict()}
-    body["label_map_png"] = _b64(result.label_map_png())
+    body = {"request_id": request_id, **result.to_dict(), **label_fields(result, query)}
+    body["label_map_png"] = _b64(label_map_png(result, query))
     body["person_map_png"] = _b64(encode_png(Image.fromarray(result.person_map())))
     if query.visualize:
         body["visualization_png"] = _b64(result.visualize(alpha=query.alpha))
     if query.class_names:
         body["class_masks"] = {
-            name: _b64(encode_png(Image.fromarray(result.class_mask(name))))
-            for name in query.class_names
+            name: encode_mask(result.class_mask(name), query.encoding) for name in query.class_names
         }
+    body.update(mask_fields(result, query))
     return json.dumps(body, separators=(",", ":")).encode()
 
 

@@ -28,6 +28,7 @@ router = APIRouter(dependencies=[Depends(guard_parse)])
 # Every reason the parse route can answer with (the error contract, in the OpenAPI schema).
 PARSE_REFUSALS = (
     "bad_request",
+    "no_person",
     "corrupt_image",
     "empty_body",
     "upload_timeout",

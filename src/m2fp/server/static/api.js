@@ -66,6 +66,16 @@ export async function fetchClasses() {
   return { classes: body.classes, singlePerson: body.task === "single-person" };
 }
 
+/** GET api/v1/mask-rules: label sets, remap tables, mask groups, agnostic rules. */
+export async function fetchMaskRules() {
+  const response = await send("api/v1/mask-rules", { headers: { Accept: "application/json" } });
+  const body = await json(response);
+  if (typeof body?.groups !== "object" || typeof body?.remaps !== "object") {
+    throw new ApiError("bad_response");
+  }
+  return body;
+}
+
 /**
  * POST api/v1/parse with the photo as multipart field `image`.
  *

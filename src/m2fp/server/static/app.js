@@ -3,6 +3,7 @@
 
 import { ApiError, fetchClasses, parsePhoto } from "./api.js";
 import { LANGUAGES, preferredLanguage, translator } from "./i18n.js";
+import { MaskPanel } from "./mask_panel.js";
 import { loadLayers, paint } from "./overlay.js";
 
 // The server's default M2FP_MAX_UPLOAD_BYTES; the server enforces its own setting anyway.
@@ -57,6 +58,7 @@ const state = {
   status: null, // {key, params(tr)} shown in the live region
   error: null, // {key, params(tr), retryAfter, requestId}
   result: null, // {file, data, layers, photoUrl, selected}
+  masks: null, // the MaskPanel
 };
 
 // sessionStorage may be unavailable (privacy settings); then nothing is remembered.
@@ -122,6 +124,7 @@ function renderTexts() {
   renderElapsed();
   renderError();
   renderResult();
+  state.masks?.setTranslator(state.tr);
 }
 
 // ---------------------------------------------------------------- privacy notice
@@ -275,6 +278,7 @@ async function upload(files) {
 function clearResult() {
   if (state.result) URL.revokeObjectURL(state.result.photoUrl);
   state.result = null;
+  state.masks?.clear();
   ui.original.removeAttribute("src");
   ui.results.hidden = true;
 }
@@ -285,6 +289,7 @@ function showResult(file, data, layers) {
   ui.original.src = state.result.photoUrl;
   ui.results.hidden = false;
   renderResult();
+  state.masks.show(state.result, state.singlePerson).catch(() => showError("error.rules"));
 }
 
 function repaint() {
@@ -519,6 +524,7 @@ async function loadPalette() {
 }
 
 function start() {
+  state.masks = new MaskPanel({ save, stem: downloadStem });
   wire();
   const saved = session.get(LANGUAGE_KEY);
   setLanguage(LANGUAGES.includes(saved) ? saved : preferredLanguage(navigator.languages ?? []));

@@ -1,0 +1,27 @@
+"""A stand-in for HumanParser that answers every image with one drawn ParsingResult, so the
+server's rendering of masks can be checked against pixels known by hand."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from m2fp.result import ParsingResult
+
+
+class DrawnParser:
+    """Quacks like ``HumanParser`` for the server: ``class_names``, ``label_set`` and
+    ``parse_upright``.
+
+    Attributes:
+        calls: how many images it was asked to parse.
+    """
+
+    def __init__(self, result: ParsingResult) -> None:
+        self.result = result
+        self.class_names = result.class_names
+        self.label_set = result.label_set
+        self.calls = 0
+
+    def parse_upright(self, picture: Image.Image) -> ParsingResult:
+        self.calls += 1
+        return self.result
