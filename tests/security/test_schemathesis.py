@@ -62,5 +62,14 @@ def test_the_schema_describes_the_real_contract(docs_server):
     (classes,) = [p for p in parse["parameters"] if p["name"] == "classes"]
     assert (classes["style"], classes["explode"]) == ("form", False)
     assert "Face" in classes["schema"]["items"]["enum"]
+    described = {p["name"]: p["schema"] for p in parse["parameters"]}
+    assert described["agnostic"]["items"]["enum"] == [
+        "upper_body",
+        "lower_body",
+        "dresses",
+        "overall",
+    ]
+    assert described["label_set"]["enum"] == ["cihp", "lip", "atr", "viton"]
+    assert described["encoding"]["enum"] == ["png", "rle"]
     metrics = schema["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     assert set(metrics) == {"text/plain"}

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from m2fp.imaging import MEDIA_TYPES
-from m2fp.labels import LABEL_SETS
 from m2fp.server.deps import (
     ParseQueryDep,
     ParseServiceDep,
@@ -17,10 +16,9 @@ from m2fp.server.deps import (
     guard_parse,
 )
 from m2fp.server.errors import NO_STORE, error_responses
-from m2fp.server.parse.query import ParseQuery
+from m2fp.server.parse.query_schema import query_parameters
 from m2fp.server.parse.response import answer_responses, negotiate
 from m2fp.server.parse.upload_reader import FIELD_NAME, read_upload
-from m2fp.visualization import MAX_ALPHA, MIN_ALPHA
 
 # Every route here changes state and spends inference: all of them pass the parse guard.
 router = APIRouter(dependencies=[Depends(guard_parse)])
@@ -65,39 +63,10 @@ def _request_body() -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": content}}
 
 
-# every class a mask can be asked for, of any label set (the loaded model's are a subset:
-# GET /api/v1/classes; the others are refused 400)
-MASK_CLASSES = tuple(dict.fromkeys(n for labels in LABEL_SETS.values() for n in labels.names))
-
-
-def _query_parameters() -> dict[str, Any]:
-    """The query as the schema describes it: ``ParseQuery``'s fields, with ``classes`` a
-    comma-separated list of class names (``style: form, explode: false``) rather than a free
-    string, and the overlay opacity's range."""
-    schema = ParseQuery.model_json_schema()
-    parameters = []
-    for name, field in schema["properties"].items():
-        parameter: dict[str, Any] = {
-            "name": name,
-            "in": "query",
-            "required": name in schema.get("required", ()),
-            "description": field.get("description", ""),
-            "schema": {k: v for k, v in field.items() if k not in ("description", "title")},
-        }
-        if name == "classes":
-            items = {"type": "string", "enum": list(MASK_CLASSES)}
-            parameter.update(style="form", explode=False)
-            parameter["schema"] = {"type": "array", "items": items, "maxItems": len(MASK_CLASSES)}
-        elif name == "alpha":
-            parameter["schema"].update(minimum=MIN_ALPHA, maximum=MAX_ALPHA)
-        parameters.append(parameter)
-    return {"parameters": parameters}
-
-
 @router.post(
     "/api/v1/parse",
     responses={**answer_responses(), **error_responses(*PARSE_REFUSALS)},
-    openapi_extra={**_request_body(), **_query_parameters()},
+    openapi_extra={**_request_body(), **query_parameters()},
 )
 async def parse(
     request: Request,
