@@ -161,3 +161,29 @@ async def test_banned_client_with_a_wrong_key_is_403_banned_not_401(tiny_parser)
             assert response.status_code == 403, response.text
             assert response.json()["error"] == "banned"
             assert int(response.headers["retry-after"]) >= 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.png\"\r\n\r\n"
+         b"x\r\n--b--\r\n", "multipart/form-data; boundary=b"),  # no field image
+        (b"--b\r\nContent-Disposition: form-data; name=\"image\"", "multipart/form-data; boundary=b"),
+    ],
+    ids=["no_image_field", "broken_framing"],
+)  # fmt: skip
+async def test_malformed_multipart_is_a_strike_as_the_readme_says(
+    tiny_parser, content, content_type
+):
+    app = create_app(tiny_settings(rate_limit="100/minute", ban_after=2), parser=tiny_parser)
+    async with app_client(app) as client:
+        for _ in range(2):
+            refused = await client.post(
+                PARSE, content=content, headers={"content-type": content_type}
+            )
+            assert refused.status_code == 400
+            assert refused.json()["error"] == "bad_request"
+        banned = await post(client)
+        assert banned.status_code == 403
+        assert banned.json()["error"] == "banned"
