@@ -84,3 +84,18 @@ def test_every_get_route_has_a_head_twin_outside_the_schema(tiny_parser):
     assert gets == heads
     assert all(not route.include_in_schema for route in routes if route.methods == {"HEAD"})
     assert not any("head" in operations for operations in app.openapi()["paths"].values())
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/api/v1/parse/"), ("GET", "/healthz/"), ("GET", "/api/v1/classes/")],
+)
+async def test_no_redirect_is_built_from_client_headers(tiny_parser, method, path):
+    """A trailing slash is an unknown path (404), not a redirect to ``http://<Host>/...``: a
+    client that follows a 307 would re-send the photo in clear text to whatever Host said."""
+    async with app_client(create_app(tiny_settings(), parser=tiny_parser)) as client:
+        response = await client.request(method, path, headers={"Host": "evil.example"})
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    assert "location" not in response.headers
+    assert "evil.example" not in response.text
