@@ -14,9 +14,13 @@ LEGEND_SWATCH = 12
 LEGEND_COLUMN = 120
 
 
+# the opacities an overlay can have
+MIN_ALPHA, MAX_ALPHA = 0.0, 1.0
+
+
 def check_alpha(alpha: float) -> float:
     """``alpha`` if it is an opacity in [0, 1], else ValueError."""
-    if not 0.0 <= alpha <= 1.0:
+    if not MIN_ALPHA <= alpha <= MAX_ALPHA:
         raise ValueError("alpha must be between 0 and 1")
     return alpha
 

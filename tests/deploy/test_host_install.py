@@ -14,6 +14,7 @@ import pytest
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 HARDENING = {
     "LimitCORE": "0",
+    "LimitNOFILE": "16384",  # room for M2FP_MAX_CONNECTIONS and spare descriptors
     "NoNewPrivileges": "yes",
     "ProtectSystem": "strict",
     "ProtectHome": "yes",

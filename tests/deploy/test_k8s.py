@@ -51,7 +51,7 @@ def test_manifests_match_the_kubernetes_api_schemas(version: str) -> None:
         except kubernetes_validate.ValidationError as error:
             pytest.fail(f"{name}, {doc['kind']} {doc['metadata']['name']}: {error.message}")
         checked.add(doc["kind"])
-    kinds = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    kinds = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "CronJob"}
     assert checked == kinds | {"NetworkPolicy", "Ingress", "Secret"}
 
 

@@ -58,7 +58,8 @@ def test_core_dumps_off_and_no_version_or_access_log() -> None:
     assert root.value("worker_rlimit_core") == ["0"]
     http = root.blocks("http")[0]
     assert http.value("server_tokens") == ["off"]
-    assert http.value("access_log") == ["off"]
+    (log,) = http.values("access_log")
+    assert log[1] == "m2fp_json" and log[2] == "if=$m2fp_answered_by_nginx"  # nginx-made only
     _, tls = _servers(http)
     hidden = {args[0].lower() for args in tls.values("proxy_hide_header")}
     assert {"x-powered-by", "strict-transport-security"} <= hidden
@@ -131,12 +132,18 @@ def test_limits_and_timeouts(http: Block) -> None:
         assert tls.value(directive)
 
 
-def test_nginx_errors_follow_the_json_contract(http: Block) -> None:
-    _, tls = _servers(http)
-    handled = {code for args in tls.values("error_page") for code in args[:-2]}
-    assert {"413", "429", "500", "502", "504"} <= handled
-    for location in tls.blocks("location"):
-        if location.args[0].startswith("@"):
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_nginx_errors_follow_the_json_contract(http: Block, tls: bool) -> None:
+    server = _servers(http)[tls]
+    handled = {code for args in server.values("error_page") for code in args[:-2]}
+    assert {"400", "405", "414", "494", "501"} <= handled
+    if tls:
+        assert {"408", "413", "429", "497", "500", "502", "504"} <= handled
+    for location in server.blocks("location"):
+        internal_uri = location.args[:1] == ["="] and location.args[1].startswith("/_m2fp_error/")
+        if internal_uri:
+            assert location.values("internal") == [[]]
+        if location.args[0].startswith("@") or internal_uri:
             status, body = location.value("return")
             assert location.value("default_type") == ["application/json"]
             assert body.startswith('{"error":"') and '"request_id":"$request_id"' in body

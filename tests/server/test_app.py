@@ -101,3 +101,18 @@ async def test_readyz_and_the_start_up_log_say_how_the_model_computes(tiny_model
     started = [r.getMessage() for r in caplog.records if "model ready" in r.getMessage()]
     assert len(started) == 1
     assert "device cpu, engine torch, precision fp32, accuracy exact" in started[0]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/api/v1/parse/"), ("GET", "/healthz/"), ("GET", "/api/v1/classes/")],
+)
+async def test_no_redirect_is_built_from_client_headers(tiny_parser, method, path):
+    """A trailing slash is an unknown path (404), not a redirect to ``http://<Host>/...``: a
+    client that follows a 307 would re-send the photo in clear text to whatever Host said."""
+    async with app_client(create_app(tiny_settings(), parser=tiny_parser)) as client:
+        response = await client.request(method, path, headers={"Host": "evil.example"})
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    assert "location" not in response.headers
+    assert "evil.example" not in response.text

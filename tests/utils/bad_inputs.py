@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import struct
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from m2fp.scan import corpus as scan_corpus
 from tests.utils.images import jpeg_bytes, png_bytes
 
 
@@ -21,19 +20,10 @@ def _pillow(format_name: str, **options) -> bytes:
     return buffer.getvalue()
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
 def decompression_bomb() -> bytes:
-    """A PNG whose header declares 100000x100000 pixels, in a few hundred bytes."""
-    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", zlib.compress(b"\0" * 4096))
-        + _png_chunk(b"IEND", b"")
-    )
+    """A PNG whose header declares 100000x100000 pixels, in a few hundred bytes (the one the
+    scanner sends too)."""
+    return scan_corpus.decompression_bomb()
 
 
 def renamed_files() -> dict[str, bytes]:

@@ -157,6 +157,34 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     serve.set_defaults(handler="serve_command:serve")
 
 
+def _add_scan(commands: argparse._SubParsersAction) -> None:
+    scan = commands.add_parser(
+        "scan", help="check a running deployment from outside (TLS, headers, CORS, uploads...)"
+    )
+    scan.add_argument("url", help="the deployment, e.g. https://m2fp.example.org")
+    scan.add_argument("--json", action="store_true", help="print the report as JSON")
+    scan.add_argument("--checks", help="comma list of checks to run (default: all but rate_limit)")
+    scan.add_argument(
+        "--check-rate-limit",
+        action="store_true",
+        help="also check the rate limit (spends the scanner's whole quota)",
+    )
+    scan.add_argument(
+        "--http-url", help="plain-HTTP address that must redirect (default: http://HOST)"
+    )
+    scan.add_argument("--ca-file", help="CA bundle for the deployment's certificate")
+    scan.add_argument(
+        "--alert-webhook",
+        help="https URL receiving a Slack-style summary of failures (default: $M2FP_ALERT_WEBHOOK)",
+    )
+    scan.add_argument(
+        "--api-key-file",
+        help="file holding an API key for the upload probes (default: $M2FP_SCAN_API_KEY)",
+    )
+    scan.add_argument("--timeout", type=_positive, default=30, help="seconds per request")
+    scan.set_defaults(handler="scan_command:scan")
+
+
 class _Parser(argparse.ArgumentParser):
     """Runs the chosen command's ``check`` (combinations argparse cannot express) after
     parsing, so those usage errors too come before anything heavy is imported."""
@@ -176,4 +204,5 @@ def build_parser() -> argparse.ArgumentParser:
     _add_parse(commands)
     _add_model(commands)
     _add_serve(commands)
+    _add_scan(commands)
     return parser

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
 from m2fp.cli.errors import EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import model_path
 from m2fp.errors import M2FPError
+from m2fp.memory import bound_heap_growth
 from m2fp.server.app import create_app, load_parser
-from m2fp.server.ops.audit_log import log_config
+from m2fp.server.serving import connection_budget, serve_app
 from m2fp.server.settings import SettingsError, load_settings
 
 
 def serve(args: argparse.Namespace) -> int:
+    bound_heap_growth()  # before the model and the threads allocate anything
     try:
         settings = load_settings(
             model=str(model_path(args.model)),
@@ -27,17 +27,15 @@ def serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None
     try:
+        connection_budget(settings.max_connections)  # before the model: fail fast
+    except ValueError as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from None
+    try:
         parser = load_parser(settings)
     except M2FPError as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None
-    uvicorn.run(
-        create_app(settings, parser=parser),
-        host=args.host,
-        port=args.port,
-        proxy_headers=False,
-        server_header=False,
-        date_header=True,
-        access_log=False,
-        log_config=log_config(),
-    )
+    try:
+        serve_app(create_app(settings, parser=parser), settings, host=args.host, port=args.port)
+    except OSError as exc:
+        raise CLIError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}", 1) from None
     return 0

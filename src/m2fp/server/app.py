@@ -202,11 +202,14 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
             close_storage(services.storage)
 
     # Only the machine-readable schema: the Swagger/ReDoc pages load scripts from a CDN,
-    # which the CSP (rightly) blocks.
+    # which the CSP (rightly) blocks. No trailing-slash redirects: Starlette builds them from
+    # the client's Host header and the scheme uvicorn saw (http behind a TLS proxy), so a
+    # client following one would re-send its photo in clear text to whatever Host said.
     app = FastAPI(
         title="m2fp",
         version="v1",
         lifespan=lifespan,
+        redirect_slashes=False,
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs else None,

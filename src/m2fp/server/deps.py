@@ -52,7 +52,11 @@ async def get_parser(request: Request) -> HumanParser:
     return running_services(request).parse.parser
 
 
-async def get_parse_query(request: Request, query: Annotated[ParseQuery, Query()]) -> ParseQuery:
+async def get_parse_query(
+    # described in the schema by the parse route itself (``classes`` as a list of names)
+    request: Request,
+    query: Annotated[ParseQuery, Query(include_in_schema=False)],
+) -> ParseQuery:
     """The parse query, its class names checked against the loaded model's label set
     (400 ``bad_request`` for an unknown one, like any other bad query value)."""
     if query.class_names:

@@ -32,6 +32,7 @@ REASONS: dict[str, tuple[int, str]] = {
     "bad_extension": (415, "The file name must end in .jpg, .jpeg or .png and match its content."),
     "corrupt_image": (400, "The image is truncated or corrupt."),
     "empty_body": (400, "The upload is empty."),
+    "upload_timeout": (408, "The upload was not received in time."),
     "bad_request": (400, "The request is malformed."),
     "no_person": (400, "The photo has no such person to make the masks for."),
     "forbidden_origin": (403, "Requests from this origin are not allowed."),
@@ -41,9 +42,13 @@ REASONS: dict[str, tuple[int, str]] = {
     "overloaded": (503, "The service is busy; retry later."),
     "timeout": (503, "The request took too long and was abandoned."),
     "storage_unavailable": (503, "The service cannot check its limits right now; retry later."),
+    "not_acceptable": (406, "The answer can only be JSON or a PNG image."),
     "not_found": (404, "Nothing is served at this address."),
     "method_not_allowed": (405, "This method is not allowed here."),
     "internal_error": (500, "Something went wrong on our side."),
+    # nginx's code for it: the client closed the connection before the answer; nobody reads
+    # this answer, but the audit line and the metrics record it as what it is, not as a 5xx
+    "client_abort": (499, "The client closed the connection before the upload was complete."),
 }
 NO_STORE = {"Cache-Control": "no-store"}
 

@@ -39,9 +39,11 @@ from m2fp.server.abuse.bans import check_ban_after, check_ban_seconds
 from m2fp.server.abuse.client_identity import check_api_key_digests, check_api_key_policy
 from m2fp.server.abuse.limit_storage import check_storage_uri
 from m2fp.server.abuse.rate_limit import parse_rate_limit
+from m2fp.server.http_protocol import check_header_timeout, check_max_connections
 from m2fp.server.middleware.cors import check_origins
 from m2fp.server.ops.memory_watchdog import check_alert_percent
 from m2fp.server.parse.queue import check_max_concurrency, check_max_queue, check_timeout
+from m2fp.server.parse.upload_reader import check_upload_timeout
 from m2fp.sha256_pin import sha256_pin
 from m2fp.url_policy import check_https_url
 
@@ -88,6 +90,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(10 * MIB, ge=1024, le=200 * MIB)
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, le=200_000_000)
     max_side: int = Field(1920, ge=64, le=16384)
+    upload_timeout: Annotated[float, AfterValidator(check_upload_timeout)] = 60.0
     # abuse and overload (enforced by the rate-limit, ban, API-key and limiter layers)
     rate_limit: str = "5/minute"
     ban_after: Annotated[int, AfterValidator(check_ban_after)] = 3
@@ -105,6 +108,9 @@ class Settings(BaseSettings):
     memory_alert_percent: Annotated[float, AfterValidator(check_alert_percent)] = 90.0
     alert_webhook: SecretStr | None = None
     # HTTP
+    header_timeout: Annotated[float, AfterValidator(check_header_timeout)] = 10.0
+    # None: 1000, or as many as the open-file limit holds (m2fp.server.serving)
+    max_connections: int | None = None
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
     cors_origins: Annotated[CommaList, AfterValidator(check_origins)] = ()
     docs: bool = False
@@ -116,6 +122,11 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_list(cls, value: object) -> object:
         return _split(value)
+
+    @field_validator("max_connections")
+    @classmethod
+    def _connections(cls, value: int | None) -> int | None:
+        return None if value is None else check_max_connections(value)
 
     @field_validator("model_sha256")
     @classmethod

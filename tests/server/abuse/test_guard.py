@@ -146,3 +146,41 @@ async def test_rejected_uploads_are_security_events(tiny_parser, caplog):
          "reason": "unsupported_media_type"}
     ]  # fmt: skip
     assert events[0]["client"] != "127.0.0.1"
+
+
+@pytest.mark.anyio
+async def test_banned_client_with_a_wrong_key_is_403_banned_not_401(tiny_parser):
+    """A ban is on the address: trying keys from it must not turn 'banned' into 'unauthorized',
+    which would tell the client its ban can be walked around by guessing keys."""
+    settings = tiny_settings(api_keys=DIGEST, rate_limit="100/minute", ban_after=1)
+    app = create_app(settings, parser=tiny_parser)
+    async with app_client(app) as client:
+        assert (await post(client, b"GIF89a", "x.gif")).status_code == 415  # banned now
+        for headers in ({"authorization": "Bearer wrong"}, {"x-api-key": "wrong"}):
+            response = await post(client, headers=headers)
+            assert response.status_code == 403, response.text
+            assert response.json()["error"] == "banned"
+            assert int(response.headers["retry-after"]) >= 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="p.png"\r\n\r\n'
+        b"x\r\n--b--\r\n",  # no field image
+        b'--b\r\nContent-Disposition: form-data; name="image"',  # cut inside the part's headers
+    ],
+    ids=["no_image_field", "broken_framing"],
+)
+async def test_malformed_multipart_is_a_strike_as_the_readme_says(tiny_parser, content):
+    app = create_app(tiny_settings(rate_limit="100/minute", ban_after=2), parser=tiny_parser)
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    async with app_client(app) as client:
+        for _ in range(2):
+            refused = await client.post(PARSE, content=content, headers=headers)
+            assert refused.status_code == 400
+            assert refused.json()["error"] == "bad_request"
+        banned = await post(client)
+        assert banned.status_code == 403
+        assert banned.json()["error"] == "banned"

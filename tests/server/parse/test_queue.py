@@ -193,3 +193,41 @@ def test_limit_checks_accept_their_whole_range():
     assert [check_max_concurrency(n) for n in (1, 64)] == [1, 64]
     assert [check_max_queue(n) for n in (0, 1000)] == [0, 1000]
     assert [check_timeout(t) for t in (0.001, 3600.0)] == [0.001, 3600.0]
+
+
+def test_a_reserved_place_counts_against_capacity_until_used_or_released():
+    """Capacity is decided before the body is read: the reservation holds the place meanwhile,
+    so two requests cannot both pass the check and then both need the last place."""
+
+    async def scenario():
+        queue = InferenceQueue(max_concurrency=1, max_queue=1, timeout=WAIT)
+        first = queue.reserve()
+        second = queue.reserve()
+        with pytest.raises(Overloaded):
+            queue.reserve()  # both places are promised, though nothing runs yet
+        assert (queue.running, queue.depth) == (0, 0)
+        assert queue.retry_after() >= 1
+        with first:
+            assert await first.run(lambda: "used") == "used"
+        second.release()
+        second.release()  # idempotent
+        with queue.reserve() as third:
+            pass  # left unused: the block gives the place back
+        assert third is not None
+        with queue.reserve(), queue.reserve():
+            pass
+        queue.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_reservation_runs_once():
+    async def scenario():
+        queue = InferenceQueue(max_concurrency=1, max_queue=0, timeout=WAIT)
+        place = queue.reserve()
+        assert await place.run(lambda: 1) == 1
+        with pytest.raises(RuntimeError):
+            await place.run(lambda: 2)
+        queue.close()
+
+    asyncio.run(scenario())

@@ -111,3 +111,24 @@ async def test_deadline_is_503_timeout_and_the_slot_stays_taken(tiny_parser):
                 break
             await asyncio.sleep(0.01)
         assert queue.running == 0
+
+
+async def test_full_queue_is_503_before_a_byte_of_the_body_is_read(tiny_parser):
+    gate = GatedParser(tiny_parser)
+    settings = tiny_settings(rate_limit="100/minute", max_concurrency=1, max_queue=0)
+    app = create_app(settings, parser=gate)
+    pulled = []
+
+    async def body():
+        pulled.append(1)
+        yield png_bytes()
+
+    async with app_client(app) as client:
+        first = asyncio.create_task(post(client))
+        await asyncio.to_thread(gate.started.wait, WAIT)
+        refused = await client.post(PARSE, content=body(), headers=PNG_HEADERS)
+        assert refused.status_code == 503
+        assert refused.json()["error"] == "overloaded"
+        assert pulled == [], "the body was read before the capacity check"
+        gate.release.set()
+        assert (await first).status_code == 200

@@ -12,6 +12,7 @@ from tests.utils.images import jpeg_bytes, png_bytes
 
 pytestmark = pytest.mark.anyio
 BOUNDARY = "----m2fpBoundary7MA4YWxk"
+TIMEOUT = 30.0
 
 
 def multipart(*parts: tuple[str, str | None, bytes], preamble: bytes = b"") -> bytes:
@@ -63,6 +64,7 @@ async def test_multipart_split_anywhere_gives_the_same_bytes(chunk):
             chunk=chunk,
         ),
         max_bytes=1 << 20,
+        timeout=TIMEOUT,
     )
     assert upload == Upload(data=content, format="PNG")
 
@@ -73,7 +75,9 @@ async def test_multipart_split_anywhere_gives_the_same_bytes(chunk):
 async def test_client_paths_and_case_in_filenames(filename):
     content = jpeg_bytes()
     upload = await read_upload(
-        request(multipart(("image", filename, content)), MULTIPART), max_bytes=1 << 20
+        request(multipart(("image", filename, content)), MULTIPART),
+        max_bytes=1 << 20,
+        timeout=TIMEOUT,
     )
     assert upload.format == "JPEG"
     assert upload.data == content
@@ -83,7 +87,7 @@ async def test_oversize_stream_stops_reading_early():
     body = multipart(("image", "photo.png", png_bytes(200, 200)))
     incoming = request(body, MULTIPART, chunk=1024, length=False)
     with pytest.raises(UploadRejected) as caught:
-        await read_upload(incoming, max_bytes=4096)
+        await read_upload(incoming, max_bytes=4096, timeout=TIMEOUT)
     assert caught.value.reason == "payload_too_large"
     assert len(incoming.delivered) == 5  # 5 KB received of the much larger body
     assert len(body) > 50_000
@@ -92,7 +96,7 @@ async def test_oversize_stream_stops_reading_early():
 async def test_declared_oversize_is_refused_before_reading():
     incoming = request(png_bytes(200, 200), "image/png")
     with pytest.raises(UploadRejected) as caught:
-        await read_upload(incoming, max_bytes=4096)
+        await read_upload(incoming, max_bytes=4096, timeout=TIMEOUT)
     assert caught.value.reason == "payload_too_large"
     assert incoming.delivered == []
 
@@ -101,7 +105,7 @@ async def test_second_part_is_refused_as_soon_as_it_starts():
     body = multipart(("image", "a.png", png_bytes()), ("image", "b.png", png_bytes(400, 400)))
     incoming = request(body, MULTIPART, chunk=4096)
     with pytest.raises(UploadRejected) as caught:
-        await read_upload(incoming, max_bytes=1 << 22)
+        await read_upload(incoming, max_bytes=1 << 22, timeout=TIMEOUT)
     assert caught.value.reason == "bad_request"
     assert len(incoming.delivered) < len(body) // 4096
 
@@ -129,5 +133,5 @@ async def test_second_part_is_refused_as_soon_as_it_starts():
 )
 async def test_malformed_uploads(body, content_type, reason):
     with pytest.raises(UploadRejected) as caught:
-        await read_upload(request(body, content_type), max_bytes=1 << 20)
+        await read_upload(request(body, content_type), max_bytes=1 << 20, timeout=TIMEOUT)
     assert caught.value.reason == reason

@@ -168,3 +168,24 @@ def test_schema_describes_the_streamed_request_body(tiny_parser):
         "classes", "alpha", "visualize", "masks", "agnostic", "label_set", "person", "crop",
         "invert", "dilate", "feather", "keep", "grey", "encoding",
     }  # fmt: skip
+
+
+async def test_accept_that_matches_no_answer_is_406_before_the_body_is_read(tiny_parser):
+    pulled = []
+
+    async def body():
+        pulled.append(1)
+        yield png_bytes()
+
+    app = create_app(tiny_settings(), parser=tiny_parser)
+    async with app_client(app) as client:
+        response = await client.post(
+            "/api/v1/parse",
+            content=body(),
+            headers={"content-type": "image/png", "accept": "image/gif"},
+        )
+    assert response.status_code == 406
+    body_json = response.json()
+    assert body_json["error"] == "not_acceptable"
+    assert "gif" not in body_json["message"]
+    assert pulled == []

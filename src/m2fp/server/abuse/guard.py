@@ -2,8 +2,9 @@
 
 Checks, in order:
 
-1. API key. A wrong key, or none when keys are required, is refused 401 after spending the
-   address's anonymous quota, so guessing keys is rate limited like everything else.
+1. API key. A wrong key, or none when keys are required, is refused 401 after the address's
+   ban is checked (a banned address stays 403 ``banned`` whatever key it tries) and its
+   anonymous quota spent, so guessing keys is rate limited like everything else.
 2. Memory shedding (the watchdog's flag): 503 ``overloaded``, before anything is counted
    against the client, since it is not the client's fault.
 3. Ban: 403 ``banned``.
@@ -92,7 +93,7 @@ class ParseGuard:
             client = self.api_keys.identify(key, address)
         except (InvalidApiKey, ApiKeyRequired):
             anonymous = address_identity(address)
-            await self._in_storage(anonymous, self.rate_limiter.hit, anonymous)
+            await self._in_storage(anonymous, self._check_and_count, anonymous)
             self.audit.security_event("unauthorized", client=address, reason="unauthorized")
             raise ApiError("unauthorized", headers={"WWW-Authenticate": "Bearer"}) from None
         try:

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 AUDIT_LOGGER = "m2fp.audit"
 TRUNCATE_PREFIX = {4: 24, 6: 48}
+# the status of a request whose client went away before its answer (nginx's 499)
+CLIENT_CLOSED_REQUEST = 499
 
 
 class JsonFormatter(logging.Formatter):
@@ -41,6 +43,9 @@ class JsonFormatter(logging.Formatter):
             line.update(fields)
         else:
             line["message"] = record.getMessage()
+        suppressed = getattr(record, "suppressed", None)
+        if suppressed:
+            line["suppressed"] = suppressed  # lines of this kind dropped before this one
         if record.exc_info and record.exc_info[0] is not None:
             line["exception"] = record.exc_info[0].__name__
             line["traceback"] = "".join(traceback.format_tb(record.exc_info[2]))
@@ -52,12 +57,20 @@ def log_config(level: str = "INFO") -> dict[str, Any]:
 
     uvicorn's access log is switched off: it writes raw client addresses and query strings;
     the audit line replaces it. python-multipart's warnings quote bytes of the body: dropped.
+    Everything but the audit log goes through ``LogRateLimit``, so an attack cannot turn the
+    server's diagnostics into a flood.
     """
-    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "json",
+        "stream": "ext://sys.stderr",
+        "filters": ["rate_limit"],
+    }
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
+        "filters": {"rate_limit": {"()": "m2fp.server.ops.log_rate_limit.LogRateLimit"}},
         "handlers": {"stderr": handler},
         "loggers": {
             "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
@@ -110,7 +123,10 @@ class AuditLog:
         client: str | None,
     ) -> None:
         """The one line written for every HTTP request."""
-        outcome = "ok" if status < 400 else "rejected" if status < 500 else "error"
+        if status == CLIENT_CLOSED_REQUEST:
+            outcome = "aborted"
+        else:
+            outcome = "ok" if status < 400 else "rejected" if status < 500 else "error"
         self._write(
             logging.INFO if status < 500 else logging.ERROR,
             {

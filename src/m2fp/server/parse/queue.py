@@ -11,8 +11,13 @@ finishes the work and its result is dropped; its slot stays taken until then, so
 admits more concurrent inferences than the CPU is really running and the load it reports stays
 honest.
 
-Retry-After estimates when a place frees: the work ahead of the client (running and queued)
-divided by the slots, times a moving average of recent inference durations.
+A request reserves its place (``reserve``) before its upload is read, so that a full queue
+answers 503 at once instead of after receiving megabytes, and two requests reading their bodies
+at the same time cannot both be promised the last place. A reservation counts against the
+capacity until it runs or is released.
+
+Retry-After estimates when a place frees: the work ahead of the client (running, queued and
+reserved) divided by the slots, times a moving average of recent inference durations.
 """
 
 from __future__ import annotations
@@ -110,6 +115,7 @@ class InferenceQueue:
             max_workers=max_concurrency, thread_name_prefix="m2fp-inference"
         )
         self._running = 0
+        self._reserved = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._mean_duration = initial_duration
 
@@ -125,20 +131,40 @@ class InferenceQueue:
 
     def retry_after(self) -> int:
         """Seconds until a place is likely to be free, from the work ahead and recent durations."""
-        ahead = (self._running + len(self._waiters)) / self.max_concurrency
+        ahead = (self._running + len(self._waiters) + self._reserved) / self.max_concurrency
         estimate = math.ceil(max(ahead, 1.0) * self._mean_duration)
         return min(MAX_RETRY_AFTER, max(MIN_RETRY_AFTER, estimate))
 
+    def reserve(self) -> Reservation:
+        """Promise a place (a slot or a queue place) to a request that will ``run`` later.
+
+        Raises:
+            Overloaded: every place is running, queued or already promised.
+        """
+        taken = self._running + len(self._waiters) + self._reserved
+        if taken >= self.max_concurrency + self.max_queue:
+            raise Overloaded(retry_after=self.retry_after())
+        self._reserved += 1
+        return Reservation(self)
+
     async def run(self, fn: Callable[[], T]) -> T:
-        """Run ``fn()`` in a worker thread once a slot is free, and return its result.
+        """Run ``fn()`` in a worker thread once a slot is free, and return its result
+        (``reserve`` and ``Reservation.run`` in one step).
 
         Raises:
             Overloaded: no slot and no queue place is free (nothing was started).
             InferenceTimeout: the deadline passed; if ``fn`` had started it still runs to the
                 end in its thread, holding its slot, and its result is dropped.
         """
-        if self._running + len(self._waiters) >= self.max_concurrency + self.max_queue:
-            raise Overloaded(retry_after=self.retry_after())
+        with self.reserve() as place:
+            return await place.run(fn)
+
+    def _unreserve(self) -> None:
+        self._reserved -= 1
+
+    async def _run_reserved(self, fn: Callable[[], T]) -> T:
+        """``run`` for a request whose place was reserved and has just been handed back (with
+        no await in between, so nobody else took it)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         await self._acquire(loop, deadline)
@@ -209,6 +235,39 @@ class InferenceQueue:
     def _finished(self, duration: float) -> None:
         self._mean_duration += DURATION_SMOOTHING * (duration - self._mean_duration)
         self._release()
+
+
+class Reservation:
+    """A place promised by ``InferenceQueue.reserve``: ``run`` uses it once, ``release`` (or
+    leaving its ``with`` block unused) gives it back. Event-loop thread only, like the queue."""
+
+    def __init__(self, queue: InferenceQueue) -> None:
+        self._queue: InferenceQueue | None = queue
+
+    def release(self) -> None:
+        """Give the place back unused; nothing if it was used or released already."""
+        if self._queue is not None:
+            self._queue._unreserve()
+            self._queue = None
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """``InferenceQueue.run`` on the promised place (its deadline starts now).
+
+        Raises:
+            RuntimeError: the place was used or released already.
+            InferenceTimeout: as ``InferenceQueue.run``.
+        """
+        queue = self._queue
+        if queue is None:
+            raise RuntimeError("this reservation was used or released already")
+        self.release()
+        return await queue._run_reserved(fn)
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _drop_outcome(outcome: asyncio.Future[object]) -> None:

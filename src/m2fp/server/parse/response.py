@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from m2fp.imaging import MEDIA_TYPES, encode_png
 from m2fp.result import ParsingResult
+from m2fp.server.errors import ApiError
 from m2fp.server.parse.mask_answer import (
     MaskAnswer,
     MaskScopeAnswer,
@@ -126,9 +127,58 @@ def png_body(result: ParsingResult, query: ParseQuery) -> bytes:
     return result.visualize(alpha=query.alpha)
 
 
-def wants_png(accept: str | None) -> bool:
-    """``Accept`` asks for ``image/png`` and not for JSON."""
-    if not accept:
+def _media_ranges(accept: str) -> list[tuple[str, str, float]]:
+    """``(type, subtype, q)`` of each media range in an ``Accept`` header (RFC 9110 12.5.1); a
+    malformed ``q`` counts as 1, a range without a slash is skipped."""
+    ranges = []
+    for item in accept.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        kind, slash, subtype = media.lower().partition("/")
+        if not slash:
+            continue
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = min(1.0, max(0.0, float(value)))
+                except ValueError:
+                    quality = 1.0
+        ranges.append((kind.strip(), subtype.strip(), quality))
+    return ranges
+
+
+def _quality(ranges: list[tuple[str, str, float]], media_type: str) -> float:
+    """The q the most specific range matching ``media_type`` gives it (0 if none matches)."""
+    kind, _, subtype = media_type.partition("/")
+    best, specificity = 0.0, -1
+    for range_kind, range_subtype, quality in ranges:
+        if range_kind == kind and range_subtype == subtype:
+            rank = 2
+        elif range_kind == kind and range_subtype == "*":
+            rank = 1
+        elif range_kind == "*" and range_subtype == "*":
+            rank = 0
+        else:
+            continue
+        if rank > specificity:
+            best, specificity = quality, rank
+    return best
+
+
+def negotiate(accept: str | None) -> bool:
+    """Whether the answer is the PNG overlay (True) or JSON (False), from ``Accept``.
+
+    No ``Accept`` means JSON; the PNG only when the client prefers it strictly.
+
+    Raises:
+        ApiError: ``not_acceptable`` (406), the client accepts neither.
+    """
+    if not accept or not accept.strip():
         return False
-    types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
-    return PNG_MEDIA_TYPE in types and JSON_MEDIA_TYPE not in types
+    ranges = _media_ranges(accept)
+    as_json = _quality(ranges, JSON_MEDIA_TYPE)
+    as_png = _quality(ranges, PNG_MEDIA_TYPE)
+    if as_json == 0 and as_png == 0:
+        raise ApiError("not_acceptable")
+    return as_png > as_json

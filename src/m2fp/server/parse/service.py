@@ -16,7 +16,7 @@ from m2fp.memory import release_free_memory
 from m2fp.predictor import HumanParser
 from m2fp.server.ops.metrics import Metrics
 from m2fp.server.parse.query import ParseQuery
-from m2fp.server.parse.queue import InferenceQueue
+from m2fp.server.parse.queue import InferenceQueue, Reservation
 from m2fp.server.parse.response import JSON_MEDIA_TYPE, PNG_MEDIA_TYPE, json_body, png_body
 from m2fp.server.parse.upload_validator import Upload, decode_upload
 
@@ -61,14 +61,28 @@ class ParseService:
         self.metrics = metrics
         metrics.queue_depth.set_function(lambda: queue.depth)
 
+    def reserve(self) -> Reservation:
+        """A place in the queue for a request about to read its upload (see ``parse``).
+
+        Raises:
+            Overloaded: the queue is full; nothing of the request has to be read.
+        """
+        return self.queue.reserve()
+
     async def parse(
-        self, upload: Upload, query: ParseQuery, *, as_png: bool, request_id: str
+        self,
+        upload: Upload,
+        query: ParseQuery,
+        *,
+        place: Reservation,
+        as_png: bool,
+        request_id: str,
     ) -> Reply:
-        """Decode, parse and render one upload, in a worker thread once a slot is free.
+        """Decode, parse and render one upload on its reserved ``place``, in a worker thread
+        once a slot is free.
 
         Raises:
             UploadRejected: the image does not decode or has too many pixels.
-            Overloaded: the queue is full (nothing was started).
             InferenceTimeout: the deadline passed.
         """
 
@@ -95,4 +109,4 @@ class ParseService:
                 self.metrics.inference_seconds.observe(time.perf_counter() - started)
                 self.metrics.inference_active.dec()
 
-        return await self.queue.run(job)
+        return await place.run(job)

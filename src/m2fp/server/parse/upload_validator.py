@@ -16,11 +16,13 @@ from pathlib import PurePosixPath
 from PIL import Image
 
 from m2fp.errors import ImageError
-from m2fp.imaging import EXTENSION_FORMATS, MEDIA_TYPES, decode_image, sniff_format
+from m2fp.imaging import EXTENSION_FORMATS, MAGIC_NUMBERS, MEDIA_TYPES, decode_image, sniff_format
 from m2fp.server.errors import UploadRejected
 
 # media type of a raw body -> the format its bytes must have
 MEDIA_TYPE_FORMATS = {media_type.encode(): name for name, media_type in MEDIA_TYPES.items()}
+# bytes that decide the format: the longest magic number
+SNIFF_BYTES = max(len(magic) for magic in MAGIC_NUMBERS)
 IMAGE_ERROR_REASONS = {
     "empty": "empty_body",
     "unsupported_format": "unsupported_media_type",
@@ -64,11 +66,14 @@ def format_for_filename(filename: bytes | None) -> str:
     return EXTENSION_FORMATS[extension]
 
 
-def check_upload(data: bytes, *, expected: str, reason: str) -> Upload:
-    """Magic bytes must say JPEG or PNG, and the same as the declared type or extension.
+def check_magic(data: bytes | bytearray, *, expected: str, reason: str) -> str:
+    """The format the magic bytes say, if it is JPEG or PNG and the declared one.
+
+    Works on the whole upload or on its first ``SNIFF_BYTES`` (which already decide), so that
+    a body can be refused as soon as its start is in.
 
     Args:
-        data: the whole upload.
+        data: the upload, or its beginning.
         expected: the format declared by the content type or the file extension.
         reason: the refusal when the bytes are an accepted format but not the declared one.
 
@@ -77,12 +82,21 @@ def check_upload(data: bytes, *, expected: str, reason: str) -> Upload:
     """
     if not data:
         raise UploadRejected("empty_body")
-    actual = sniff_format(data)
+    actual = sniff_format(bytes(data[:SNIFF_BYTES]))
     if actual is None:
         raise UploadRejected("unsupported_media_type")
     if actual != expected:
         raise UploadRejected(reason)
-    return Upload(data=data, format=actual)
+    return actual
+
+
+def check_upload(data: bytes, *, expected: str, reason: str) -> Upload:
+    """The whole upload accepted by ``check_magic``, before decoding.
+
+    Raises:
+        UploadRejected: as ``check_magic``.
+    """
+    return Upload(data=data, format=check_magic(data, expected=expected, reason=reason))
 
 
 def decode_upload(upload: Upload, *, max_pixels: int, max_side: int) -> Image.Image:

@@ -19,7 +19,15 @@ async def healthz() -> JSONResponse:
     return JSONResponse({"status": "ok"}, headers=NO_STORE)
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        503: {
+            "description": "Loading the model, or shedding load.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def readyz(state: StateDep) -> JSONResponse:
     """The model is loaded and nothing (e.g. the memory watchdog) asked to shed load; with
     where and how it computes (``compute``: device, engine, precision, and ``accuracy``:

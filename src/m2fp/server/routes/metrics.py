@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from m2fp.server.deps import MetricsDep
 from m2fp.server.errors import NO_STORE
@@ -11,7 +11,11 @@ from m2fp.server.errors import NO_STORE
 router = APIRouter()
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"description": "Prometheus text exposition format."}},
+)
 async def metrics(metrics: MetricsDep) -> Response:
     body, content_type = metrics.render()
     return Response(body, media_type=content_type, headers=NO_STORE)

@@ -16,7 +16,8 @@ from m2fp.server.deps import (
     guard_parse,
 )
 from m2fp.server.errors import NO_STORE, error_responses
-from m2fp.server.parse.response import answer_responses, wants_png
+from m2fp.server.parse.query_schema import query_parameters
+from m2fp.server.parse.response import answer_responses, negotiate
 from m2fp.server.parse.upload_reader import FIELD_NAME, read_upload
 
 # Every route here changes state and spends inference: all of them pass the parse guard.
@@ -28,6 +29,7 @@ PARSE_REFUSALS = (
     "no_person",
     "corrupt_image",
     "empty_body",
+    "upload_timeout",
     "unauthorized",
     "forbidden_origin",
     "banned",
@@ -35,6 +37,7 @@ PARSE_REFUSALS = (
     "too_many_pixels",
     "unsupported_media_type",
     "bad_extension",
+    "not_acceptable",
     "rate_limited",
     "internal_error",
     "overloaded",
@@ -52,6 +55,7 @@ def _request_body() -> dict[str, Any]:
             "type": "object",
             "properties": {field: {"type": "string", "format": "binary"}},
             "required": [field],
+            "additionalProperties": False,
         }
     }
     content = {"multipart/form-data": multipart}
@@ -62,7 +66,7 @@ def _request_body() -> dict[str, Any]:
 @router.post(
     "/api/v1/parse",
     responses={**answer_responses(), **error_responses(*PARSE_REFUSALS)},
-    openapi_extra=_request_body(),
+    openapi_extra={**_request_body(), **query_parameters()},
 )
 async def parse(
     request: Request,
@@ -73,9 +77,14 @@ async def parse(
 ) -> Response:
     """Multipart field ``image`` (``.jpg``, ``.jpeg``, ``.png``) or a raw image/jpeg|png
     body; JSON answer, or the overlay alone with ``Accept: image/png``."""
-    upload = await read_upload(request, max_bytes=settings.max_upload_bytes)
-    reply = await service.parse(
-        upload, query, as_png=wants_png(request.headers.get("accept")), request_id=request_id
-    )
-    del upload
+    as_png = negotiate(request.headers.get("accept"))
+    # the place in the queue first: a full queue is 503 before a byte of the body is read
+    with service.reserve() as place:
+        upload = await read_upload(
+            request, max_bytes=settings.max_upload_bytes, timeout=settings.upload_timeout
+        )
+        reply = await service.parse(
+            upload, query, place=place, as_png=as_png, request_id=request_id
+        )
+        del upload
     return Response(reply.body, media_type=reply.media_type, headers=NO_STORE)

@@ -1,0 +1,172 @@
+"""The hardened HTTP/1.1 protocol of ``m2fp serve``, over raw sockets against a real server:
+request smuggling refused, header deadline, connection budget, JSON 400s, log flood control,
+dual-stack ``::`` and the descriptor budget at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import golden_sizes
+from tests.server.conftest import GENEROUS_LIMITS, running_process, running_server
+from tests.utils.ports import free_port
+from tests.utils.slow_clients import slowloris
+
+FD_LIMIT = 400
+
+
+def exchange(port: int, data: bytes, *, timeout: float = 5.0, host: str = "127.0.0.1") -> bytes:
+    """Send ``data`` and read until the server closes or ``timeout`` passes."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+        sock.sendall(data)
+        received = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                return received + b"<closed>"
+            received += chunk
+        return received
+
+
+@pytest.fixture(scope="module")
+def strict_server(tiny_model_dir, tmp_path_factory):
+    log = tmp_path_factory.mktemp("protocol") / "server.log"
+    env = {**GENEROUS_LIMITS, "M2FP_HEADER_TIMEOUT": "2", "M2FP_MAX_CONNECTIONS": "64"}
+    # few descriptors, as under systemd's default of 1024 against a bigger attack
+    wrapper = ["prlimit", f"--nofile={FD_LIMIT}:{FD_LIMIT}", "--"]
+    with running_server(tiny_model_dir, log, env=env, wrapper=wrapper) as server:
+        yield server
+
+
+def test_content_length_with_transfer_encoding_is_400_and_closed(strict_server):
+    smuggled = (
+        b"POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        b"GET /api/v1/classes HTTP/1.1\r\nHost: a\r\n\r\n"
+    )
+    answer = exchange(strict_server.port, smuggled)
+    assert answer.count(b"HTTP/1.1 ") == 1, answer  # the smuggled request is never answered
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert answer.endswith(b"<closed>")
+    body = json.loads(answer.split(b"\r\n\r\n", 1)[1].removesuffix(b"<closed>"))
+    assert body["error"] == "bad_request" and set(body) == {"error", "message", "request_id"}
+
+
+def test_malformed_request_gets_the_json_error_format(strict_server):
+    answer = exchange(strict_server.port, b"GET /healthz HTTP/1.1\r\nHo st: \x01\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body.removesuffix(b"<closed>"))["error"] == "bad_request"
+
+
+def test_headers_must_be_complete_within_the_header_timeout(strict_server):
+    started = time.monotonic()
+    answer = exchange(strict_server.port, b"GET /healthz HTTP/1.1\r\nHost: a\r\n", timeout=10)
+    assert answer == b"<closed>"
+    assert time.monotonic() - started < 6  # M2FP_HEADER_TIMEOUT=2
+
+
+def test_unread_body_after_an_early_answer_is_not_drained_for_ever(strict_server):
+    request = (
+        b"POST /api/v1/parse HTTP/1.1\r\nHost: a\r\nContent-Type: image/png\r\n"
+        b"Content-Length: 5000000\r\n\r\nGIF89a" + b"\0" * 100
+    )
+    with socket.create_connection(("127.0.0.1", strict_server.port), timeout=5) as sock:
+        sock.sendall(request)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 415 ")
+        started = time.monotonic()
+        with pytest.raises(OSError):  # keeps trickling the body until the server closes
+            while time.monotonic() - started < 20:
+                sock.sendall(b"\0" * 1000)
+                time.sleep(0.2)
+    assert time.monotonic() - started < 12  # DRAIN_SECONDS, not until 5 MB have come
+
+
+def test_healthz_answers_while_slowloris_opens_more_than_the_descriptor_limit(strict_server):
+    probes: list[int] = []
+
+    async def attack_and_probe() -> None:
+        attack = asyncio.create_task(
+            slowloris("127.0.0.1", strict_server.port, connections=600, rate=300, hold=1.5)
+        )
+        async with httpx.AsyncClient(timeout=3) as client:
+            while not attack.done():
+                try:
+                    probes.append((await client.get(strict_server.url + "/healthz")).status_code)
+                except httpx.HTTPError:
+                    probes.append(0)
+                await asyncio.sleep(0.1)
+        report = await attack
+        assert report.dropped_by_server > 100  # evicted: the budget is 64
+
+    asyncio.run(attack_and_probe())
+    assert len(probes) >= 10 and probes.count(200) == len(probes), probes
+
+
+def test_a_flood_of_malformed_requests_logs_a_few_lines(strict_server):
+    before = strict_server.log.count("Invalid HTTP request")
+    for _ in range(100):
+        exchange(strict_server.port, b"BAD\x00REQUEST\r\n\r\n", timeout=2)
+    assert strict_server.log.count("Invalid HTTP request") - before <= 5
+
+
+def test_host_any_ipv6_listens_on_both_families(tiny_model_dir, tmp_path):
+    if not socket.has_dualstack_ipv6():
+        pytest.skip("no dual-stack IPv6 on this machine")
+    min_size, max_size = golden_sizes()
+    port = free_port()
+    command = [
+        sys.executable, "-m", "m2fp", "serve", "--model", str(tiny_model_dir),
+        "--host", "::", "--port", str(port),
+    ]  # fmt: skip
+    env = {"M2FP_MIN_SIZE": str(min_size), "M2FP_MAX_SIZE": str(max_size)}
+    with running_process(command, port, tmp_path / "server.log", env=env):
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+        assert httpx.get(f"http://[::1]:{port}/healthz", timeout=5).status_code == 200
+
+
+def test_the_default_budget_shrinks_to_the_descriptor_limit():
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+    code = "from m2fp.server.serving import connection_budget; print(connection_budget(None))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=low_limit,
+        timeout=120, check=True,
+    )  # fmt: skip
+    assert result.stdout.split() == ["768"]
+
+
+def test_a_budget_the_descriptor_limit_cannot_hold_stops_start_up(tiny_model_dir):
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("M2FP_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "m2fp", "serve", "--model", str(tiny_model_dir), "--port", "1"],
+        capture_output=True,
+        text=True,
+        env={**env, "M2FP_MAX_CONNECTIONS": "1000"},
+        preexec_fn=low_limit,
+        timeout=180,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "open-file limit (512)" in line and "M2FP_MAX_CONNECTIONS" in line
