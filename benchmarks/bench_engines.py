@@ -16,6 +16,12 @@ The calibration set is ``m2fp.engines.calibration`` (drawn scenes); the evaluati
 ``bench_pipeline.synthetic_photo`` (other drawings), so int8 is never judged on its
 calibration images.
 
+Start-up: process start to a ready parser (``bench_startup``: a fresh ``python -c`` per
+start, medians of ``--startup-rounds``) for the same weights as a ``model.safetensors``
+directory, a ``.m2fp`` file and ``pytorch_model.pt`` (eager), and as a directory with the fp32
+or int8 package beside the weights (OpenVINO; compiling for a shape happens at the first parse
+of that shape and is reported apart).
+
 Usage: .venv/bin/python benchmarks/bench_engines.py [--rounds 5] [--calibration 32]
 Needs m2fp[int8]. Prints the CPU's flags and the 1-minute load: measure on a quiet machine.
 """
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +39,7 @@ import numpy as np
 import openvino as ov
 import torch
 from bench_pipeline import SEED, network_input, realistic_model, synthetic_photo
+from bench_startup import measure_startup, write_forms
 
 from m2fp import HumanParser
 from m2fp.build import preset
@@ -151,6 +159,20 @@ def main() -> None:
     )
     loads.append(os.getloadavg()[0])
 
+    with tempfile.TemporaryDirectory(dir=args.workdir) as work:
+        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        packages = {"fp32": fp32_package, "int8": int8_package}
+        forms = write_forms(Path(work), preset("m2fp_r101_cihp"), state, packages)
+        del state
+        startup = measure_startup(forms, args.startup_rounds)
+    print(f"start-up: {startup}")
+    loads.append(os.getloadavg()[0])
+    ready = {
+        "eager": startup["safetensors"],
+        "openvino fp32": startup["openvino fp32"],
+        "openvino int8": startup["openvino int8"],
+    }
+
     parser = HumanParser(model=model, class_names=class_names, ins_score_thr=0.3)
     engines = {"eager": parser.forward, "openvino fp32": fp32_engine, "openvino int8": int8_engine}
     samples: dict[str, list[float]] = {name: [] for name in engines}
@@ -200,9 +222,9 @@ def main() -> None:
     print(f"\n1-minute load during the run: {min(loads):.2f}-{max(loads):.2f} (own threads too)")
     print(
         "\n| engine | forward (median) | min | vs eager | logits rel. err. | masks rel. err. "
-        "| res5 rel. err. | label-map agreement |"
+        "| res5 rel. err. | label-map agreement | start-up (process start to ready) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in [*medians, NCHW]:
         row = accuracy.get(name)
         errors = (
@@ -217,7 +239,8 @@ def main() -> None:
             else f"{medians[name]:.2f} s | {min(samples[name]):.2f} s "
             f"| {medians['eager'] / medians[name]:.2f}x"
         )
-        print(f"| {name} | {timing} | {errors} |")
+        start = f"{ready[name]['ready_seconds']:.2f} s" if name in ready else "-"
+        print(f"| {name} | {timing} | {errors} | {start} |")
     print(
         f"\nres5 rel. error per photo, int8: "
         f"{', '.join(f'{e:.2%}' for e in accuracy['openvino int8']['res5_each'])}"
@@ -233,6 +256,13 @@ def main() -> None:
         f"| {int8_load_s:.2f} s |\n"
         f"| compile int8 for 640x960 | {int8_compile_s:.1f} s |"
     )
+    print("\n| start-up, process start to ready parser | ready | imports | from_pretrained |")
+    print("| --- | --- | --- | --- |")
+    for name, row in startup.items():
+        print(
+            f"| {name} | {row['ready_seconds']:.2f} s | {row['imports_seconds']:.2f} s "
+            f"| {row['from_pretrained_seconds']:.2f} s |"
+        )
 
 
 def parse_args() -> argparse.Namespace:
@@ -242,6 +272,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--calibration", type=int, default=DEFAULT_SCENES, help="int8 scenes")
     parser.add_argument("--alpha", type=float, default=DEFAULT_SMOOTH_QUANT_ALPHA)
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: keep)")
+    parser.add_argument("--startup-rounds", type=int, default=3, help="starts per form")
+    parser.add_argument("--workdir", default=None, help="where the model forms are written")
     return parser.parse_args()
 
 

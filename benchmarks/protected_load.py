@@ -35,7 +35,7 @@ with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # reset the peak: the baseline is torch imported, nothing loaded
 base = hwm()
 start = time.perf_counter()
-model, _, _ = load_model(path, key=key)
+model, *_ = load_model(path, key=key)
 seconds = time.perf_counter() - start
 params = sum(t.numel() * t.element_size() for t in model.state_dict().values())
 print(seconds, hwm() - base, params)

@@ -146,3 +146,33 @@ def private_tmp(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("TMPDIR", str(directory))
     monkeypatch.setattr(tempfile, "tempdir", str(directory))
     return directory
+
+
+@pytest.fixture(scope="session")
+def openvino_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """The tiny model directory with its OpenVINO fp32 package exported beside the weights
+    by ``m2fp model export --format openvino``: the one fp32 conversion of the session (tens
+    of seconds even for the tiny model); the engine tests read their package from here."""
+    pytest.importorskip("openvino", reason="OpenVINO engine tests need m2fp[openvino]")
+    from m2fp.cli import run
+
+    directory = tmp_path_factory.mktemp("m2fp_tiny_openvino")
+    for path in tiny_model_dir.iterdir():
+        shutil.copy(path, directory / path.name)
+    assert run(["model", "export", str(directory), "--format", "openvino"]) == 0
+    return directory
+
+
+@pytest.fixture(scope="session", params=["torch", "openvino"])
+def engine_parser(request: pytest.FixtureRequest, tiny_model_dir: Path):
+    """The golden tiny model's parser on each exact engine (fp32): the golden parity tests
+    run against both."""
+    from dataclasses import replace
+
+    from m2fp import HumanParser
+
+    if request.param == "torch":
+        return request.getfixturevalue("tiny_parser")
+    directory = request.getfixturevalue("openvino_model_dir")
+    options = replace(golden_options(), engine="openvino")
+    return HumanParser.from_pretrained(directory, options=options)

@@ -73,7 +73,7 @@ def test_encrypted_model_gives_identical_network_and_outputs(
 
 @pytest.mark.parametrize("form", [encode_key, bytes.hex, lambda k: encode_key(k).encode() + b"\n"])
 def test_key_may_be_given_as_text(encrypted_model, model_key, form):
-    model, config, _ = load_model(encrypted_model, key=form(model_key))
+    model, config, *_ = load_model(encrypted_model, key=form(model_key))
     assert config["num_parsing"] == 20 and not model.training
 
 
@@ -81,12 +81,12 @@ def test_decrypted_bytes_are_wiped_after_loading(monkeypatch, encrypted_model, m
     seen: list[dict] = []
     original = loader.fill_skeleton
 
-    def keep(config, state_dict):
+    def keep(config, state_dict, **kwargs):
         seen.append(state_dict)
-        return original(config, state_dict)
+        return original(config, state_dict, **kwargs)
 
     monkeypatch.setattr(loader, "fill_skeleton", keep)
-    model, _, _ = load_model(encrypted_model, key=model_key)
+    model, *_ = load_model(encrypted_model, key=model_key)
     views = seen[0]
     assert all(not v.any() for v in views.values() if v.numel())
     assert any(p.abs().sum() > 0 for p in model.parameters())
@@ -95,7 +95,7 @@ def test_decrypted_bytes_are_wiped_after_loading(monkeypatch, encrypted_model, m
 def test_decrypted_bytes_are_wiped_when_loading_fails(monkeypatch, encrypted_model, model_key):
     seen: list[dict] = []
 
-    def fail(config, state_dict):
+    def fail(config, state_dict, **kwargs):
         seen.append(state_dict)
         assert any(v.any() for v in state_dict.values())
         raise CheckpointError("weights do not fit the network")
@@ -109,7 +109,7 @@ def test_decrypted_bytes_are_wiped_when_loading_fails(monkeypatch, encrypted_mod
 def test_hash_pin_applies_to_the_decrypted_weights(encrypted_model, model_key):
     with open_envelope(encrypted_model) as (_, header):
         digest = header.plaintext_sha256
-    _, _, sha = load_model(encrypted_model, key=model_key, expected_sha256=digest.upper())
+    _, _, sha, _ = load_model(encrypted_model, key=model_key, expected_sha256=digest.upper())
     assert sha == digest
     with pytest.raises(IntegrityError, match="pinned hash"):
         load_model(encrypted_model, key=model_key, expected_sha256=hashlib.sha256(b"x").hexdigest())

@@ -33,7 +33,7 @@ def test_precision_given_as_text():
         ({"min_size": 0}, "min_size <= max_size"),
         ({"min_size": 800, "max_size": 700}, "min_size <= max_size"),
         ({"max_pixels": 0}, "max_pixels"),
-        ({"precision": "int4"}, "int4"),
+        ({"precision": "int4"}, "precision must be one of"),
     ],
 )
 def test_bad_options_are_value_errors(values, message):

@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +54,10 @@ class ModelWeights:
         weights_bytes: length of the clear weights.
         parameters: number of parameters of the network.
         protection: public facts about the encryption, or None for a plain directory.
+        attachments: an ``.m2fp`` file's other sections by name (e.g. ``openvino_fp32``),
+            views of the decrypted buffer, valid like ``state_dict``.
+        skeleton: the empty (meta) network the fit was checked on, for ``fill_skeleton``
+            to fill (once) instead of building another.
     """
 
     config: dict[str, Any]
@@ -64,6 +68,8 @@ class ModelWeights:
     weights_bytes: int
     parameters: int
     protection: dict[str, Any] | None = None
+    attachments: Mapping[str, memoryview] = field(default_factory=dict, repr=False)
+    skeleton: nn.Module | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> dict[str, Any]:
         """What ``m2fp model info`` prints: everything but the tensors."""
@@ -208,12 +214,15 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -
         raise CheckpointError("weights do not fit the network: " + "; ".join(problems))
 
 
-def check_fits(config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -> int:
+def check_fits(
+    config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]
+) -> tuple[int, nn.Module]:
     """Check keys and shapes against the network ``config`` describes, built on the meta
-    device (shapes only: no memory, no random init). Returns its parameter count."""
+    device (shapes only: no memory, no random init). Returns its parameter count and that
+    empty skeleton."""
     skeleton = build_model(config, empty=True)
     check_state_dict(skeleton, state_dict)
-    return sum(p.numel() for p in skeleton.parameters())
+    return sum(p.numel() for p in skeleton.parameters()), skeleton
 
 
 def open_model_dir(model_dir: Path, *, expected_sha256: str | None = None) -> ModelWeights:
@@ -225,6 +234,7 @@ def open_model_dir(model_dir: Path, *, expected_sha256: str | None = None) -> Mo
     config = read_config(model_dir)
     weights_path = find_weights(model_dir)
     state_dict, digest, size = read_weights_file(weights_path, expected_sha256=expected_sha256)
+    parameters, skeleton = check_fits(config, state_dict)
     return ModelWeights(
         config=config,
         state_dict=state_dict,
@@ -232,5 +242,6 @@ def open_model_dir(model_dir: Path, *, expected_sha256: str | None = None) -> Mo
         kind="directory",
         weights_file=weights_path.name,
         weights_bytes=size,
-        parameters=check_fits(config, state_dict),
+        parameters=parameters,
+        skeleton=skeleton,
     )

@@ -12,3 +12,7 @@ DEFAULT_MAX_SIZE = 1333
 DEFAULT_MAX_PIXELS = 50_000_000
 # weight of the class colours over the photo in the overlay
 DEFAULT_ALPHA = 0.6
+# drawn scenes the int8 backbone is calibrated on (m2fp.engines.calibration)
+DEFAULT_CALIBRATION_SCENES = 32
+# ONNX export (m2fp.engines.onnx_export): torch's dynamo exporter needs 17 or newer
+DEFAULT_ONNX_OPSET = 18

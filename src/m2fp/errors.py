@@ -43,4 +43,16 @@ class ImageError(M2FPError):
 
 
 class PrecisionUnsupportedError(M2FPError, ValueError):
-    """The requested inference precision cannot run fast on this CPU."""
+    """The requested precision cannot run (fast) on this device."""
+
+
+class DeviceUnavailableError(M2FPError, ValueError):
+    """The device asked for (``cuda``, ``cuda:N``, ``mps``) does not exist on this machine."""
+
+
+class DeviceMemoryError(M2FPError):
+    """The device ran out of memory for a single image (a batch is split and retried first)."""
+
+
+class MissingExtraError(M2FPError, ImportError):
+    """An optional package a feature needs is not installed (the message names the extra)."""

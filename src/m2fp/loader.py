@@ -24,6 +24,8 @@ from m2fp.checkpoint import (
     read_config,
     require_safe_torch,
 )
+from m2fp.compute_options import Precision
+from m2fp.engines.openvino_package import OpenVINOPackage, attachment_name, package_file_name
 from m2fp.errors import CheckpointError, ModelKeyError
 from m2fp.modeling.m2fp import M2FP
 from m2fp.protection.keys import MISSING_KEY, parse_key
@@ -37,14 +39,18 @@ class LoadedModel(NamedTuple):
     """A network ready for inference and where it came from.
 
     Attributes:
-        model: the network, eval mode, ModelScope parameter names.
+        model: the network, eval mode, ModelScope parameter names, conv weights channels-last
+            (the layout inference runs in).
         config: its ``model`` config section.
         sha256: the weights' digest (see ``ModelWeights.sha256``).
+        openvino: the converted OpenVINO package asked for, if the model has one (beside
+            the weights, or inside the envelope).
     """
 
     model: M2FP
     config: dict[str, Any]
     sha256: str
+    openvino: OpenVINOPackage | None = None
 
 
 @contextmanager
@@ -89,7 +95,10 @@ def _open_protected(
     prefix = _sniff(path)
     if is_envelope(prefix):
         with decrypted_payload(path, raw_key, expected_sha256=expected_sha256) as (header, data):
-            state_dict = tensors_from_safetensors(data)
+            view = memoryview(data)
+            sections = {name: view[start:stop] for name, start, stop, _ in header.sections()}
+            state_dict = tensors_from_safetensors(sections.pop("weights"))
+            parameters, skeleton = check_fits(header.config, state_dict)
             yield ModelWeights(
                 config=header.config,
                 state_dict=state_dict,
@@ -97,8 +106,10 @@ def _open_protected(
                 kind="m2fp",
                 weights_file=path.name,
                 weights_bytes=header.plaintext_size,
-                parameters=check_fits(header.config, state_dict),
+                parameters=parameters,
                 protection=header.describe(),
+                attachments=sections,
+                skeleton=skeleton,
             )
         return
     if not is_fernet_token(prefix):
@@ -110,6 +121,7 @@ def _open_protected(
     state_dict, digest, size = decrypt_checkpoint(path, raw_key)
     try:
         check_pin(digest, expected_sha256)
+        parameters, skeleton = check_fits(config, state_dict)
         yield ModelWeights(
             config=config,
             state_dict=state_dict,
@@ -117,8 +129,9 @@ def _open_protected(
             kind="fernet",
             weights_file=path.name,
             weights_bytes=size,
-            parameters=check_fits(config, state_dict),
+            parameters=parameters,
             protection={"format": "fernet", "cipher": "Fernet (AES-128-CBC + HMAC-SHA256)"},
+            skeleton=skeleton,
         )
     finally:
         # the tensors can be cleared; the token's decrypted bytes (immutable) only dropped
@@ -135,27 +148,91 @@ def _sniff(path: Path) -> bytes:
         raise CheckpointError(f"{path.name} could not be read: {exc.strerror}") from None
 
 
-def fill_skeleton(config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -> M2FP:
+def fill_skeleton(
+    config: Mapping[str, Any],
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    skeleton: M2FP | None = None,
+    device: torch.device | None = None,
+    channels_last: bool = False,
+) -> M2FP:
     """The network of ``config`` owning copies of ``state_dict`` (checked to fit).
 
-    The skeleton is built empty (meta device) and takes the copies as its parameters, so no
-    parameter is initialised at random only to be overwritten. Copies, because the tensors
-    are views of a read buffer (dropped after loading) or of decrypted plaintext (wiped).
+    The skeleton (``skeleton``, or one built here) is empty (meta device) and takes the copies
+    as its parameters, so no parameter is initialised at random only to be overwritten.
+    Copies, because the tensors are views of a read buffer (dropped after loading) or of
+    decrypted plaintext (wiped); each is made once, straight into its final place: on
+    ``device`` (default the CPU) and, with ``channels_last``, 4-D conv weights in the layout
+    inference runs in (``m2fp.precision.prepare_model`` then has nothing left to do).
     """
-    model = build_model(config, empty=True)
+    model = build_model(config, empty=True) if skeleton is None else skeleton
     expected = model.state_dict()
     owned = {
-        name: tensor.to(dtype=expected[name].dtype, copy=True)
+        name: _copy(tensor, expected[name].dtype, device, channels_last)
         for name, tensor in state_dict.items()
     }
     model.load_state_dict(owned, strict=True, assign=True)
-    return model.eval()
+    return model.eval().to(device or torch.device("cpu"))
+
+
+def _copy(
+    tensor: torch.Tensor, dtype: torch.dtype, device: torch.device | None, channels_last: bool
+) -> torch.Tensor:
+    layout = torch.channels_last if channels_last and tensor.dim() == 4 else torch.contiguous_format
+    target = torch.empty(tensor.shape, dtype=dtype, device=device or "cpu", memory_format=layout)
+    return target.copy_(tensor)
 
 
 def load_model(
-    path: Path, *, key: bytes | str | None = None, expected_sha256: str | None = None
+    path: Path,
+    *,
+    key: bytes | str | None = None,
+    expected_sha256: str | None = None,
+    device: torch.device | None = None,
+    openvino: Precision | None = None,
 ) -> LoadedModel:
-    """Build and load a network from whatever ``path`` holds (see ``open_model``)."""
+    """Build and load a network from whatever ``path`` holds (see ``open_model``), ready
+    for inference on ``device`` (default the CPU): conv weights channels-last.
+
+    Args:
+        openvino: also return the OpenVINO package of this precision if the model has one:
+            ``openvino_<precision>.ovpkg`` in a model directory, or the attachment
+            ``openvino_<precision>`` of an ``.m2fp`` file.
+
+    Raises:
+        CheckpointError: as ``open_model``, or an OpenVINO package that does not parse.
+    """
     with open_model(path, key=key, expected_sha256=expected_sha256) as weights:
-        model = fill_skeleton(weights.config, weights.state_dict)
-        return LoadedModel(model=model, config=weights.config, sha256=weights.sha256)
+        model = fill_skeleton(
+            weights.config,
+            weights.state_dict,
+            skeleton=weights.skeleton,
+            device=device,
+            channels_last=True,
+        )
+        package = None if openvino is None else openvino_package(path, weights, openvino)
+        return LoadedModel(
+            model=model, config=weights.config, sha256=weights.sha256, openvino=package
+        )
+
+
+def openvino_package(
+    path: Path, weights: ModelWeights, precision: Precision
+) -> OpenVINOPackage | None:
+    """The OpenVINO package of ``precision`` that travels with the weights ``path`` holds,
+    if any: an attachment of the envelope, or the file beside the weights.
+
+    Raises:
+        CheckpointError: it does not parse (``OpenVINOPackage.from_bytes``).
+    """
+    attached = weights.attachments.get(attachment_name(precision))
+    if attached is not None:
+        return OpenVINOPackage.from_bytes(attached)
+    beside = path / package_file_name(precision) if path.is_dir() else None
+    if beside is None or not beside.is_file():
+        return None
+    try:
+        data = beside.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"{beside.name} could not be read: {exc.strerror}") from None
+    return OpenVINOPackage.from_bytes(data)

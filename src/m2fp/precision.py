@@ -1,28 +1,35 @@
-"""Numeric precision of inference: exact fp32 by default, bf16 on request.
+"""Numeric precision of the PyTorch engine: exact fp32 by default, the rest on request.
 
 ``fp32`` computes what ModelScope computes (up to float rounding); it is what the golden parity
-tests check. ``bf16`` runs the network under bf16 autocast: about twice the arithmetic rate on
-CPUs with native bf16 (AVX512-BF16, AMX), for a label map that differs on a few pixels. Dynamic
-int8 quantisation of the transformer's linears was measured and rejected (BENCHMARKS.md).
+tests check. On CUDA that means TF32 off for matmuls *and* convolutions (cuDNN allows TF32 for
+convolutions by default). ``tf32`` turns it on; ``fp16`` and ``bf16`` run the network under
+autocast (weights stay fp32, each op casts its inputs); ``bf16`` also runs on CPUs with native
+bf16 (AVX512-BF16, AMX) and is refused on others, where PyTorch's fallback is 60-100x slower
+than fp32. Which precision goes with which device and engine is ``m2fp.compute_options``.
+
+PyTorch's TF32 switches are process-wide, so CUDA forwards set them for their own duration
+under one lock: parsers of different precisions in one process never see each other's
+setting. The lock costs no GPU throughput: forwards from several threads share the device's
+default stream, which runs them one after the other anyway.
 """
 
 from __future__ import annotations
 
 import contextlib
-import enum
+import threading
 from collections.abc import Iterator
 
 import torch
 
+from m2fp.compute_options import Precision
 from m2fp.errors import PrecisionUnsupportedError
 from m2fp.modeling.m2fp import M2FP
 
+__all__ = ["Precision", "compute", "native_bf16", "prepare_model"]
 
-class Precision(str, enum.Enum):
-    """How the network computes: ``fp32`` exact (default) or ``bf16`` faster."""
-
-    FP32 = "fp32"
-    BF16 = "bf16"
+AUTOCAST = {Precision.FP16: torch.float16, Precision.BF16: torch.bfloat16}
+TF32_CAPABILITY = (8, 0)  # Ampere: the first GPUs with TF32 tensor cores
+_CUDA_MATH = threading.Lock()
 
 
 def native_bf16() -> bool:
@@ -34,28 +41,74 @@ def native_bf16() -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def prepare_model(model: M2FP, precision: Precision) -> M2FP:
-    """Ready ``model`` for inference at ``precision``, in place.
-
-    The conv weights are stored channels-last: same values and parameter names, but the layout
-    oneDNN computes in, so no reorder per call.
+def check_precision(precision: Precision, device: torch.device) -> None:
+    """Refuse a precision this device cannot run (fast).
 
     Raises:
-        PrecisionUnsupportedError: ``bf16`` on a CPU without native bf16.
+        PrecisionUnsupportedError: bf16 on a CPU without native bf16 or a GPU without bf16;
+            tf32 on a GPU older than Ampere.
     """
-    if precision is Precision.BF16 and not native_bf16():
+    if device.type == "cpu" and precision is Precision.BF16 and not native_bf16():
         raise PrecisionUnsupportedError(
             "bf16 needs a CPU with native bf16 (AVX512-BF16 or AMX); use fp32"
         )
-    return model.eval().to(memory_format=torch.channels_last)
+    if device.type != "cuda":
+        return
+    if precision is Precision.BF16 and not torch.cuda.is_bf16_supported():
+        raise PrecisionUnsupportedError("bf16 needs a GPU with bf16 (Ampere or newer); use fp16")
+    capability = torch.cuda.get_device_capability(device)
+    if precision is Precision.TF32 and capability < TF32_CAPABILITY:
+        raise PrecisionUnsupportedError(
+            f"tf32 needs an Ampere or newer GPU (compute capability 8.0, this one has "
+            f"{capability[0]}.{capability[1]}); use fp32 or fp16"
+        )
+
+
+def prepare_model(model: M2FP, precision: Precision, device: torch.device | None = None) -> M2FP:
+    """Ready ``model`` for inference at ``precision`` on ``device`` (default CPU), in place.
+
+    The conv weights are stored channels-last: same values and parameter names, but the layout
+    oneDNN and cuDNN compute in, so no reorder per call. The weights stay fp32 (autocast casts
+    them per op).
+
+    Raises:
+        PrecisionUnsupportedError: see ``check_precision``.
+    """
+    device = device or torch.device("cpu")
+    check_precision(precision, device)
+    return model.eval().to(device=device, memory_format=torch.channels_last)
 
 
 @contextlib.contextmanager
-def compute(precision: Precision) -> Iterator[None]:
-    """Context for running the network: no autograd, autocast for ``bf16``."""
-    with torch.inference_mode():
-        if precision is Precision.BF16:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+def _cuda_fp32_math(precision: Precision) -> Iterator[None]:
+    """TF32 off (``fp32``: exact) or on (the others) for matmuls and convolutions."""
+    mode = "ieee" if precision is Precision.FP32 else "tf32"
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn
+    with _CUDA_MATH:
+        if hasattr(matmul, "fp32_precision"):  # torch >= 2.9: the legacy flags must not mix in
+            before = (matmul.fp32_precision, conv.conv.fp32_precision)
+            matmul.fp32_precision, conv.conv.fp32_precision = mode, mode
+            try:
                 yield
+            finally:
+                matmul.fp32_precision, conv.conv.fp32_precision = before
         else:
-            yield
+            before = (matmul.allow_tf32, conv.allow_tf32)
+            matmul.allow_tf32 = conv.allow_tf32 = mode == "tf32"
+            try:
+                yield
+            finally:
+                matmul.allow_tf32, conv.allow_tf32 = before
+
+
+@contextlib.contextmanager
+def compute(precision: Precision, device: torch.device | None = None) -> Iterator[None]:
+    """Context for running the network: no autograd; on CUDA the TF32 switches of
+    ``precision`` and autocast for fp16/bf16; on the CPU bf16 autocast for ``bf16``."""
+    device = device or torch.device("cpu")
+    with torch.inference_mode(), contextlib.ExitStack() as stack:
+        if device.type == "cuda":
+            stack.enter_context(_cuda_fp32_math(precision))
+        if precision in AUTOCAST:
+            stack.enter_context(torch.autocast(device.type, dtype=AUTOCAST[precision]))
+        yield

@@ -3,12 +3,28 @@
 It runs either of ModelScope's M2FP models, the task read from the model's config
 (``m2fp.task``): the multi-person model (resize, instances, persons) or the single-person
 model (centred fixed-size input, semantic map), each optionally with flip test-time
-augmentation (``m2fp.processing.flip``).
+augmentation (``m2fp.processing.flip``), on the engine, device and precision its options
+choose (``m2fp.engines.selection``).
+
+Each photo becomes one network input (two with flip), a *pass*. ``parse_batch`` runs the
+passes of several photos together, batched only among passes of exactly the same padded input
+size: M2FP's attention sees the whole input, padding included, so padding a photo further to
+share a batch would change its result. Photos of one size (a camera's photos, video frames)
+batch fully; with flip a photo and its mirror image always share one batch.
+
+Where each step runs: the PIL resize (the exact bilinear resize ModelScope's pipeline does) on
+the CPU; the image goes to the device as uint8 and is normalised and padded there; the network
+on the device; the single-person semantic map (a dense interpolation and einsum over every
+pixel) on the device; the multi-person instances on the CPU: that step is a sequence of small
+data-dependent steps (top-k, one window per query, thresholds read back), each of which would
+wait for the GPU, and only ~15 MB of mask logits per photo cross to the host.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +33,31 @@ import torch
 from PIL import Image
 
 from m2fp.build import DEFAULT_INS_SCORE_THR, single_person_input_size
-from m2fp.errors import ImageError
+from m2fp.compute_options import ACCURACY, Engine, check_compute
+from m2fp.device import (
+    default_batch_size,
+    describe_device,
+    release_device_memory,
+    resolve_device,
+)
+from m2fp.engines.openvino_package import OpenVINOPackage
+from m2fp.engines.selection import NetworkEngine, build_engine
+from m2fp.errors import DeviceMemoryError, ImageError
 from m2fp.imaging import decode_image, prepare_image
 from m2fp.labels import LabelSet, label_set_of
 from m2fp.loader import load_model
 from m2fp.modeling.m2fp import M2FP
 from m2fp.parser_options import ParserOptions
-from m2fp.precision import compute, prepare_model
 from m2fp.processing.centre_pad import centre_pad
 from m2fp.processing.flip import AveragedRows, MirroredRows, merge_passes, mirror_image
 from m2fp.processing.postprocess import PassOutput, measure_pass
 from m2fp.processing.preprocess import resize, to_input_tensor
-from m2fp.processing.semantic import SemanticMap, label_semantics, semantic_probabilities
+from m2fp.processing.semantic import (
+    SemanticMap,
+    SemanticRows,
+    label_semantics,
+    semantic_probabilities,
+)
 from m2fp.result import ParsingResult, assemble
 from m2fp.single_person_result import assemble_semantic
 from m2fp.task import Task, task_of
@@ -37,22 +66,53 @@ ImageInput = str | os.PathLike | bytes | np.ndarray | Image.Image
 DEFAULT_OPTIONS = ParserOptions()
 
 
+@dataclass(frozen=True)
+class _Pass:
+    """One network input of one photo: the photo itself, or its mirror image.
+
+    Attributes:
+        images: 1x3xHpxWp normalised and zero-padded, on the engine's device.
+        input_size: (h, w) of the image inside the padding.
+        crop_box: single-person model: (x0, y0, x1, y1) of the photo in the centred input.
+    """
+
+    images: torch.Tensor
+    input_size: tuple[int, int]
+    crop_box: tuple[int, int, int, int] | None = None
+
+    @property
+    def padded_size(self) -> tuple[int, int]:
+        return int(self.images.shape[-2]), int(self.images.shape[-1])
+
+
 class HumanParser:
     """Human parsing with an M2FP network, multi-person or single-person.
 
     Args:
-        model: the network (eval mode, ModelScope key names); prepared for
-            ``options.precision`` in place.
+        model: the network (eval mode, ModelScope key names, fp32 on the CPU); the engine
+            takes it over: moved to the device and prepared for the precision in place.
         class_names: class names, index = label id; the multi-person model's end with
             "Human".
         ins_score_thr: instance score needed to paint the label map (multi-person).
-        options: input sizes, pixel bound, precision and flip (see ``ParserOptions``).
+        options: input sizes, pixel bound, device, engine, precision, batch size and flip
+            (see ``ParserOptions``).
         single_person_size: (width, height) of the single-person model's fixed input; None
             (the default) for the multi-person model. ``options.min_size``/``max_size`` only
             apply to the multi-person model.
+        openvino_package: the converted network for ``engine="openvino"``; converted at
+            construction when None (minutes for R101, see ``m2fp.engines.selection``).
+        weights_sha256: the weights' digest, checked against the package's.
+
+    Raises:
+        ComputeChoiceError: the options' device, engine and precision cannot go together on
+            the device ``auto`` resolved to.
+        DeviceUnavailableError: the device asked for is not on this machine.
+        PrecisionUnsupportedError: the device cannot run the precision.
+        CheckpointError: an OpenVINO package of another precision or other weights.
 
     The library never trims the process heap: a process that wants its idle RSS back after a
-    parse calls ``m2fp.memory.release_free_memory`` itself (the CLI and the server do).
+    parse calls ``m2fp.memory.release_free_memory`` itself (the CLI and the server do), and
+    ``release_device_memory`` for the GPU's.
     """
 
     def __init__(
@@ -63,11 +123,24 @@ class HumanParser:
         ins_score_thr: float = DEFAULT_INS_SCORE_THR,
         options: ParserOptions = DEFAULT_OPTIONS,
         single_person_size: tuple[int, int] | None = None,
+        openvino_package: OpenVINOPackage | None = None,
+        weights_sha256: str | None = None,
     ) -> None:
         if len(class_names) != model.num_classes:
             raise ValueError("class_names does not match the network's classes")
         self.options = options
-        self.model = prepare_model(model, options.precision)
+        self.device = resolve_device(options.device, options.engine)
+        check_compute(str(self.device), options.engine, options.precision)
+        self.engine: NetworkEngine = build_engine(
+            model,
+            options=options,
+            device=self.device,
+            package=openvino_package,
+            weights_sha256=weights_sha256,
+            single_person_size=single_person_size,
+        )
+        self.model = model
+        self.batch_size = options.batch_size or default_batch_size(self.device)
         self.class_names = tuple(class_names)
         self.label_set: LabelSet = label_set_of(self.class_names)
         self.task = Task.MULTI_PERSON if single_person_size is None else Task.SINGLE_PERSON
@@ -88,13 +161,34 @@ class HumanParser:
     ) -> HumanParser:
         """Load a ModelScope model directory (``configuration.json`` plus weights), or an
         encrypted ``.m2fp`` / Fernet-wrapped weights file opened in memory with ``key``
-        (see ``m2fp.loader.open_model``)."""
-        loaded = load_model(Path(path), key=key, expected_sha256=expected_sha256)
-        return cls.from_config(loaded.model, loaded.config, options=options)
+        (see ``m2fp.loader.open_model``). For the OpenVINO engine the converted package of
+        ``options.precision`` is taken from beside the weights or from inside the envelope
+        when there is one (``m2fp model export --format openvino``)."""
+        loaded = load_model(
+            Path(path),
+            key=key,
+            expected_sha256=expected_sha256,
+            # the weights are copied from the file's buffer straight to the device
+            device=resolve_device(options.device, options.engine),
+            openvino=options.precision if options.engine is Engine.OPENVINO else None,
+        )
+        return cls.from_config(
+            loaded.model,
+            loaded.config,
+            options=options,
+            openvino_package=loaded.openvino,
+            weights_sha256=loaded.sha256,
+        )
 
     @classmethod
     def from_config(
-        cls, model: M2FP, config: dict[str, Any], *, options: ParserOptions = DEFAULT_OPTIONS
+        cls,
+        model: M2FP,
+        config: dict[str, Any],
+        *,
+        options: ParserOptions = DEFAULT_OPTIONS,
+        openvino_package: OpenVINOPackage | None = None,
+        weights_sha256: str | None = None,
     ) -> HumanParser:
         """Wrap a loaded network using the ``model`` section it was built from (validated:
         ``build.validate_config``)."""
@@ -105,7 +199,26 @@ class HumanParser:
             ins_score_thr=float(config.get("parsing_ins_score_thr", DEFAULT_INS_SCORE_THR)),
             options=options,
             single_person_size=single_person_input_size(config) if single else None,
+            openvino_package=openvino_package,
+            weights_sha256=weights_sha256,
         )
+
+    def describe_compute(self) -> dict[str, Any]:
+        """Where and how this parser computes, for logs and ``/readyz``: device (and GPU),
+        engine, precision, whether that is exact or an approximation, batch size."""
+        precision = self.options.precision
+        return {
+            **describe_device(self.device),
+            "engine": self.options.engine.value,
+            "precision": precision.value,
+            "accuracy": ACCURACY[precision],
+            "batch_size": self.batch_size,
+        }
+
+    def release_device_memory(self) -> None:
+        """Hand the GPU memory PyTorch caches for this parser's device back to the driver
+        (nothing on the CPU). The next parse allocates it again, so call it when idle."""
+        release_device_memory(self.device)
 
     def load_image(self, image: ImageInput) -> Image.Image:
         """Any accepted input as an upright RGB PIL image.
@@ -131,6 +244,17 @@ class HumanParser:
         """Parse one image. See ``ParsingResult``."""
         return self.parse_upright(self.load_image(image))
 
+    def parse_batch(self, images: Sequence[ImageInput]) -> list[ParsingResult]:
+        """Parse several images, batching the network where their inputs have the same size
+        (see the module docstring); the results are those of parsing each alone, up to
+        float rounding.
+
+        Raises:
+            ImageError: an image is unreadable (nothing is parsed then; load them one by
+                one with ``load_image`` to skip bad ones, then ``parse_upright_batch``).
+        """
+        return self.parse_upright_batch([self.load_image(image) for image in images])
+
     def parse_upright(self, picture: Image.Image) -> ParsingResult:
         """Parse an image that is already upright RGB without metadata, as
         ``m2fp.imaging.decode_image`` returns it: no second normalising pass.
@@ -138,35 +262,128 @@ class HumanParser:
         Raises:
             ValueError: ``picture`` is not an RGB image.
         """
-        if picture.mode != "RGB":
+        return self.parse_upright_batch([picture])[0]
+
+    def parse_upright_batch(self, pictures: Sequence[Image.Image]) -> list[ParsingResult]:
+        """``parse_upright`` for several images: ``batch_size`` photos at a time are prepared,
+        their passes run in batches of equal input size, and post-processed.
+
+        Raises:
+            ValueError: a picture is not an RGB image.
+        """
+        if any(picture.mode != "RGB" for picture in pictures):
             raise ValueError("parse_upright needs an RGB image; call the parser instead")
+        results: list[ParsingResult] = []
+        for start in range(0, len(pictures), self.batch_size):
+            window = pictures[start : start + self.batch_size]
+            plans = [self._passes(picture) for picture in window]
+            outputs = iter(self._run([p for passes in plans for p in passes]))
+            for picture, passes in zip(window, plans, strict=True):
+                mine = [next(outputs) for _ in passes]
+                results.append(self._finish(picture, passes, mine))
+        return results
+
+    def _passes(self, picture: Image.Image) -> list[_Pass]:
+        pictures = [picture, mirror_image(picture)] if self.options.flip else [picture]
         if self.task is Task.SINGLE_PERSON:
-            return self._parse_single_person(picture)
-        if self.options.flip:
-            return self._parse_flipped(picture)
-        resized, batch = self.preprocess(picture)
-        class_logits, mask_logits = self.forward(batch)
-        return self.postprocess(class_logits, mask_logits, picture, resized, batch)
+            assert self.single_person_size is not None
+            passes = []
+            for image in pictures:
+                centred = centre_pad(image, *self.single_person_size)
+                passes.append(
+                    _Pass(
+                        images=self._input_tensor(centred.image),
+                        input_size=(centred.image.height, centred.image.width),
+                        crop_box=centred.crop_box,
+                    )
+                )
+            return passes
+        resized = [self.preprocess(image) for image in pictures]
+        return [_Pass(images=x, input_size=(r.height, r.width)) for r, x in resized]
+
+    def _run(self, passes: list[_Pass]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Network outputs of every pass (Qx(K+1) and QxH/4xW/4, on the device), batched by
+        padded input size in chunks of at most ``batch_size``."""
+        outputs: list[Any] = [None] * len(passes)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, one in enumerate(passes):
+            groups.setdefault(one.padded_size, []).append(index)
+        for indices in groups.values():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                images = torch.cat([passes[i].images for i in chunk])
+                class_logits, mask_logits = self._network(images)
+                for row, index in enumerate(chunk):
+                    outputs[index] = (class_logits[row], mask_logits[row])
+        return outputs
+
+    def _network(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The engine on a batch; a batch the device has no memory for is split in halves
+        (each image's result does not depend on its batch)."""
+        try:
+            return self.engine(images)
+        except torch.OutOfMemoryError:
+            self.release_device_memory()
+            if images.shape[0] == 1:
+                raise DeviceMemoryError(
+                    f"{self.device} ran out of memory for one {images.shape[-2]}x"
+                    f"{images.shape[-1]} input; lower max_size (or min_size)"
+                ) from None
+        half = images.shape[0] // 2
+        first, second = self._network(images[:half]), self._network(images[half:])
+        return torch.cat([first[0], second[0]]), torch.cat([first[1], second[1]])
+
+    def _finish(
+        self,
+        picture: Image.Image,
+        passes: list[_Pass],
+        outputs: list[tuple[torch.Tensor, torch.Tensor]],
+    ) -> ParsingResult:
+        output_size = (picture.height, picture.width)
+        if self.task is Task.SINGLE_PERSON:
+            rows = [
+                self._semantic_map(one, logits, masks, output_size)
+                for one, (logits, masks) in zip(passes, outputs, strict=True)
+            ]
+            source: SemanticRows = rows[0]
+            if len(rows) == 2:
+                source = AveragedRows(rows[0], MirroredRows(rows[1], self.label_set.mirrored()))
+            with torch.inference_mode():
+                labels = label_semantics(source)
+            return assemble_semantic(labels, picture, self.class_names)
+        with torch.inference_mode():
+            measured = [
+                self._measure_pass(one, logits, masks, output_size)
+                for one, (logits, masks) in zip(passes, outputs, strict=True)
+            ]
+            if len(measured) == 1:
+                parsed = measured[0].parsed()
+            else:
+                parsed = merge_passes(
+                    *measured,
+                    mirror=self.mirrored,
+                    num_parsing=self.num_parsing,
+                    output_size=output_size,
+                )
+        return assemble(parsed, picture, self.class_names)
 
     def preprocess(self, picture: Image.Image) -> tuple[Image.Image, torch.Tensor]:
         """Multi-person model: the resized picture and the normalised, padded 1x3xHpxWp
-        network input."""
+        network input, on the engine's device."""
         resized = resize(picture, self.options.min_size, self.options.max_size)
         return resized, self._input_tensor(resized)
 
     def _input_tensor(self, image: Image.Image) -> torch.Tensor:
+        # normalised where the network's constants are: on its device
         return to_input_tensor(
             image, self.model.pixel_mean, self.model.pixel_std, self.model.size_divisibility
         )
 
     def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Network outputs in float32: class logits 1xQx(K+1), mask logits 1xQxHp/4xWp/4."""
-        with compute(self.options.precision):
-            # channels-last like the conv weights (see m2fp.precision.prepare_model)
-            class_logits, mask_logits = self.model(
-                batch.contiguous(memory_format=torch.channels_last)
-            )
-        return class_logits.float(), mask_logits.float()
+        """Network outputs in float32 on the CPU: class logits BxQx(K+1), mask logits
+        BxQxHp/4xWp/4."""
+        class_logits, mask_logits = self.engine(batch.to(self.engine.device))
+        return class_logits.cpu(), mask_logits.cpu()
 
     def postprocess(
         self,
@@ -176,71 +393,46 @@ class HumanParser:
         resized: Image.Image,
         batch: torch.Tensor,
     ) -> ParsingResult:
-        """Multi-person model: instances, persons and label map at the size of ``picture``."""
+        """Multi-person model: instances, persons and label map at the size of ``picture``,
+        from ``forward``'s outputs for ``preprocess(picture)``."""
+        one = _Pass(images=batch, input_size=(resized.height, resized.width))
         with torch.inference_mode():
-            parsed = self._measure(class_logits, mask_logits, picture, resized, batch).parsed()
-        return assemble(parsed, picture, self.class_names)
+            output_size = (picture.height, picture.width)
+            parsed = self._measure_pass(one, class_logits[0], mask_logits[0], output_size)
+        return assemble(parsed.parsed(), picture, self.class_names)
 
-    def _measure(
+    def _measure_pass(
         self,
+        one: _Pass,
         class_logits: torch.Tensor,
         mask_logits: torch.Tensor,
-        picture: Image.Image,
-        resized: Image.Image,
-        batch: torch.Tensor,
+        output_size: tuple[int, int],
     ) -> PassOutput:
         return measure_pass(
-            class_logits[0],
-            mask_logits[0],
-            padded_size=(int(batch.shape[-2]), int(batch.shape[-1])),
-            input_size=(resized.height, resized.width),
-            output_size=(picture.height, picture.width),
+            class_logits.float().cpu(),
+            mask_logits.float().cpu(),
+            padded_size=one.padded_size,
+            input_size=one.input_size,
+            output_size=output_size,
             num_parsing=self.num_parsing,
             ins_score_thr=self.ins_score_thr,
         )
 
-    def _multi_person_pass(self, picture: Image.Image) -> PassOutput:
-        resized, batch = self.preprocess(picture)
-        class_logits, mask_logits = self.forward(batch)
+    def _semantic_map(
+        self,
+        one: _Pass,
+        class_logits: torch.Tensor,
+        mask_logits: torch.Tensor,
+        output_size: tuple[int, int],
+    ) -> SemanticMap:
+        """The single-person semantic map of one pass, computed on the device, kept on the
+        CPU at crop size."""
+        assert one.crop_box is not None
         with torch.inference_mode():
-            return self._measure(class_logits, mask_logits, picture, resized, batch)
-
-    def _parse_flipped(self, picture: Image.Image) -> ParsingResult:
-        """Multi-person model with flip test-time augmentation."""
-        direct = self._multi_person_pass(picture)
-        mirrored = self._multi_person_pass(mirror_image(picture))
-        with torch.inference_mode():
-            parsed = merge_passes(
-                direct,
-                mirrored,
-                mirror=self.mirrored,
-                num_parsing=self.num_parsing,
-                output_size=(picture.height, picture.width),
-            )
-        return assemble(parsed, picture, self.class_names)
-
-    def _single_person_pass(self, picture: Image.Image) -> SemanticMap:
-        """The single-person model's semantic map of ``picture``, at crop size."""
-        assert self.single_person_size is not None
-        centred = centre_pad(picture, *self.single_person_size)
-        batch = self._input_tensor(centred.image)
-        class_logits, mask_logits = self.forward(batch)
-        with torch.inference_mode():
-            probabilities = semantic_probabilities(
-                class_logits[0], mask_logits[0], (int(batch.shape[-2]), int(batch.shape[-1]))
-            )
+            probabilities = semantic_probabilities(class_logits, mask_logits, one.padded_size)
         return SemanticMap(
-            probabilities,
-            input_size=(centred.image.height, centred.image.width),
-            crop_box=centred.crop_box,
-            output_size=(picture.height, picture.width),
+            probabilities.float().cpu(),
+            input_size=one.input_size,
+            crop_box=one.crop_box,
+            output_size=output_size,
         )
-
-    def _parse_single_person(self, picture: Image.Image) -> ParsingResult:
-        rows = self._single_person_pass(picture)
-        if self.options.flip:
-            mirrored = self._single_person_pass(mirror_image(picture))
-            rows = AveragedRows(rows, MirroredRows(mirrored, self.label_set.mirrored()))
-        with torch.inference_mode():
-            labels = label_semantics(rows)
-        return assemble_semantic(labels, picture, self.class_names)

@@ -60,7 +60,7 @@ def _entry(name: str, entry: Any, data_start: int, data_end: int) -> tuple[torch
     return dtype, shape, begin
 
 
-def tensors_from_safetensors(buffer: bytearray) -> dict[str, torch.Tensor]:
+def tensors_from_safetensors(buffer: bytearray | memoryview) -> dict[str, torch.Tensor]:
     """Tensors that share memory with ``buffer``, which holds a safetensors file.
 
     The tensors are valid only while ``buffer`` is: copy them before wiping it.

@@ -29,11 +29,12 @@ def golden_batch(golden_network, golden_expected) -> torch.Tensor:
 
 
 @pytest.fixture(scope="session")
-def fp32_package(golden_network):
-    pytest.importorskip("openvino", reason="OpenVINO engine tests need m2fp[openvino]")
-    from m2fp.engines.openvino_convert import convert_fp32
+def fp32_package(openvino_model_dir):
+    """The golden network's fp32 package, as ``m2fp model export`` wrote it (converted once
+    per session, ``tests.conftest.openvino_model_dir``)."""
+    from m2fp.engines.openvino_package import OpenVINOPackage, package_file_name
 
-    return convert_fp32(golden_network)
+    return OpenVINOPackage.from_bytes((openvino_model_dir / package_file_name("fp32")).read_bytes())
 
 
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:

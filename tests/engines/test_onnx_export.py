@@ -1,7 +1,10 @@
-"""ONNX export: onnxruntime computes what PyTorch computes, at any input size."""
+"""ONNX export (``m2fp model export --format onnx``): onnxruntime computes what PyTorch
+computes, at any input size; the file is private and the command says it holds plaintext."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import stat
 
 import numpy as np
@@ -17,8 +20,29 @@ from m2fp.engines.onnx_export import export_onnx, write_onnx  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def exported(golden_network) -> bytes:
-    return export_onnx(golden_network)
+def cli_export(tiny_model_dir, tmp_path_factory) -> tuple:
+    """The golden tiny model exported by the command (the one ONNX export of the session):
+    (the file, what the command wrote on stderr)."""
+    from m2fp.cli import run
+
+    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        code = run(["model", "export", str(tiny_model_dir), "--format", "onnx", "--out", str(out)])
+    assert code == 0
+    return out, stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def exported(cli_export) -> bytes:
+    return cli_export[0].read_bytes()
+
+
+def test_the_command_warns_and_writes_a_private_file(cli_export):
+    path, stderr = cli_export
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "holds the model's weights in plaintext" in stderr
+    assert not list(path.parent.glob(".*.partial"))
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,10 @@ import torch
 
 from m2fp.errors import CheckpointError, IntegrityError, ModelKeyError, ModelNotFoundError
 from m2fp.loader import load_model
-from m2fp.protection.convert import encrypt_model_dir, new_file, rekey_file
+from m2fp.protection.convert import encrypt_model_dir, rekey_file
 from m2fp.protection.envelope import decrypt_chunks, open_envelope
 from m2fp.protection.keys import generate_key
+from m2fp.whole_file import new_file
 from tests.conftest import GOLDEN, golden_state_dict
 from tests.utils.model_keys import SMALL_CHUNK, assert_no_key
 
@@ -120,7 +121,7 @@ def test_rekey_moves_the_file_to_the_new_key(tmp_path, encrypted_model, model_ke
     assert decrypted_payload(out, new_key) == decrypted_payload(encrypted_model, model_key)
     with pytest.raises(ModelKeyError, match="wrong model key"):
         load_model(out, key=model_key)
-    model, _, _ = load_model(out, key=new_key)
+    model, *_ = load_model(out, key=new_key)
     reference = golden_state_dict()
     assert all(torch.equal(v, reference[k]) for k, v in model.state_dict().items())
     assert_no_key(out.read_bytes(), model_key, new_key)

@@ -214,8 +214,12 @@ def test_other_files_and_versions():
     with pytest.raises(CheckpointError, match=r"not an \.m2fp file"):
         open_sealed(b"PK\x03\x04" + bytes(100))
     data = bytearray(seal(PAYLOAD))
+    struct.pack_into(">H", data, 8, 3)
+    with pytest.raises(CheckpointError, match=r"unsupported \.m2fp format version 3"):
+        open_sealed(bytes(data))
+    # version 2 is the format with attachments: a file labelled 2 without them is corrupt
     struct.pack_into(">H", data, 8, 2)
-    with pytest.raises(CheckpointError, match=r"unsupported \.m2fp format version 2"):
+    with pytest.raises(IntegrityError, match="attachments"):
         open_sealed(bytes(data))
 
 

@@ -86,6 +86,23 @@ def test_every_get_route_has_a_head_twin_outside_the_schema(tiny_parser):
     assert not any("head" in operations for operations in app.openapi()["paths"].values())
 
 
+async def test_readyz_and_the_start_up_log_say_how_the_model_computes(tiny_model_dir, caplog):
+    caplog.set_level("INFO", logger="m2fp.server.app")
+    app = create_app(tiny_settings(model=tiny_model_dir, device="cpu"))
+    async with app_client(app) as client:
+        ready = (await client.get("/readyz")).json()
+        compute = app_state(app).services.compute
+    assert ready == {
+        "status": "ready",
+        "compute": {"device": "cpu", "engine": "torch", "precision": "fp32", "accuracy": "exact"},
+    }
+    # the queue sized itself from the device (the CPU: one parse at a time, eight waiting)
+    assert (compute["max_concurrency"], compute["max_queue"]) == (1, 8)
+    started = [r.getMessage() for r in caplog.records if "model ready" in r.getMessage()]
+    assert len(started) == 1
+    assert "device cpu, engine torch, precision fp32, accuracy exact" in started[0]
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [("POST", "/api/v1/parse/"), ("GET", "/healthz/"), ("GET", "/api/v1/classes/")],

@@ -244,7 +244,8 @@ def test_no_server_header_version_or_paths_in_any_response(live_server, tiny_mod
 
 def test_readyz_and_healthz(live_server):
     assert httpx.get(live_server.url + "/healthz").json() == {"status": "ok"}
-    assert httpx.get(live_server.url + "/readyz").json() == {"status": "ready"}
+    compute = {"device": "cpu", "engine": "torch", "precision": "fp32", "accuracy": "exact"}
+    assert httpx.get(live_server.url + "/readyz").json() == {"status": "ready", "compute": compute}
 
 
 def test_logs_hold_no_image_bytes_filename_or_client_address(live_server):

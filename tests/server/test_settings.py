@@ -220,3 +220,50 @@ def test_guard_settings_fail_closed_with_one_line(monkeypatch):
     monkeypatch.delenv("M2FP_API_KEY_RATE_LIMIT")
     settings = load_settings()
     assert (settings.api_key_rate_limit, settings.api_keys_required) == ("60/minute", False)
+
+
+def test_compute_defaults_and_variables(monkeypatch):
+    settings = load_settings()
+    assert (settings.device, settings.engine.value, settings.precision.value) == (
+        "auto",
+        "torch",
+        "fp32",
+    )
+    assert (settings.max_concurrency, settings.max_queue) == (None, None)  # from the device
+    monkeypatch.setenv("M2FP_DEVICE", "CUDA:1")
+    monkeypatch.setenv("M2FP_PRECISION", "bf16")
+    settings = load_settings()
+    assert (settings.device, settings.precision.value) == ("cuda:1", "bf16")
+
+
+def test_command_line_flags_override_the_variables(monkeypatch):
+    monkeypatch.setenv("M2FP_ENGINE", "openvino")
+    monkeypatch.setenv("M2FP_PRECISION", "int8")
+    settings = load_settings(engine="torch", precision="fp32", device="cpu")
+    assert (settings.device, settings.engine.value, settings.precision.value) == (
+        "cpu",
+        "torch",
+        "fp32",
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"M2FP_DEVICE": "gpu"}, "invalid M2FP_DEVICE: device must be one of"),
+        ({"M2FP_ENGINE": "tensorrt"}, "invalid M2FP_ENGINE"),
+        ({"M2FP_PRECISION": "int4"}, "invalid M2FP_PRECISION"),
+        ({"M2FP_PRECISION": "int8"}, "M2FP_PRECISION/M2FP_ENGINE: precision int8 runs on"),
+        (
+            {"M2FP_ENGINE": "openvino", "M2FP_DEVICE": "cuda"},
+            "M2FP_ENGINE/M2FP_DEVICE: engine openvino runs on the CPU",
+        ),
+        ({"M2FP_DEVICE": "cpu", "M2FP_PRECISION": "fp16"}, "fp16 needs a CUDA device"),
+    ],
+)
+def test_impossible_compute_is_one_line(monkeypatch, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=message) as info:
+        load_settings()
+    assert "\n" not in str(info.value)

@@ -3,7 +3,8 @@
 Arguments are parsed with the standard library alone (``arguments``); the module of the
 command that runs is imported only then, so ``m2fp --help`` and ``m2fp model keygen`` never
 load torch. Every failure the user can cause ends in one line on stderr and a non-zero exit
-code: 2 for usage errors and missing models, 1 for everything else, 130 on Ctrl-C.
+code: 2 for usage errors (a device, engine or precision that cannot run here too) and missing
+models, 1 for everything else, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import Sequence
 
 from m2fp.cli.arguments import build_parser
 from m2fp.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CLIError
-from m2fp.errors import M2FPError, ModelNotFoundError
+from m2fp.compute_options import ComputeChoiceError
+from m2fp.errors import DeviceUnavailableError, M2FPError, ModelNotFoundError
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -28,7 +30,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         print(f"m2fp: {exc}", file=sys.stderr)
         return exc.code
-    except ModelNotFoundError as exc:
+    except (ModelNotFoundError, ComputeChoiceError, DeviceUnavailableError) as exc:
         print(f"m2fp: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except M2FPError as exc:

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import argparse
 
+from m2fp.cli.compute_arguments import add_compute_arguments
 from m2fp.cli.parse_arguments import add_output_arguments, check_parse_arguments
-from m2fp.defaults import DEFAULT_ALPHA, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
+from m2fp.defaults import (
+    DEFAULT_ALPHA,
+    DEFAULT_CALIBRATION_SCENES,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_MIN_SIZE,
+    DEFAULT_ONNX_OPSET,
+)
 from m2fp.model_location import DEFAULT_HUB_MODEL, HUB_MODELS
 
 KEY_FILE_HELP = "model key file (default: $M2FP_MODEL_KEY_FILE or $M2FP_MODEL_KEY)"
@@ -47,12 +54,7 @@ def _add_parse(commands: argparse._SubParsersAction) -> None:
     parse.add_argument("--min-size", type=_positive, default=DEFAULT_MIN_SIZE)
     parse.add_argument("--max-size", type=_positive, default=DEFAULT_MAX_SIZE)
     parse.add_argument("--alpha", type=_fraction, default=DEFAULT_ALPHA, help="overlay opacity")
-    parse.add_argument(
-        "--precision",
-        choices=["fp32", "bf16"],
-        default="fp32",
-        help="fp32: exact (default); bf16: faster on CPUs with native bf16 (see BENCHMARKS.md)",
-    )
+    add_compute_arguments(parse, batch=True)
     parse.add_argument(
         "--flip",
         action="store_true",
@@ -70,6 +72,7 @@ def _add_model(commands: argparse._SubParsersAction) -> None:
     )
     info.add_argument("path", nargs="?", help=MODEL_HELP)
     info.add_argument("--key-file", help=KEY_FILE_HELP)
+    add_compute_arguments(info)
     info.set_defaults(handler="model_commands:info")
 
     download = model_commands.add_parser("download", help="fetch the official ModelScope files")
@@ -112,6 +115,37 @@ def _add_model(commands: argparse._SubParsersAction) -> None:
     rekey.add_argument("--out", required=True, help="the new .m2fp file to create")
     rekey.set_defaults(handler="model_commands:rekey")
 
+    export = model_commands.add_parser(
+        "export",
+        help="convert the network once: an ONNX file, or the OpenVINO package the openvino "
+        "engine loads (beside the weights, or inside a new .m2fp file)",
+    )
+    export.add_argument("path", nargs="?", help=MODEL_HELP)
+    export.add_argument("--format", choices=["onnx", "openvino"], required=True)
+    export.add_argument(
+        "--out",
+        help="onnx: the .onnx file (required); openvino: default MODEL_DIR/openvino_<precision>"
+        ".ovpkg, where the loader looks; for an encrypted model a new .m2fp file (required)",
+    )
+    export.add_argument("--key-file", help=KEY_FILE_HELP)
+    export.add_argument(
+        "--precision",
+        choices=["fp32", "int8"],
+        default="fp32",
+        help="openvino: fp32 (exact, default) or int8 (an approximation: the backbone "
+        "quantised, calibrated on drawn scenes)",
+    )
+    export.add_argument(
+        "--opset", type=_positive, default=DEFAULT_ONNX_OPSET, help="onnx: opset (>= 17)"
+    )
+    export.add_argument(
+        "--calibration",
+        type=_positive,
+        default=DEFAULT_CALIBRATION_SCENES,
+        help=f"int8: drawn calibration scenes (default {DEFAULT_CALIBRATION_SCENES})",
+    )
+    export.set_defaults(handler="export_command:export")
+
 
 def _add_serve(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="run the web service (REST API and WebUI)")
@@ -119,6 +153,7 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=_port, default=8000)
     serve.add_argument("--key-file", help=KEY_FILE_HELP)
+    add_compute_arguments(serve, from_environment=True)
     serve.set_defaults(handler="serve_command:serve")
 
 

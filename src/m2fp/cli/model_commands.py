@@ -4,25 +4,51 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from m2fp.cli.errors import EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import model_path, required_key
-from m2fp.loader import open_model
+from m2fp.compute_options import Precision
+from m2fp.compute_report import compute_report
+from m2fp.engines.openvino_package import attachment_name, package_file_name, packages_beside
+from m2fp.loader import open_model, openvino_package
+from m2fp.parser_options import ParserOptions
 from m2fp.protection.keys import key_id, read_key_file
 
 
-def _print_report(path: Path, key: bytes | None) -> None:
-    """Open (and so check) the model, then print what it is."""
+def _print_report(path: Path, key: bytes | None, options: ParserOptions | None = None) -> None:
+    """Open (and so check) the model, then print what it is, the OpenVINO packages that
+    travel with it and, with ``options``, what they mean on this machine."""
     with open_model(path, key=key) as weights:
-        print(json.dumps(weights.describe(), indent=2))
+        report = weights.describe()
+        packages = {}
+        for precision in (Precision.FP32, Precision.INT8):
+            package = openvino_package(path, weights, precision)
+            if package is not None:
+                where = (
+                    f"attachment {attachment_name(precision.value)}"
+                    if path.is_file()
+                    else package_file_name(precision.value)
+                )
+                packages[precision.value] = {
+                    **package.describe(),
+                    "where": where,
+                    "matches_weights": package.weights_sha256 == weights.sha256,
+                }
+        report["openvino_packages"] = packages
+    if options is not None:
+        report["compute"] = compute_report(options)
+    print(json.dumps(report, indent=2))
 
 
 def info(args: argparse.Namespace) -> int:
-    """Config, parameters, classes and sha256, after checking the weights fit the network."""
+    """Config, parameters, classes and sha256, after checking the weights fit the network;
+    the OpenVINO packages it has; what --device/--engine/--precision mean here."""
+    options = ParserOptions(device=args.device, engine=args.engine, precision=args.precision)
     path = model_path(args.path)
     key = required_key(args.key_file) if path.is_file() else None
-    _print_report(path, key)
+    _print_report(path, key, options)
     return 0
 
 
@@ -36,14 +62,23 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def encrypt(args: argparse.Namespace) -> int:
+    """The directory's weights, and the OpenVINO packages exported beside them (re-stamped
+    for the re-serialised weights they now belong to), in one new ``.m2fp`` file."""
     # the cipher needs the crypto extra: imported only when encrypting
-    from m2fp.protection.convert import encrypt_model_dir
+    from m2fp.protection.convert import encrypt_payload, model_dir_payload
 
     key = required_key(args.key_file)
-    header = encrypt_model_dir(Path(args.dir), key=key, out=Path(args.out))
+    model_dir = Path(args.dir)
+    payload = model_dir_payload(model_dir)
+    attachments = {
+        attachment_name(precision): replace(package, weights_sha256=payload.sha256).to_bytes()
+        for precision, package in packages_beside(model_dir, payload.source_sha256).items()
+    }
+    header = encrypt_payload(payload, key=key, out=Path(args.out), attachments=attachments)
+    carried = f", with {', '.join(attachments)}" if attachments else ""
     print(
         f"encrypted to {args.out}: key id {header.key_id}, {header.chunk_count} chunk(s), "
-        f"weights sha256 {header.plaintext_sha256}"
+        f"weights sha256 {header.plaintext_sha256}{carried}"
     )
     return 0
 

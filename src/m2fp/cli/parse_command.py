@@ -16,6 +16,7 @@ from typing import Any
 from PIL import Image
 from tqdm import tqdm
 
+from m2fp.cli.batching import parse_in_batches
 from m2fp.cli.errors import EXIT_FAILED, EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import key_for, model_path
 from m2fp.cli.parse_inputs import IncompleteFrameError, Item, collect, frames, watch
@@ -51,6 +52,9 @@ def parse(args: argparse.Namespace) -> int:
             max_size=args.max_size,
             precision=args.precision,
             flip=args.flip,
+            device=args.device,
+            engine=args.engine,
+            batch_size=args.batch_size,
         ),
         key=key_for(path, args.key_file),
     )
@@ -60,11 +64,14 @@ def parse(args: argparse.Namespace) -> int:
         raise CLIError(str(exc), EXIT_USAGE) from None
     out_dir.mkdir(parents=True, exist_ok=True)
     run = Run(parser, plan, out_dir, skip_existing=args.skip_existing)
-    if args.watch is not None:
-        return run.watching(Path(args.watch), recursive=args.recursive)
-    if args.frames is not None:
-        return run.frames(args.frames)
-    return run.all(items)
+    try:
+        if args.watch is not None:
+            return run.watching(Path(args.watch), recursive=args.recursive)
+        if args.frames is not None:
+            return run.frames(args.frames)
+        return run.all(items)
+    finally:
+        parser.release_device_memory()
 
 
 def _request(args: argparse.Namespace) -> OutputRequest:
@@ -117,27 +124,49 @@ class Run:
         """New images in ``directory`` until Ctrl-C, which ends the run cleanly."""
         progress = tqdm(unit="image", file=sys.stderr)
         try:
-            self._each(watch(directory, recursive=recursive, out_dir=self.out_dir), progress)
+            # one at a time: a new file is parsed at once, not when more arrive
+            self._each(
+                watch(directory, recursive=recursive, out_dir=self.out_dir),
+                progress,
+                batch_size=1,
+            )
         except KeyboardInterrupt:
             progress.close()
             print(f"m2fp: stopped watching {directory}", file=sys.stderr)
         return EXIT_FAILED if self.failures else 0
 
-    def _each(self, items: Iterable[Item], progress: tqdm) -> None:
+    def _each(
+        self, items: Iterable[Item], progress: tqdm, *, batch_size: int | None = None
+    ) -> None:
+        """Parse ``items`` in batches (``parser.batch_size`` unless given), each reported as
+        it is written; items whose outputs exist are skipped (``--skip-existing``)."""
         try:
-            for item in items:
-                self._one(item, progress)
+            todo = (item for item in items if not self._skipped(item, progress))
+            started = time.perf_counter()
+            batches = parse_in_batches(self.parser, todo, self._picture, batch_size=batch_size)
+            for item, outcome in batches:
+                self._one(item, outcome, progress, started)
                 progress.update()
+                started = time.perf_counter()
         finally:
             progress.close()
 
-    def _one(self, item: Item, progress: tqdm) -> None:
-        if self.skip_existing and self.plan.done(self.out_dir, item.stem):
-            _report({"image": item.name, "status": "skipped"})
-            return
-        started = time.perf_counter()
+    def _skipped(self, item: Item, progress: tqdm) -> bool:
+        if not (self.skip_existing and self.plan.done(self.out_dir, item.stem)):
+            return False
+        _report({"image": item.name, "status": "skipped"})
+        progress.update()
+        return True
+
+    def _one(
+        self, item: Item, outcome: ParsingResult | M2FPError, progress: tqdm, started: float
+    ) -> None:
+        """Write and report one item; ``started``: when its batch (or the previous item's
+        report) began, so ``seconds`` add up to the run."""
         try:
-            result = self._parse(item)
+            if isinstance(outcome, M2FPError):
+                raise outcome
+            result = outcome
             files = self.plan.render(result, item.name, item.stem)
         except M2FPError as exc:
             self.failures += 1
@@ -145,7 +174,7 @@ class Run:
             _report({"image": item.name, "status": "failed", "error": str(exc)})
             return
         persons = len(result.persons)
-        del result
+        del result, outcome
         commit(self.out_dir, files)
         _report(
             {
@@ -159,12 +188,13 @@ class Run:
         # this process owns its heap: hand the activations and masks back between images
         release_free_memory()
 
-    def _parse(self, item: Item) -> ParsingResult:
+    def _picture(self, item: Item) -> Image.Image:
+        """The item's upright RGB image (a frame is one already)."""
         if item.frame is not None:
             assert item.size is not None
-            return self.parser.parse_upright(Image.frombytes("RGB", item.size, item.frame))
+            return Image.frombytes("RGB", item.size, item.frame)
         assert item.path is not None
-        return self.parser(item.path)
+        return self.parser.load_image(item.path)
 
 
 def _report(line: dict[str, Any]) -> None:

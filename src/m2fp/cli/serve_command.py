@@ -17,7 +17,13 @@ from m2fp.server.settings import SettingsError, load_settings
 def serve(args: argparse.Namespace) -> int:
     bound_heap_growth()  # before the model and the threads allocate anything
     try:
-        settings = load_settings(model=str(model_path(args.model)), model_key_file=args.key_file)
+        settings = load_settings(
+            model=str(model_path(args.model)),
+            model_key_file=args.key_file,
+            device=args.device,
+            engine=args.engine,
+            precision=args.precision,
+        )
     except SettingsError as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None
     try:

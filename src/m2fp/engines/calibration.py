@@ -14,9 +14,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
+from m2fp.defaults import DEFAULT_CALIBRATION_SCENES
+from m2fp.processing.centre_pad import centre_pad
 from m2fp.processing.preprocess import resize, to_input_tensor
 
-DEFAULT_SCENES = 32
+DEFAULT_SCENES = DEFAULT_CALIBRATION_SCENES
 DEFAULT_SEED = 20261201
 # landscape and portrait photos, as people upload them (width, height)
 SCENE_SIZES = ((960, 640), (640, 960), (1024, 768), (768, 1024), (1280, 720))
@@ -106,14 +108,19 @@ def calibration_inputs(
     min_size: int,
     max_size: int,
     seed: int = DEFAULT_SEED,
+    single_person_size: tuple[int, int] | None = None,
 ) -> list[torch.Tensor]:
     """``count`` scenes as network inputs (1x3xHxW, normalised, padded to 32), exactly as
-    HumanParser would prepare photos of those sizes."""
+    HumanParser would prepare photos of those sizes: resized to ``min_size``/``max_size``
+    (multi-person), or centred in the single-person model's fixed (width, height) input."""
     if count < 1:
         raise ValueError("count must be at least 1")
-    return [
-        to_input_tensor(
-            resize(calibration_scene(i, seed=seed), min_size, max_size), pixel_mean, pixel_std, 32
-        )
-        for i in range(count)
-    ]
+    inputs = []
+    for index in range(count):
+        scene = calibration_scene(index, seed=seed)
+        if single_person_size is None:
+            image = resize(scene, min_size, max_size)
+        else:
+            image = centre_pad(scene, *single_person_size).image
+        inputs.append(to_input_tensor(image, pixel_mean, pixel_std, 32))
+    return inputs

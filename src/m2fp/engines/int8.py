@@ -19,11 +19,13 @@ without VNNI (NNCF's overflow fix beyond the first layer): none lowered the res5
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
 from m2fp.engines.openvino_package import OpenVINOPackage, ir_to_bytes
+from m2fp.errors import MissingExtraError
 
 STEM_CONVOLUTIONS = 3  # DeepLabStem: three 3x3 convs, the first ones in the backbone graph
 DEFAULT_SMOOTH_QUANT_ALPHA = 0.95
@@ -33,7 +35,7 @@ def _nncf():
     try:
         import nncf
     except ImportError as exc:
-        raise ImportError(
+        raise MissingExtraError(
             "int8 quantisation needs the optional packages: pip install 'm2fp[int8]'"
         ) from exc
     return nncf
@@ -94,6 +96,7 @@ def quantize_package(
     *,
     smooth_quant_alpha: float | None = DEFAULT_SMOOTH_QUANT_ALPHA,
     keep_stem_fp32: bool = True,
+    calibration_note: Mapping[str, Any] | None = None,
 ) -> OpenVINOPackage:
     """The int8 package of an fp32 package: its backbone quantised, its head as it was.
 
@@ -101,6 +104,8 @@ def quantize_package(
         package: an fp32 package (``convert_fp32``).
         calibration: network inputs, e.g. ``calibration_inputs(...)``.
         smooth_quant_alpha, keep_stem_fp32: see ``quantize_backbone_graph``.
+        calibration_note: what ``calibration`` is (e.g. the scenes and seed), recorded in the
+            package with the quantisation options.
     """
     if package.precision != "fp32":
         raise ValueError("quantise an fp32 package")
@@ -114,4 +119,11 @@ def quantize_package(
         precision="int8",
         parts={"backbone": ir_to_bytes(backbone), "head": package.parts["head"]},
         openvino_version=package.openvino_version,
+        weights_sha256=package.weights_sha256,
+        calibration={
+            **(calibration_note or {}),
+            "inputs": len(calibration),
+            "smooth_quant_alpha": smooth_quant_alpha,
+            "stem_fp32": keep_stem_fp32,
+        },
     )

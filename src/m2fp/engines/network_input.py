@@ -17,6 +17,11 @@ BATCH = 1
 SIDE_MIN, SIDE_MAX = 2 * SIZE_DIVISIBILITY, 4096
 
 
+def fits_exported(height: int, width: int) -> bool:
+    """Whether an input of this padded size is one the exported graphs compute correctly."""
+    return SIDE_MIN <= height <= SIDE_MAX and SIDE_MIN <= width <= SIDE_MAX
+
+
 def check_network_input(images: torch.Tensor) -> tuple[int, int]:
     """Return (H, W) of a valid exported-engine input.
 
@@ -31,7 +36,7 @@ def check_network_input(images: torch.Tensor) -> tuple[int, int]:
     height, width = int(images.shape[2]), int(images.shape[3])
     if height % SIZE_DIVISIBILITY or width % SIZE_DIVISIBILITY:
         raise ValueError(f"network input sides must be multiples of {SIZE_DIVISIBILITY}")
-    if not (SIDE_MIN <= height <= SIDE_MAX and SIDE_MIN <= width <= SIDE_MAX):
+    if not fits_exported(height, width):
         raise ValueError(
             f"network input sides must be within {SIDE_MIN}-{SIDE_MAX} for this engine, "
             f"not {height}x{width}; use the torch engine"

@@ -13,12 +13,16 @@ zero-padded so H and W are multiples of 32, sides 64-4096); outputs ``class_logi
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+from m2fp.defaults import DEFAULT_ONNX_OPSET
 from m2fp.engines.export import Sampler, export_network
+from m2fp.errors import MissingExtraError
 from m2fp.modeling.m2fp import M2FP
+from m2fp.whole_file import PRIVATE, new_file
 
 MIN_OPSET = 17
-DEFAULT_OPSET = 18
+DEFAULT_OPSET = DEFAULT_ONNX_OPSET
 INPUT_NAMES = ("images",)
 OUTPUT_NAMES = ("class_logits", "mask_logits")
 
@@ -35,7 +39,7 @@ def export_onnx(model: M2FP, *, opset: int = DEFAULT_OPSET) -> bytes:
     try:
         import onnxscript  # noqa: F401  (torch's exporter needs it)
     except ImportError as exc:
-        raise ImportError(
+        raise MissingExtraError(
             "ONNX export needs the optional packages: pip install 'm2fp[onnx]'"
         ) from exc
     import torch
@@ -51,9 +55,15 @@ def export_onnx(model: M2FP, *, opset: int = DEFAULT_OPSET) -> bytes:
     return program.model_proto.SerializeToString()
 
 
-def write_onnx(model: M2FP, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET) -> None:
-    """Export to ``path`` (created with mode 0600: it holds the weights in plaintext)."""
+def write_onnx(model: M2FP, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET) -> int:
+    """Export to a new file ``path`` (mode 0600: it holds the weights in plaintext).
+
+    Returns: its size in bytes.
+
+    Raises:
+        CheckpointError: ``path`` exists or cannot be written (``m2fp.whole_file``).
+    """
     data = export_onnx(model, opset=opset)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
+    with new_file(Path(path), mode=PRIVATE) as handle:
         handle.write(data)
+    return len(data)

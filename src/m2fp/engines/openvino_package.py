@@ -9,7 +9,8 @@ through memory only (``memfd`` files and ``Core.read_model(model=..., weights=Te
 through a plaintext file on disk.
 
 Layout: ``MAGIC``, the header length (8 bytes, little-endian), a JSON header (``format``,
-``precision``, ``openvino`` version, and per part its ``name`` and xml/bin lengths), then each
+``precision``, ``openvino`` version, the ``weights_sha256`` it was converted from, how an int8
+backbone was ``calibration``-ed, and per part its ``name`` and xml/bin lengths), then each
 part's xml and bin bytes in header order. Nothing is unpickled and every length is checked.
 """
 
@@ -21,26 +22,57 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from m2fp.errors import CheckpointError
+from m2fp.errors import CheckpointError, MissingExtraError
 
 MAGIC = b"M2FPOVP1"
+# where a package travels with its weights: a file in the model directory, or an attachment
+# of the .m2fp envelope (m2fp.protection.envelope)
+PACKAGE_SUFFIX = ".ovpkg"
 FORMAT = 1
 MAX_HEADER = 1 << 16
 PRECISIONS = ("fp32", "int8")
 PARTS = ("backbone", "head")
 
 
+OPENVINO_MISSING = "the OpenVINO engine needs the optional package: pip install 'm2fp[openvino]'"
+
+
 def _openvino():
     try:
         import openvino
     except ImportError as exc:
-        raise ImportError(
-            "the OpenVINO engine needs the optional package: pip install 'm2fp[openvino]'"
-        ) from exc
+        raise MissingExtraError(OPENVINO_MISSING) from exc
     return openvino
+
+
+def attachment_name(precision: str) -> str:
+    """The envelope attachment holding the package of ``precision`` (``fp32``, ``int8``)."""
+    return f"openvino_{getattr(precision, 'value', precision)}"
+
+
+def package_file_name(precision: str) -> str:
+    """The file in a model directory holding the package of ``precision``."""
+    return attachment_name(precision) + PACKAGE_SUFFIX
+
+
+def packages_beside(model_dir: Path, weights_sha256: str) -> dict[str, OpenVINOPackage]:
+    """The packages exported into a model directory (precision -> package), each checked to
+    belong to the weights with this digest.
+
+    Raises:
+        CheckpointError: one does not parse, or belongs to other weights.
+    """
+    packages = {}
+    for precision in PRECISIONS:
+        path = model_dir / package_file_name(precision)
+        if path.is_file():
+            package = OpenVINOPackage.from_bytes(path.read_bytes())
+            packages[precision] = package.check(precision, weights_sha256)
+    return packages
 
 
 def _read_fd(fd: int) -> bytes:
@@ -95,11 +127,16 @@ class OpenVINOPackage:
         precision: ``fp32`` (exact) or ``int8`` (the backbone quantised, an approximation).
         parts: part name -> (IR xml, IR bin).
         openvino_version: the OpenVINO that converted it (IR is read by the same or newer).
+        weights_sha256: the sha256 of the weights it was converted from (``ModelWeights``),
+            so that a package is never run beside other weights; None if unknown.
+        calibration: for int8, how the backbone was calibrated (scenes, seed, options).
     """
 
     precision: str
     parts: Mapping[str, tuple[bytes, bytes]]
     openvino_version: str
+    weights_sha256: str | None = None
+    calibration: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -108,11 +145,54 @@ class OpenVINOPackage:
             raise ValueError(f"a package holds the graphs {PARTS}, in that order")
 
     @classmethod
-    def from_models(cls, precision: str, models: Mapping[str, object]) -> OpenVINOPackage:
+    def from_models(
+        cls,
+        precision: str,
+        models: Mapping[str, object],
+        *,
+        weights_sha256: str | None = None,
+        calibration: Mapping[str, Any] | None = None,
+    ) -> OpenVINOPackage:
         """Serialise ``openvino.Model`` graphs (name -> model) into a package."""
         ov = _openvino()
         parts = {name: ir_to_bytes(model) for name, model in models.items()}
-        return cls(precision=precision, parts=parts, openvino_version=ov.get_version())
+        return cls(
+            precision=precision,
+            parts=parts,
+            openvino_version=ov.get_version(),
+            weights_sha256=weights_sha256,
+            calibration=calibration,
+        )
+
+    def check(self, precision: str, weights_sha256: str | None) -> OpenVINOPackage:
+        """This package, if it is ``precision``'s and was converted from the weights with
+        this digest (when both digests are known).
+
+        Raises:
+            CheckpointError: another precision, or converted from other weights.
+        """
+        if self.precision != precision:
+            raise CheckpointError(
+                f"the OpenVINO package is {self.precision}, not {precision}; export the "
+                f"{precision} package ('m2fp model export --format openvino --precision "
+                f"{precision}')"
+            )
+        if weights_sha256 and self.weights_sha256 and self.weights_sha256 != weights_sha256:
+            raise CheckpointError(
+                "the OpenVINO package was converted from other weights; export it again "
+                "('m2fp model export --format openvino')"
+            )
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        """Public facts for ``m2fp model info``: everything but the graphs."""
+        return {
+            "precision": self.precision,
+            "openvino": self.openvino_version,
+            "weights_sha256": self.weights_sha256,
+            "calibration": dict(self.calibration) if self.calibration else None,
+            "bytes": sum(len(xml) + len(weights) for xml, weights in self.parts.values()),
+        }
 
     def models(self) -> dict[str, object]:
         """The graphs as ``openvino.Model`` objects, read from memory."""
@@ -123,6 +203,8 @@ class OpenVINOPackage:
             "format": FORMAT,
             "precision": self.precision,
             "openvino": self.openvino_version,
+            "weights_sha256": self.weights_sha256,
+            "calibration": dict(self.calibration) if self.calibration else None,
             "parts": [
                 {"name": name, "xml": len(xml), "bin": len(weights)}
                 for name, (xml, weights) in self.parts.items()
@@ -154,6 +236,11 @@ class OpenVINOPackage:
                 raise CheckpointError(f"OpenVINO package format {header['format']} unsupported")
             spans = [(p["name"], int(p["xml"]), int(p["bin"])) for p in header["parts"]]
             precision, version = str(header["precision"]), str(header["openvino"])
+            weights_sha256, calibration = header.get("weights_sha256"), header.get("calibration")
+            if weights_sha256 is not None and not isinstance(weights_sha256, str):
+                raise TypeError("weights_sha256")
+            if calibration is not None and not isinstance(calibration, dict):
+                raise TypeError("calibration")
         except (ValueError, KeyError, TypeError) as exc:
             raise CheckpointError("OpenVINO package: malformed header") from exc
         offset, parts = start + size, {}
@@ -167,6 +254,12 @@ class OpenVINOPackage:
         if offset != len(view):
             raise CheckpointError("OpenVINO package: unexpected trailing bytes")
         try:
-            return cls(precision=precision, parts=parts, openvino_version=version)
+            return cls(
+                precision=precision,
+                parts=parts,
+                openvino_version=version,
+                weights_sha256=weights_sha256,
+                calibration=calibration,
+            )
         except ValueError as exc:
             raise CheckpointError(f"OpenVINO package: {exc}") from exc

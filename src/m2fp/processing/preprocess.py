@@ -42,12 +42,16 @@ def to_input_tensor(
     pixel_std: torch.Tensor,
     size_divisibility: int,
 ) -> torch.Tensor:
-    """A resized RGB image as a normalised 1x3xHpxWp tensor, zero-padded to the divisibility.
+    """A resized RGB image as a normalised 1x3xHpxWp tensor, zero-padded to the divisibility,
+    on the device of ``pixel_mean``.
 
-    Padding comes after normalisation, so padded pixels are 0 in the normalised frame.
+    Padding comes after normalisation, so padded pixels are 0 in the normalised frame. The
+    image crosses to the device as uint8 (a quarter of the float32 bytes) and is normalised
+    there.
     """
     array = np.array(image, dtype=np.uint8)
-    tensor = torch.from_numpy(array).permute(2, 0, 1).float()
+    uint8 = torch.from_numpy(array).to(pixel_mean.device)
+    tensor = uint8.permute(2, 0, 1).float()
     tensor = (tensor - pixel_mean) / pixel_std
     height, width = tensor.shape[-2:]
     pad_h = -height % size_divisibility

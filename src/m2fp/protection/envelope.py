@@ -6,9 +6,16 @@ Layout (integers big-endian)::
     version      u16       FORMAT_VERSION
     header_len   u32       length of the header JSON
     header       JSON      cipher, kdf, salt, chunk_size, key_id, payload, plaintext_size,
-                           plaintext_sha256, model (the ModelScope ``model`` config section)
+                           plaintext_sha256, model (the ModelScope ``model`` config section),
+                           attachments (version 2 only: name, size, sha256 of each)
     chunk 0..n-1           ciphertext || 16-byte tag; every chunk holds ``chunk_size`` bytes of
                            plaintext except the last (one empty chunk for an empty payload)
+
+The plaintext is the safetensors weights (``plaintext_size`` bytes, ``plaintext_sha256``: the
+weights' pin), then each attachment in header order: converted forms of the same network,
+such as the OpenVINO package (``m2fp.engines.openvino_package``), so that they too stay
+encrypted at rest. A file with attachments is version 2 (an m2fp that reads version 1 only
+refuses it plainly); one without stays version 1.
 
 Each file has its own AES-256 key, HKDF-SHA256(model key, salt), so the 96-bit nonce of chunk
 i can simply be i. The AAD of chunk i is the whole prefix and header || u64 i || u8 final:
@@ -24,6 +31,7 @@ import binascii
 import hashlib
 import json
 import os
+import re
 import struct
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -47,6 +55,10 @@ except ModuleNotFoundError as exc:  # the optional extra is missing
 
 MAGIC = b"M2FPENC\x00"
 FORMAT_VERSION = 1
+ATTACHMENTS_VERSION = 2  # the format version of files with attachments
+VERSIONS = (FORMAT_VERSION, ATTACHMENTS_VERSION)
+ATTACHMENT_NAME = re.compile(r"[a-z0-9_]{1,64}")
+MAX_ATTACHMENTS = 8
 PREFIX = struct.Struct(">8sHI")
 CIPHER = "AES-256-GCM"
 KDF = "HKDF-SHA256"
@@ -62,6 +74,24 @@ HKDF_INFO = b"m2fp envelope v1 file key"
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A named section of the plaintext after the weights.
+
+    Attributes:
+        name: lower-case letters, digits and ``_`` (e.g. ``openvino_fp32``).
+        size: its length in bytes.
+        sha256: hex digest of its bytes, checked when decrypted.
+    """
+
+    name: str
+    size: int
+    sha256: str
+
+    def document(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
 class Header:
     """The authenticated header of a ``.m2fp`` file.
 
@@ -73,6 +103,7 @@ class Header:
         plaintext_sha256: hex digest of the safetensors payload.
         config: the ModelScope ``model`` config section.
         raw: prefix and header JSON exactly as stored; part of every chunk's AAD.
+        attachments: the sections after the weights, in order.
     """
 
     chunk_size: int
@@ -82,30 +113,49 @@ class Header:
     plaintext_sha256: str
     config: dict[str, Any]
     raw: bytes
+    attachments: tuple[Attachment, ...] = ()
+
+    @property
+    def total_size(self) -> int:
+        """Plaintext bytes of the whole file: the weights and every attachment."""
+        return self.plaintext_size + sum(a.size for a in self.attachments)
 
     @property
     def chunk_count(self) -> int:
-        return max(1, -(-self.plaintext_size // self.chunk_size))
+        return max(1, -(-self.total_size // self.chunk_size))
 
     def chunk_length(self, index: int) -> int:
         """Plaintext bytes in chunk ``index``."""
-        return min(self.chunk_size, self.plaintext_size - index * self.chunk_size)
+        return min(self.chunk_size, self.total_size - index * self.chunk_size)
 
     @property
     def file_size(self) -> int:
-        return len(self.raw) + self.plaintext_size + self.chunk_count * TAG_BYTES
+        return len(self.raw) + self.total_size + self.chunk_count * TAG_BYTES
+
+    def sections(self) -> list[tuple[str, int, int, str]]:
+        """(name, start, stop, sha256) of the weights (name ``weights``) and each attachment,
+        as offsets into the plaintext."""
+        spans = [("weights", 0, self.plaintext_size, self.plaintext_sha256)]
+        offset = self.plaintext_size
+        for attachment in self.attachments:
+            spans.append((attachment.name, offset, offset + attachment.size, attachment.sha256))
+            offset += attachment.size
+        return spans
 
     def describe(self) -> dict[str, Any]:
         """The public facts about the file, for ``m2fp model info``."""
-        return {
+        report = {
             "format": "m2fp",
-            "format_version": FORMAT_VERSION,
+            "format_version": ATTACHMENTS_VERSION if self.attachments else FORMAT_VERSION,
             "cipher": CIPHER,
             "key_id": self.key_id,
             "chunk_size": self.chunk_size,
             "chunks": self.chunk_count,
             "file_bytes": self.file_size,
         }
+        if self.attachments:
+            report["attachments"] = [{"name": a.name, "bytes": a.size} for a in self.attachments]
+        return report
 
 
 def new_header(
@@ -115,8 +165,10 @@ def new_header(
     plaintext_size: int,
     plaintext_sha256: str,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    attachments: tuple[Attachment, ...] = (),
 ) -> Header:
-    """A header for a new file (fresh salt) encrypted under ``key``."""
+    """A header for a new file (fresh salt) encrypted under ``key``; with ``attachments``
+    after the weights, a version-2 file."""
     if not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
         raise ValueError(f"chunk_size must be in [{MIN_CHUNK_SIZE}, {MAX_CHUNK_SIZE}]")
     salt = os.urandom(SALT_BYTES)
@@ -131,8 +183,12 @@ def new_header(
         "plaintext_sha256": plaintext_sha256,
         "model": config,
     }
+    version = FORMAT_VERSION
+    if attachments:
+        document["attachments"] = [a.document() for a in attachments]
+        version = ATTACHMENTS_VERSION
     body = json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    raw = PREFIX.pack(MAGIC, FORMAT_VERSION, len(body)) + body
+    raw = PREFIX.pack(MAGIC, version, len(body)) + body
     return _parse_header(raw)
 
 
@@ -156,9 +212,10 @@ def _parse_header(raw: bytes) -> Header:
     magic, version, length = PREFIX.unpack_from(raw)
     if magic != MAGIC:
         raise CheckpointError("not an .m2fp file")
-    if version != FORMAT_VERSION:
+    if version not in VERSIONS:
         raise CheckpointError(
-            f"unsupported .m2fp format version {version} (this m2fp reads {FORMAT_VERSION})"
+            f"unsupported .m2fp format version {version} (this m2fp reads "
+            f"{' and '.join(map(str, VERSIONS))})"
         )
     if len(raw) != PREFIX.size + length:
         raise _corrupt("length")
@@ -185,8 +242,11 @@ def _parse_header(raw: bytes) -> Header:
     if len(salt) != SALT_BYTES:
         raise _corrupt("salt length")
     digest = _field(document, "plaintext_sha256", str)
-    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+    if not _is_digest(digest):
         raise _corrupt("plaintext_sha256 is not a sha256 hex digest")
+    attachments = _attachments(document) if version == ATTACHMENTS_VERSION else ()
+    if version == FORMAT_VERSION and "attachments" in document:
+        raise _corrupt("attachments in a version-1 file")
     return Header(
         chunk_size=chunk_size,
         key_id=_field(document, "key_id", str),
@@ -195,7 +255,33 @@ def _parse_header(raw: bytes) -> Header:
         plaintext_sha256=digest,
         config=_field(document, "model", dict),
         raw=raw,
+        attachments=attachments,
     )
+
+
+def _is_digest(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def _attachments(document: dict[str, Any]) -> tuple[Attachment, ...]:
+    entries = _field(document, "attachments", list)
+    if not 1 <= len(entries) <= MAX_ATTACHMENTS:
+        raise _corrupt("attachments")
+    attachments = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise _corrupt("attachments")
+        name, size, digest = (
+            _field(entry, "name", str),
+            _field(entry, "size", int),
+            _field(entry, "sha256", str),
+        )
+        if not ATTACHMENT_NAME.fullmatch(name) or size < 0 or not _is_digest(digest):
+            raise _corrupt("attachments")
+        attachments.append(Attachment(name=name, size=size, sha256=digest))
+    if len({a.name for a in attachments}) != len(attachments):
+        raise _corrupt("attachments")
+    return tuple(attachments)
 
 
 def read_header(stream: BinaryIO, *, file_size: int) -> Header:
@@ -259,12 +345,32 @@ def chunk_aad(header: Header, index: int, *, final: bool) -> bytes:
     return header.raw + struct.pack(">QB", index, final)
 
 
-def split_payload(header: Header, payload: bytes | bytearray) -> Iterator[memoryview]:
-    """``payload`` as the chunks ``header`` describes (views, no copies)."""
-    view = memoryview(payload)
-    for index in range(header.chunk_count):
-        start = index * header.chunk_size
-        yield view[start : start + header.chunk_length(index)]
+def split_payload(header: Header, *pieces: bytes | bytearray | memoryview) -> Iterator[memoryview]:
+    """The plaintext ``pieces`` (the weights, then each attachment) as the chunks ``header``
+    describes: views where a chunk lies inside one piece; a chunk that spans two is joined in
+    one reused buffer, wiped at the end (each view is valid until the next chunk)."""
+    joined = bytearray(header.chunk_size)
+    filled = index = 0
+    try:
+        for piece in pieces:
+            view = memoryview(piece).cast("B")
+            while len(view):
+                want = header.chunk_length(index) - filled
+                take, view = view[:want], view[want:]
+                if filled == 0 and len(take) == want:
+                    yield take  # the whole chunk inside this piece
+                else:
+                    joined[filled : filled + len(take)] = take
+                    filled += len(take)
+                    if filled < header.chunk_length(index):
+                        continue
+                    yield memoryview(joined)[:filled]
+                    filled = 0
+                index += 1
+        if header.total_size == 0:
+            yield memoryview(b"")  # one empty chunk for an empty payload
+    finally:
+        wipe(joined)
 
 
 def encrypt_chunks(
@@ -301,7 +407,8 @@ def decrypt_chunks(stream: BinaryIO, header: Header, key: bytes) -> Iterator[mem
     """Verify and decrypt the chunks that follow the header, one at a time.
 
     Yields views into one reused buffer (valid until the next chunk; zeroed at the end).
-    After the last chunk the sha256 of all plaintext is checked against the header.
+    After the last chunk the sha256 of the weights and of each attachment is checked against
+    the header.
 
     Raises:
         ModelKeyError: the key is not the file's key.
@@ -310,7 +417,9 @@ def decrypt_chunks(stream: BinaryIO, header: Header, key: bytes) -> Iterator[mem
     check_key(header, key)
     cipher = _file_cipher(key, header.salt)
     plain = bytearray(header.chunk_size)
-    digest = hashlib.sha256()
+    sections = [
+        (name, start, stop, hashlib.sha256(), d) for name, start, stop, d in header.sections()
+    ]
     count = header.chunk_count
     try:
         for index in range(count):
@@ -328,12 +437,18 @@ def decrypt_chunks(stream: BinaryIO, header: Header, key: bytes) -> Iterator[mem
                     f"the .m2fp file was modified or corrupted "
                     f"(chunk {index + 1} of {count} failed authentication)"
                 ) from None
-            digest.update(view)
+            offset = index * header.chunk_size
+            for _, start, stop, digest, _ in sections:
+                low, high = max(start, offset), min(stop, offset + length)
+                if low < high:
+                    digest.update(view[low - offset : high - offset])
             yield view
         if stream.read(1):
             raise IntegrityError("the .m2fp file has unexpected bytes after its end")
-        if digest.hexdigest() != header.plaintext_sha256:
-            raise IntegrityError("the decrypted weights do not match the sha256 in the header")
+        for name, _, _, digest, expected in sections:
+            if digest.hexdigest() != expected:
+                what = "weights do" if name == "weights" else f"attachment {name} does"
+                raise IntegrityError(f"the decrypted {what} not match the sha256 in the header")
     finally:
         wipe(plain)
 
@@ -343,7 +458,8 @@ def decrypted_payload(
     path: Path, key: bytes, *, expected_sha256: str | None = None
 ) -> Iterator[tuple[Header, bytearray]]:
     """The whole authenticated payload of an ``.m2fp`` file in one bytearray, wiped when the
-    ``with`` block ends (also on error).
+    ``with`` block ends (also on error): the weights (``header.plaintext_size`` bytes), then
+    the attachments (``header.sections()``).
 
     Args:
         path: the ``.m2fp`` file.
@@ -357,7 +473,7 @@ def decrypted_payload(
     with open_envelope(path) as (stream, header):
         check_key(header, key)
         check_pin(header.plaintext_sha256, expected_sha256)
-        plaintext = bytearray(header.plaintext_size)
+        plaintext = bytearray(header.total_size)
         try:
             offset = 0
             for chunk in decrypt_chunks(stream, header, key):

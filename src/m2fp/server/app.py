@@ -11,7 +11,9 @@ streamed upload).
 
 from __future__ import annotations
 
+import logging
 import secrets
+import time
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,9 +43,12 @@ from m2fp.server.ops.audit_log import AuditLog
 from m2fp.server.ops.memory_watchdog import MemoryUsage, MemoryWatchdog
 from m2fp.server.ops.metrics import Metrics
 from m2fp.server.parse.queue import InferenceQueue
+from m2fp.server.parse.queue_sizing import queue_limits
 from m2fp.server.parse.service import ParseService
 from m2fp.server.routes import classes, health, mask_rules, metrics, parse, ui
 from m2fp.server.settings import Settings, SettingsError
+
+logger = logging.getLogger(__name__)
 
 
 def load_parser(settings: Settings) -> HumanParser:
@@ -66,6 +71,8 @@ def load_parser(settings: Settings) -> HumanParser:
         max_size=settings.max_size,
         max_pixels=settings.max_pixels,
         precision=settings.precision,
+        device=settings.device,
+        engine=settings.engine,
         flip=settings.flip,
     )
     return HumanParser.from_pretrained(
@@ -111,9 +118,18 @@ def _services(state: AppState, parser: HumanParser) -> Services:
         watchdog=watchdog,
         audit=state.audit,
     )
+    # a stand-in parser (tests) has no compute report: it counts as the CPU
+    describe = getattr(parser, "describe_compute", None)
+    compute = describe() if describe is not None else {"device": "cpu"}
+    limits = queue_limits(
+        device_type=compute["device"].partition(":")[0],
+        gpu_memory_bytes=compute.get("gpu_memory_bytes"),
+        concurrency=settings.max_concurrency,
+        queue=settings.max_queue,
+    )
     queue = InferenceQueue(
-        max_concurrency=settings.max_concurrency,
-        max_queue=settings.max_queue,
+        max_concurrency=limits.concurrency,
+        max_queue=limits.queue,
         timeout=settings.request_timeout,
     )
     service = ParseService(
@@ -122,8 +138,10 @@ def _services(state: AppState, parser: HumanParser) -> Services:
         max_pixels=settings.max_pixels,
         max_side=settings.max_side,
         metrics=state.metrics,
+        release_device_memory=getattr(parser, "release_device_memory", None),
     )
-    return Services(storage=storage, watchdog=watchdog, guard=guard, parse=service)
+    compute = {**compute, "max_concurrency": limits.concurrency, "max_queue": limits.queue}
+    return Services(storage=storage, watchdog=watchdog, guard=guard, parse=service, compute=compute)
 
 
 def _include_routers(app: FastAPI) -> None:
@@ -167,8 +185,12 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = app_state(app)
+        started = time.perf_counter()
         model = parser or await anyio.to_thread.run_sync(load_parser, settings)
+        loaded = "" if parser else f" (loaded in {time.perf_counter() - started:.1f} s)"
         services = _services(state, model)
+        facts = ", ".join(f"{k} {v}" for k, v in services.compute.items())
+        logger.info("model ready%s: %s", loaded, facts)
         services.watchdog.start()
         state.services = services
         try:

@@ -9,6 +9,7 @@ the lifespan ``services`` is None: /readyz says not ready and parse requests get
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from limits.storage import Storage
 from starlette.applications import Starlette
@@ -30,12 +31,15 @@ class Services:
         watchdog: samples memory and owns the shedding flag.
         guard: the abuse and overload checks of parse requests (uses storage and watchdog).
         parse: runs parses on the loaded model through the bounded queue.
+        compute: where and how the model computes (device, engine, precision, accuracy:
+            exact or approximation) and the queue limits sized from it; /readyz reports it.
     """
 
     storage: Storage
     watchdog: MemoryWatchdog
     guard: ParseGuard
     parse: ParseService
+    compute: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -25,6 +25,14 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from m2fp.compute_options import (
+    DEFAULT_DEVICE,
+    ComputeChoiceError,
+    Engine,
+    Precision,
+    check_compute,
+    check_device,
+)
 from m2fp.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
 from m2fp.processing.preprocess import check_input_sizes
 from m2fp.server.abuse.bans import check_ban_after, check_ban_seconds
@@ -43,6 +51,11 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 MIB = 1024 * 1024
+
+
+def _unless_none(check):
+    """``check`` for a setting whose None means "chosen from the device"."""
+    return lambda value: value if value is None else check(value)
 
 
 class SettingsError(ValueError):
@@ -67,7 +80,9 @@ class Settings(BaseSettings):
     model_sha256: str | None = None
     model_key: SecretStr | None = None
     model_key_file: Path | None = None
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Precision = Precision.FP32
+    device: Annotated[str, AfterValidator(check_device)] = DEFAULT_DEVICE
+    engine: Engine = Engine.TORCH
     flip: bool = False
     min_size: int = Field(DEFAULT_MIN_SIZE, ge=32, le=4096)
     max_size: int = Field(DEFAULT_MAX_SIZE, ge=32, le=8192)
@@ -84,8 +99,11 @@ class Settings(BaseSettings):
     api_keys: CommaList = ()
     api_key_rate_limit: str = "60/minute"
     api_keys_required: bool = False
-    max_concurrency: Annotated[int, AfterValidator(check_max_concurrency)] = 1
-    max_queue: Annotated[int, AfterValidator(check_max_queue)] = 8
+    # None: from the device the model runs on (parse/queue_sizing.py)
+    max_concurrency: Annotated[int | None, AfterValidator(_unless_none(check_max_concurrency))] = (
+        None
+    )
+    max_queue: Annotated[int | None, AfterValidator(_unless_none(check_max_queue))] = None
     request_timeout: Annotated[float, AfterValidator(check_timeout)] = 60.0
     memory_alert_percent: Annotated[float, AfterValidator(check_alert_percent)] = 90.0
     alert_webhook: SecretStr | None = None
@@ -177,6 +195,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _compute(self) -> Settings:
+        try:
+            check_compute(self.device, self.engine, self.precision)
+        except ComputeChoiceError as exc:
+            names = "/".join(f"M2FP_{field.upper()}" for field in exc.fields)
+            raise ValueError(f"{names}: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
     def _required_keys(self) -> Settings:
         try:
             check_api_key_policy(self.api_keys, required=self.api_keys_required)
@@ -187,15 +214,29 @@ class Settings(BaseSettings):
         return self
 
 
-def load_settings(*, model: str | None = None, model_key_file: str | None = None) -> Settings:
-    """``Settings`` from the environment; ``model`` and ``model_key_file`` override
-    ``M2FP_MODEL`` and ``M2FP_MODEL_KEY_FILE``.
+def load_settings(
+    *,
+    model: str | None = None,
+    model_key_file: str | None = None,
+    device: str | None = None,
+    engine: str | None = None,
+    precision: str | None = None,
+) -> Settings:
+    """``Settings`` from the environment; each argument given overrides its variable
+    (``M2FP_MODEL``, ``M2FP_MODEL_KEY_FILE``, ``M2FP_DEVICE``, ``M2FP_ENGINE``,
+    ``M2FP_PRECISION``): the command line's flags.
 
     Raises:
         SettingsError: one line naming the first bad variable, without its value.
     """
     try:
-        overrides = {"model": model, "model_key_file": model_key_file}
+        overrides = {
+            "model": model,
+            "model_key_file": model_key_file,
+            "device": device,
+            "engine": engine,
+            "precision": precision,
+        }
         return Settings(**{k: v for k, v in overrides.items() if v})
     except ValidationError as exc:
         error = exc.errors(include_input=False, include_url=False)[0]

@@ -9,6 +9,7 @@ deadline (its ``Overloaded`` / ``InferenceTimeout`` become 503 with Retry-After 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from m2fp.memory import release_free_memory
@@ -37,6 +38,9 @@ class ParseService:
         max_pixels: uploads declaring more pixels are refused before decoding.
         max_side: longer sides are scaled down to this before parsing.
         metrics: where latency, queue depth and activity are recorded.
+        release_device_memory: hands the GPU memory the parser's device caches back to the
+            driver; called when a parse ends with nothing else running or waiting (the next
+            parse would allocate it again).
     """
 
     def __init__(
@@ -47,8 +51,10 @@ class ParseService:
         max_pixels: int,
         max_side: int,
         metrics: Metrics,
+        release_device_memory: Callable[[], None] | None = None,
     ) -> None:
         self.parser = parser
+        self.release_device_memory = release_device_memory
         self.queue = queue
         self.max_pixels = max_pixels
         self.max_side = max_side
@@ -97,6 +103,9 @@ class ParseService:
             finally:
                 # the photo, its masks and the activations are garbage now: hand the heap back
                 release_free_memory()
+                idle = self.queue.running <= 1 and self.queue.depth == 0
+                if idle and self.release_device_memory is not None:
+                    self.release_device_memory()
                 self.metrics.inference_seconds.observe(time.perf_counter() - started)
                 self.metrics.inference_active.dec()
 

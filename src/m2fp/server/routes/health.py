@@ -9,6 +9,8 @@ from m2fp.server.deps import StateDep
 from m2fp.server.errors import NO_STORE
 
 router = APIRouter()
+# what /readyz tells about the model's compute; not the GPU's model or memory
+PUBLIC = ("device", "engine", "precision", "accuracy")
 
 
 @router.get("/healthz")
@@ -27,7 +29,10 @@ async def healthz() -> JSONResponse:
     },
 )
 async def readyz(state: StateDep) -> JSONResponse:
-    """The model is loaded and nothing (e.g. the memory watchdog) asked to shed load."""
+    """The model is loaded and nothing (e.g. the memory watchdog) asked to shed load; with
+    where and how it computes (``compute``: device, engine, precision, and ``accuracy``:
+    ``exact``, or ``approximation`` for anything but fp32)."""
     if state.services is None or state.not_ready:
         return JSONResponse({"status": "not_ready"}, status_code=503, headers=NO_STORE)
-    return JSONResponse({"status": "ready"}, headers=NO_STORE)
+    compute = {k: state.services.compute[k] for k in PUBLIC if k in state.services.compute}
+    return JSONResponse({"status": "ready", "compute": compute}, headers=NO_STORE)

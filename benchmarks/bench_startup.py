@@ -1,0 +1,139 @@
+"""Process start to a ready parser: R101 (seeded random weights, no download) from a
+``model.safetensors`` directory, an encrypted ``.m2fp`` file and the official layout's
+``pytorch_model.pt``; ``benchmarks/bench_engines.py`` adds the OpenVINO engine, its package
+beside the weights (``measure_startup``).
+
+Each form is loaded by a fresh ``python -c`` (Python start, imports, skeleton built on the
+meta device, weights read, ``HumanParser`` ready on the CPU) timed from the parent, round-robin
+``--rounds`` times after one warm-up round that fills the page cache; medians reported, with
+the child's own split (seconds to import m2fp and torch, seconds in ``from_pretrained``).
+
+    .venv/bin/python benchmarks/bench_startup.py [--rounds 3] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD = """
+import sys, time
+started = time.perf_counter()
+from pathlib import Path
+from m2fp import HumanParser, ParserOptions
+from m2fp.protection.keys import read_key_file
+imported = time.perf_counter()
+path, key_file, engine, precision = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+key = read_key_file(Path(key_file)) if key_file else None
+options = ParserOptions(device="cpu", engine=engine, precision=precision)
+parser = HumanParser.from_pretrained(path, options=options, key=key)
+print(imported - started, time.perf_counter() - imported)
+"""
+
+
+# name -> (model path, key file or None, engine, precision)
+Form = tuple[Path, Path | None, str, str]
+
+
+def start_once(path: Path, key_file: Path | None, engine: str, precision: str) -> tuple:
+    """(process start to ready, imports, from_pretrained) in seconds."""
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), str(key_file or ""), engine, precision],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return time.perf_counter() - started, float(out[0]), float(out[1])
+
+
+def write_forms(work: Path, config: dict, state: dict, packages: dict | None = None) -> dict:
+    """The forms of one model: safetensors directory, ``.pt`` directory, ``.m2fp`` file and,
+    for each ``packages`` entry (precision -> ``OpenVINOPackage`` converted from ``state``),
+    a safetensors directory with that package beside the weights."""
+    import dataclasses
+    import hashlib
+
+    import torch
+    from safetensors.torch import save_file
+
+    from m2fp.engines.openvino_package import package_file_name
+    from m2fp.protection.convert import encrypt_model_dir
+    from m2fp.protection.keys import generate_key, write_key_file
+
+    forms: dict[str, Form] = {}
+    for name, weights in (("safetensors", "model.safetensors"), ("pt", "pytorch_model.pt")):
+        directory = work / name
+        directory.mkdir(exist_ok=True)
+        (directory / "configuration.json").write_text(json.dumps({"model": config}))
+        if name == "safetensors":
+            save_file(state, str(directory / weights))
+        else:
+            torch.save({"model": state}, directory / weights)
+        forms[name] = (directory, None, "torch", "fp32")
+    key_file = work / "bench.key"
+    key_file.unlink(missing_ok=True)
+    write_key_file(key_file, generate_key())
+    from m2fp.protection.keys import read_key_file
+
+    encrypted = work / "r101.m2fp"
+    encrypted.unlink(missing_ok=True)
+    encrypt_model_dir(forms["safetensors"][0], key=read_key_file(key_file), out=encrypted)
+    forms["m2fp"] = (encrypted, key_file, "torch", "fp32")
+    weights = forms["safetensors"][0] / "model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    for precision, package in (packages or {}).items():
+        directory = work / f"openvino_{precision}"
+        directory.mkdir(exist_ok=True)
+        for name in ("configuration.json", "model.safetensors"):
+            (directory / name).write_bytes((forms["safetensors"][0] / name).read_bytes())
+        stamped = dataclasses.replace(package, weights_sha256=digest)
+        (directory / package_file_name(precision)).write_bytes(stamped.to_bytes())
+        forms[f"openvino {precision}"] = (directory, None, "openvino", precision)
+    return forms
+
+
+def measure_startup(forms: dict, rounds: int) -> dict[str, dict[str, float]]:
+    """Medians per form over ``rounds`` round-robin rounds, after one warm-up round."""
+    for where in forms.values():  # warm-up: page cache, .pyc files
+        start_once(*where)
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in forms}
+    for _ in range(rounds):
+        for name, where in forms.items():
+            runs[name].append(start_once(*where))
+    return {
+        name: {
+            "ready_seconds": round(statistics.median(r[0] for r in rs), 2),
+            "imports_seconds": round(statistics.median(r[1] for r in rs), 2),
+            "from_pretrained_seconds": round(statistics.median(r[2] for r in rs), 2),
+        }
+        for name, rs in runs.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workdir", help="keep the files here (default: a temp dir)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(args.workdir or scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        import torch
+
+        from m2fp.build import build_model, m2fp_r101_cihp
+
+        torch.manual_seed(0)
+        config = m2fp_r101_cihp()
+        forms = write_forms(work, config, build_model(config).state_dict())
+        print(json.dumps(measure_startup(forms, args.rounds), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""``--device``, ``--engine``, ``--precision`` (and ``--batch-size``): where and how a command
+computes. Standard library only (``m2fp.compute_options`` is), so ``--help`` lists them
+without importing torch; the combinations are checked by ``ParserOptions``."""
+
+from __future__ import annotations
+
+import argparse
+
+from m2fp.compute_options import (
+    DEFAULT_DEVICE,
+    DEVICE_HELP,
+    ENGINE_HELP,
+    PRECISION_HELP,
+    Engine,
+    Precision,
+)
+
+
+def add_compute_arguments(
+    parser: argparse.ArgumentParser, *, batch: bool = False, from_environment: bool = False
+) -> None:
+    """Add the device, engine and precision flags (and ``--batch-size`` with ``batch``).
+
+    Args:
+        from_environment: the flags default to None, so the server's settings
+            (``M2FP_DEVICE``, ``M2FP_ENGINE``, ``M2FP_PRECISION``) apply unless one is given.
+    """
+    defaults = (
+        (None, None, None)
+        if from_environment
+        else (DEFAULT_DEVICE, Engine.TORCH.value, Precision.FP32.value)
+    )
+    where = " (default: $M2FP_{})" if from_environment else ""
+    parser.add_argument("--device", default=defaults[0], help=DEVICE_HELP + where.format("DEVICE"))
+    parser.add_argument(
+        "--engine",
+        choices=[e.value for e in Engine],
+        default=defaults[1],
+        help=ENGINE_HELP + where.format("ENGINE"),
+    )
+    parser.add_argument(
+        "--precision",
+        choices=[p.value for p in Precision],
+        default=defaults[2],
+        help=PRECISION_HELP + " (see BENCHMARKS.md)" + where.format("PRECISION"),
+    )
+    if batch:
+        parser.add_argument(
+            "--batch-size",
+            type=_batch_size,
+            default=None,
+            help="images per network call (default: 8 on CUDA, 1 elsewhere); only images "
+            "of the same network input size share a batch",
+        )
+
+
+def _batch_size(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value

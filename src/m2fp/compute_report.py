@@ -1,0 +1,50 @@
+"""What a device, engine and precision choice means on this machine, checked without loading
+a network: for ``m2fp model info`` (the server logs its loaded parser's own report)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+from m2fp.compute_options import ACCURACY, Engine, check_compute
+from m2fp.device import available_devices, describe_device, resolve_device
+from m2fp.engines.openvino_package import OPENVINO_MISSING
+from m2fp.errors import MissingExtraError
+from m2fp.parser_options import ParserOptions
+from m2fp.precision import check_precision, native_bf16
+
+
+def openvino_version() -> str | None:
+    """The installed OpenVINO's version, without importing it; None when it is missing."""
+    try:
+        return importlib.metadata.version("openvino")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def compute_report(options: ParserOptions) -> dict[str, Any]:
+    """The device ``options.device`` resolves to and what it offers, with the engine and
+    precision, checked as a parser would check them.
+
+    Raises:
+        ComputeChoiceError, DeviceUnavailableError, PrecisionUnsupportedError: the choice
+            cannot run here (one line).
+        ImportError: the OpenVINO engine without OpenVINO installed.
+    """
+    device = resolve_device(options.device, options.engine)
+    check_compute(str(device), options.engine, options.precision)
+    if options.engine is Engine.TORCH:
+        check_precision(options.precision, device)
+    elif openvino_version() is None:
+        raise MissingExtraError(OPENVINO_MISSING)
+    return {
+        **describe_device(device),
+        "engine": options.engine.value,
+        "precision": options.precision.value,
+        "accuracy": ACCURACY[options.precision],
+        "available": {
+            **available_devices(),
+            "native_bf16_cpu": native_bf16(),
+            "openvino": openvino_version(),
+        },
+    }

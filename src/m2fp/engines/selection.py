@@ -1,0 +1,127 @@
+"""The engine a parser runs: PyTorch on its device, or OpenVINO with PyTorch for the inputs its
+graphs do not cover; built once from ``ParserOptions``.
+
+Every engine has the contract of ``M2FP.forward`` (``NetworkEngine``). OpenVINO's graphs take
+inputs with sides from 64 to 4096 (``m2fp.engines.network_input``); a narrower input (a
+panorama or a strip beyond about 40:1 at the default sizes) or a larger one runs on the
+PyTorch engine in fp32 instead, which gives the same outputs up to rounding.
+
+Without a converted package the OpenVINO engine converts the network at start-up: about
+1.5 minutes for R101 in fp32 and several more to quantise int8 (BENCHMARKS.md). ``m2fp model
+export --format openvino`` does it once and the loader finds the package beside the weights
+or inside the ``.m2fp`` envelope.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+
+import torch
+
+from m2fp.compute_options import Engine, Precision
+from m2fp.engines.network_input import fits_exported
+from m2fp.engines.openvino_package import OpenVINOPackage
+from m2fp.engines.torch_engine import TorchEngine
+from m2fp.modeling.m2fp import M2FP
+from m2fp.parser_options import ParserOptions
+
+logger = logging.getLogger(__name__)
+
+
+class NetworkEngine(Protocol):
+    """Class logits BxQx(K+1) and mask logits BxQxH/4xW/4 (float32, on ``device``) of a
+    normalised, zero-padded Bx3xHxW float32 batch on ``device``."""
+
+    device: torch.device
+    precision: Precision
+
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+class OpenVINOWithFallback:
+    """OpenVINO where its graphs apply, one image at a time (they have batch 1); the PyTorch
+    engine (CPU, fp32) for the sizes they do not cover.
+
+    Args:
+        openvino: the OpenVINO engine (fp32 or int8).
+        fallback: the PyTorch engine of the same network.
+    """
+
+    device = torch.device("cpu")
+
+    def __init__(self, *, openvino, fallback: TorchEngine) -> None:
+        self.openvino = openvino
+        self.fallback = fallback
+        self.precision = Precision(openvino.precision)
+
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not fits_exported(int(images.shape[-2]), int(images.shape[-1])):
+            return self.fallback(images)
+        outputs = [self.openvino(images[i : i + 1]) for i in range(images.shape[0])]
+        return torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs])
+
+
+def build_engine(
+    model: M2FP,
+    *,
+    options: ParserOptions,
+    device: torch.device,
+    package: OpenVINOPackage | None = None,
+    weights_sha256: str | None = None,
+    single_person_size: tuple[int, int] | None = None,
+) -> NetworkEngine:
+    """The engine ``options`` ask for, on ``device`` (already resolved and checked).
+
+    Args:
+        model: the network (fp32); the PyTorch engine takes it over (``prepare_model``).
+        options: engine and precision (and, for converting int8, the input sizes).
+        device: from ``m2fp.device.resolve_device``.
+        package: the converted network for the OpenVINO engine; converted here if None.
+        weights_sha256: the weights' digest, checked against the package's.
+        single_person_size: the single-person model's input, for calibrating int8.
+
+    Raises:
+        CheckpointError: a package of another precision or other weights
+            (``OpenVINOPackage.check``).
+        PrecisionUnsupportedError: the device cannot run the precision.
+        ImportError: the OpenVINO engine without ``m2fp[openvino]`` (int8 conversion without
+            ``m2fp[int8]``).
+    """
+    if options.engine is Engine.TORCH:
+        return TorchEngine(model=model, precision=options.precision, device=device)
+    from m2fp.engines.openvino_engine import OpenVINOEngine
+
+    fallback = TorchEngine(model=model, precision=Precision.FP32, device=device)
+    if package is None:
+        package = _convert(model, options, weights_sha256, single_person_size)
+    package.check(options.precision.value, weights_sha256)
+    return OpenVINOWithFallback(openvino=OpenVINOEngine(package=package), fallback=fallback)
+
+
+def _convert(
+    model: M2FP,
+    options: ParserOptions,
+    weights_sha256: str | None,
+    single_person_size: tuple[int, int] | None,
+) -> OpenVINOPackage:
+    from m2fp.engines.openvino_convert import convert_package
+
+    logger.warning(
+        "no OpenVINO %s package for these weights: converting now (minutes for R101); "
+        "'m2fp model export --format openvino --precision %s' does it once",
+        options.precision.value,
+        options.precision.value,
+    )
+    started = time.perf_counter()
+    package = convert_package(
+        model,
+        options.precision,
+        weights_sha256=weights_sha256,
+        min_size=options.min_size,
+        max_size=options.max_size,
+        single_person_size=single_person_size,
+    )
+    logger.warning("converted to OpenVINO in %.0f s", time.perf_counter() - started)
+    return package

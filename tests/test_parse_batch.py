@@ -1,0 +1,88 @@
+"""HumanParser.parse_batch and the compute choices: a batch gives each photo the result it
+gets alone (only same-size inputs share a batch, nothing is padded further); the parser says
+where and how it computes; an impossible choice is refused before the model loads."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+from PIL import Image
+
+from m2fp import HumanParser
+from m2fp.compute_options import ComputeChoiceError
+from m2fp.errors import DeviceUnavailableError, ImageError
+from tests.conftest import golden_options
+from tests.utils.same_parse import assert_same_parse
+
+
+@pytest.fixture(scope="module")
+def batch_parser(tiny_model_dir):
+    options = replace(golden_options(), device="cpu", batch_size=4)
+    return HumanParser.from_pretrained(tiny_model_dir, options=options)
+
+
+def photos(golden_image_path) -> list[Image.Image]:
+    golden = Image.open(golden_image_path).convert("RGB")
+    return [
+        golden,
+        golden.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        golden.resize((120, 160)),  # another input size: its own batch
+        golden.rotate(180),
+        golden.resize((64, 48)),
+    ]
+
+
+def test_batch_equals_one_at_a_time(batch_parser, tiny_parser, golden_image_path, monkeypatch):
+    images = photos(golden_image_path)
+    alone = [tiny_parser(image) for image in images]
+    calls = []
+    network = batch_parser._network
+    monkeypatch.setattr(
+        batch_parser, "_network", lambda batch: calls.append(batch.shape[0]) or network(batch)
+    )
+    batched = batch_parser.parse_batch(images)
+    for result, reference in zip(batched, alone, strict=True):
+        assert_same_parse(result, reference)  # a batch: other GEMM blockings
+    # three same-size photos shared a batch; each other size ran alone, with no extra padding
+    assert sorted(calls) == [1, 1, 3]
+
+
+def test_a_bad_image_refuses_the_whole_call(batch_parser, golden_image_path):
+    with pytest.raises(ImageError):
+        batch_parser.parse_batch([golden_image_path, b"not an image"])
+    assert batch_parser.parse_batch([]) == []
+
+
+def test_describe_compute(batch_parser, tiny_parser):
+    assert batch_parser.describe_compute() == {
+        "device": "cpu",
+        "engine": "torch",
+        "precision": "fp32",
+        "accuracy": "exact",
+        "batch_size": 4,
+    }
+    assert tiny_parser.describe_compute()["batch_size"] == 1  # the CPU's default
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_refused_before_loading(tiny_model_dir):
+    with pytest.raises(DeviceUnavailableError, match="device cuda was asked for"):
+        HumanParser.from_pretrained(
+            tiny_model_dir, options=replace(golden_options(), device="cuda")
+        )
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"precision": "int8"}, "engine openvino only"),
+        ({"engine": "openvino", "device": "cuda"}, "runs on the CPU"),
+        ({"device": "cpu", "precision": "fp16"}, "needs a CUDA device"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_impossible_options(values, message):
+    with pytest.raises(ComputeChoiceError, match=message):
+        replace(golden_options(), **values)
