@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import stat
+import warnings
 
 import numpy as np
 import pytest
@@ -92,3 +94,19 @@ def test_write_onnx_is_private(golden_network, tmp_path, monkeypatch, exported):
     write_onnx(golden_network, path)
     assert path.read_bytes() == exported
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_exporter_chatter_is_silenced_for_the_export_only(caplog):
+    from m2fp.engines.onnx_export import _exporter_quiet
+
+    chatty = logging.getLogger("onnxscript.optimizer._constant_folding")
+    with caplog.at_level(logging.WARNING), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with _exporter_quiet():
+            chatty.warning("Skipping constant folding for op Split with multiple outputs.")
+            logging.getLogger("torch.onnx._internal.exporter").warning("torchvision missing")
+            warnings.warn("LeafSpec is deprecated", FutureWarning, stacklevel=1)
+            logging.getLogger("torch.onnx").error("a real export error")
+        chatty.warning("after the export")
+    assert [r.getMessage() for r in caplog.records] == ["a real export error", "after the export"]
+    assert caught == []

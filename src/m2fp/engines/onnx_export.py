@@ -12,7 +12,11 @@ zero-padded so H and W are multiples of 32, sides 64-4096); outputs ``class_logi
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from m2fp.defaults import DEFAULT_ONNX_OPSET
@@ -25,6 +29,25 @@ MIN_OPSET = 17
 DEFAULT_OPSET = DEFAULT_ONNX_OPSET
 INPUT_NAMES = ("images",)
 OUTPUT_NAMES = ("class_logits", "mask_logits")
+# the exporter's own chatter (torchvision ops it skips, constant folding it skips, pytree
+# deprecations): nothing a user of the exported graph can act on
+_CHATTY_LOGGERS = ("torch.onnx", "onnxscript")
+
+
+@contextmanager
+def _exporter_quiet() -> Iterator[None]:
+    """Warnings of the exporters silenced for one export; their errors still propagate."""
+    loggers = [logging.getLogger(name) for name in _CHATTY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def export_onnx(model: M2FP, *, opset: int = DEFAULT_OPSET) -> bytes:
@@ -44,14 +67,15 @@ def export_onnx(model: M2FP, *, opset: int = DEFAULT_OPSET) -> bytes:
         ) from exc
     import torch
 
-    program = torch.onnx.export(
-        export_network(model, sampler=Sampler.GRID),
-        dynamo=True,
-        opset_version=opset,
-        input_names=list(INPUT_NAMES),
-        output_names=list(OUTPUT_NAMES),
-        verbose=False,
-    )
+    with _exporter_quiet():
+        program = torch.onnx.export(
+            export_network(model, sampler=Sampler.GRID),
+            dynamo=True,
+            opset_version=opset,
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            verbose=False,
+        )
     return program.model_proto.SerializeToString()
 
 
