@@ -26,8 +26,9 @@ from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
 from m2fp.build import build_model, preset
 from m2fp.engines.calibration import calibration_inputs
-from m2fp.engines.int8 import STEM_CONVOLUTIONS
 from m2fp.engines.openvino_convert import convert_backbone
+
+STEM_CONVOLUTIONS = 3  # DeepLabStem: three 3x3 convs, the first ones in the backbone graph
 
 
 def variant_settings(name: str, stem: list[str]) -> dict:
@@ -47,6 +48,8 @@ def variant_settings(name: str, stem: list[str]) -> dict:
             advanced["overflow_fix"] = nncf.OverflowFix.ENABLE
         elif part == "stem":
             kwargs["ignored_scope"] = nncf.IgnoredScope(names=stem)
+        elif part == "conv1":  # only the stem's first convolution, the one on the raw image
+            kwargs["ignored_scope"] = nncf.IgnoredScope(names=stem[:1])
         elif part.startswith("sq"):
             kwargs["model_type"] = nncf.ModelType.TRANSFORMER
             alpha = float(part[2:])
@@ -77,6 +80,7 @@ def main() -> None:
             "sq0.3+stem",
             "sq0.8+stem",
             "sq0.95+stem",
+            "sq0.95+conv1",
         ],
     )
     args = parser.parse_args()

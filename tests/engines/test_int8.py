@@ -67,6 +67,23 @@ def test_int8_package_layout(int8_package, fp32_package):
     assert OpenVINOPackage.from_bytes(int8_package.to_bytes()) == int8_package
 
 
+def test_int8_leaves_only_the_first_convolution_in_fp32(int8_package):
+    backbone = int8_package.models()["backbone"]
+    convolutions = [op for op in backbone.get_ordered_ops() if op.get_type_name() == "Convolution"]
+
+    def quantised(convolution) -> bool:
+        """Whether the weights come from an int8 constant (through its dequantisation)."""
+        node = convolution.input_value(1).get_node()
+        while node.get_type_name() != "Constant":
+            node = node.input_value(0).get_node()
+        return node.get_element_type().get_type_name() == "i8"
+
+    # the first sees the raw image and stays fp32; every later one runs in int8
+    assert not quantised(convolutions[0])
+    assert all(quantised(c) for c in convolutions[1:])
+    assert int8_package.calibration["fp32_convolutions"] == 1
+
+
 def test_int8_backbone_close_to_fp32(int8_package, golden_network, golden_batch):
     import openvino as ov
 
@@ -98,5 +115,7 @@ def test_int8_refusals(int8_package, golden_batch):
         quantize_backbone_graph(object(), [])
     with pytest.raises(ValueError, match="smooth_quant_alpha"):
         quantize_backbone_graph(object(), [golden_batch], smooth_quant_alpha=2.0)
+    with pytest.raises(ValueError, match="fp32_convolutions"):
+        quantize_backbone_graph(object(), [golden_batch], fp32_convolutions=-1)
     with pytest.raises(ValueError, match="fp32 package"):
         quantize_package(int8_package, [golden_batch])
