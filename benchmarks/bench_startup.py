@@ -7,6 +7,7 @@ Each form is loaded by a fresh ``python -c`` (Python start, imports, skeleton bu
 meta device, weights read, ``HumanParser`` ready on the CPU) timed from the parent, round-robin
 ``--rounds`` times after one warm-up round that fills the page cache; medians reported, with
 the child's own split (seconds to import m2fp and torch, seconds in ``from_pretrained``).
+Ready is when the child reports the parser built; its exit afterwards is reported apart.
 
     .venv/bin/python benchmarks/bench_startup.py [--rounds 3] [--workdir DIR]
 """
@@ -33,7 +34,7 @@ path, key_file, engine, precision = Path(sys.argv[1]), sys.argv[2], sys.argv[3],
 key = read_key_file(Path(key_file)) if key_file else None
 options = ParserOptions(device="cpu", engine=engine, precision=precision)
 parser = HumanParser.from_pretrained(path, options=options, key=key)
-print(imported - started, time.perf_counter() - imported)
+print(imported - started, time.perf_counter() - imported, flush=True)
 """
 
 
@@ -42,15 +43,26 @@ Form = tuple[Path, Path | None, str, str]
 
 
 def start_once(path: Path, key_file: Path | None, engine: str, precision: str) -> tuple:
-    """(process start to ready, imports, from_pretrained) in seconds."""
+    """(process start to ready, imports, from_pretrained, process start to exit) in seconds.
+
+    Ready is when the child's one line (printed with the parser built) reaches the parent;
+    the exit after it (freeing the network, interpreter teardown) is reported apart.
+    """
     started = time.perf_counter()
-    out = subprocess.run(
+    child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(path), str(key_file or ""), engine, precision],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=True,
-    ).stdout.split()
-    return time.perf_counter() - started, float(out[0]), float(out[1])
+    )
+    line = child.stdout.readline()
+    ready = time.perf_counter() - started
+    _, errors = child.communicate()
+    exited = time.perf_counter() - started
+    if child.returncode != 0:
+        raise RuntimeError(f"start-up child failed: {errors.strip()}")
+    imports, from_pretrained = (float(v) for v in line.split())
+    return ready, imports, from_pretrained, exited
 
 
 def write_forms(work: Path, config: dict, state: dict, packages: dict | None = None) -> dict:
@@ -103,7 +115,7 @@ def measure_startup(forms: dict, rounds: int) -> dict[str, dict[str, float]]:
     """Medians per form over ``rounds`` round-robin rounds, after one warm-up round."""
     for where in forms.values():  # warm-up: page cache, .pyc files
         start_once(*where)
-    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in forms}
+    runs: dict[str, list[tuple[float, ...]]] = {name: [] for name in forms}
     for _ in range(rounds):
         for name, where in forms.items():
             runs[name].append(start_once(*where))
@@ -112,6 +124,7 @@ def measure_startup(forms: dict, rounds: int) -> dict[str, dict[str, float]]:
             "ready_seconds": round(statistics.median(r[0] for r in rs), 2),
             "imports_seconds": round(statistics.median(r[1] for r in rs), 2),
             "from_pretrained_seconds": round(statistics.median(r[2] for r in rs), 2),
+            "exit_seconds": round(statistics.median(r[3] for r in rs), 2),
         }
         for name, rs in runs.items()
     }
