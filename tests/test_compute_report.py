@@ -38,6 +38,16 @@ def test_bf16_refused_on_a_cpu_without_it():
         compute_report(ParserOptions(device="cpu", precision="bf16"))
 
 
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16")
+def test_bf16_reported_as_an_approximation_on_a_cpu_with_it():
+    report = compute_report(ParserOptions(device="cpu", precision="bf16"))
+    assert (report["device"], report["precision"], report["accuracy"]) == (
+        "cpu",
+        "bf16",
+        "approximation",
+    )
+
+
 def test_openvino_without_the_extra(monkeypatch):
     monkeypatch.setattr(report_module, "openvino_version", lambda: None)
     with pytest.raises(MissingExtraError, match=r"m2fp\[openvino\]"):

@@ -1,7 +1,10 @@
 """Precision options: fp32 stays exact, bf16 agrees with it, bf16 is refused where the CPU has
-no native bf16."""
+no native bf16 and runs where it has (each rule checked on every CPU with the CPU's answer
+faked, and on the CPU at hand for real)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -70,6 +73,29 @@ def test_bf16_agrees_with_exact(photos):
 def test_bf16_is_refused_without_native_support():
     with pytest.raises(PrecisionUnsupportedError, match="bf16"):
         prepare_model(golden_network(), Precision.BF16)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_rule_follows_the_cpus_answer(monkeypatch, native):
+    monkeypatch.setattr("m2fp.precision.native_bf16", lambda: native)
+    if native:
+        assert prepare_model(golden_network(), Precision.BF16) is not None
+    else:
+        with pytest.raises(PrecisionUnsupportedError, match="native bf16"):
+            prepare_model(golden_network(), Precision.BF16)
+
+
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16")
+def test_bf16_is_accepted_and_agrees_where_the_cpu_has_native_bf16(photos):
+    exact = confident_parser()
+    # the same seeded network, asked for bf16 through the options as a user would
+    parser = HumanParser.from_config(
+        exact.model, golden_config(), options=replace(golden_options(), precision="bf16")
+    )
+    assert parser.describe_compute()["precision"] == "bf16"
+    assert parser.engine.precision is Precision.BF16
+    agreement = np.mean([(parser(p).label_map == exact(p).label_map).mean() for p in photos])
+    assert agreement >= 0.97
 
 
 def test_unknown_precision_is_a_value_error():

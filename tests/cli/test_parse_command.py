@@ -117,3 +117,21 @@ def test_parse_refuses_bf16_without_native_support(tiny_model_dir, golden_image_
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0 and "bf16" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16")
+def test_parse_runs_bf16_with_native_support(tiny_model_dir, golden_image_path, tmp_path):
+    out = tmp_path / "out"
+    result = m2fp(
+        "parse",
+        str(golden_image_path),
+        "--model",
+        str(tiny_model_dir),
+        "--out",
+        str(out),
+        "--precision",
+        "bf16",
+    )
+    assert result.returncode == 0, result.stderr
+    stem = golden_image_path.stem
+    assert (out / f"{stem}_labels.png").is_file() and (out / f"{stem}.json").is_file()

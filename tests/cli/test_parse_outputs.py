@@ -20,6 +20,7 @@ from PIL import Image
 from m2fp.cli import run
 from m2fp.outputs.label_sets import ATR_LABELS
 from tests.conftest import LIP_GOLDEN, golden_sizes
+from tests.utils.same_parse import assert_maps_agree
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 SIZES = [f"--min-size={golden_sizes()[0]}", f"--max-size={golden_sizes()[1]}"]
@@ -395,8 +396,9 @@ def test_frames_from_stdin(tmp_path, visible_model_dir, visible_parser):
     for index, frame in enumerate(frames):
         expected = visible_parser(frame)
         stem = f"frame_{index:06d}"
-        assert (png(out / f"{stem}_labels.png") == expected.label_map).all()
-        assert (png(out / f"{stem}_mask_hair.png") == expected.mask("hair")).all()
+        # another process: the same code, but it may run another thread count (float order)
+        assert_maps_agree(png(out / f"{stem}_labels.png"), expected.label_map)
+        assert_maps_agree(png(out / f"{stem}_mask_hair.png"), expected.mask("hair"))
         assert json.loads((out / f"{stem}.json").read_text())["image"] == f"frame {index}"
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from m2fp.cli import run
 from m2fp.precision import native_bf16
+from m2fp.server.app import load_parser
+from m2fp.server.settings import load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -80,3 +82,10 @@ def test_bf16_without_native_support_refuses_to_start(capsys, monkeypatch, tiny_
 def test_unknown_precision_is_a_setting_error(capsys, monkeypatch, tiny_model_dir):
     monkeypatch.setenv("M2FP_PRECISION", "fp8")
     assert "M2FP_PRECISION" in one_line_usage_error(capsys, "--model", str(tiny_model_dir))
+
+
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16")
+def test_bf16_with_native_support_serves_a_bf16_parser(monkeypatch, tiny_model_dir):
+    monkeypatch.setenv("M2FP_PRECISION", "bf16")
+    parser = load_parser(load_settings(model=str(tiny_model_dir)))
+    assert parser.describe_compute()["precision"] == "bf16"

@@ -29,6 +29,7 @@ from PIL import Image
 from tests.conftest import GOLDEN, golden_sizes
 from tests.deploy.conftest import DOCKERFILE, IMAGE_UID, BuiltImage, EncryptedModel
 from tests.deploy.podman import ULIMITS, Podman, PodmanError, unavailable
+from tests.utils.same_parse import assert_maps_agree
 
 UNAVAILABLE = unavailable()
 pytestmark = [
@@ -215,7 +216,7 @@ def test_parses_a_jpeg_through_the_published_port(
     label_map = np.array(Image.open(io.BytesIO(base64.b64decode(body["label_map_png"]))))
     # the same answer as this machine's own install gives for the same file
     expected = tiny_parser(photo)
-    np.testing.assert_array_equal(label_map, expected.label_map)
+    assert_maps_agree(label_map, expected.label_map)  # another process, another thread count
     assert len(body["persons"]) == len(expected.persons)
 
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from m2fp.processing.postprocess import measure_pass
 from m2fp.processing.preprocess import target_size
+from tests.utils.same_parse import assert_maps_agree
 
 NUM_PARSING = 20
 
@@ -93,9 +94,9 @@ def test_matches_reference(seed, padded, input_size, output):
     ):
         assert label == ref_label
         assert score == pytest.approx(ref_score, abs=1e-6)
-        np.testing.assert_array_equal(mask, ref_mask)
+        assert_maps_agree(mask, ref_mask)  # another float order: ties may round apart
     assert len(np.unique(ref_argmax)) > 3, "the reference should paint several classes"
-    np.testing.assert_array_equal(parsed.label_map, ref_argmax)
+    assert_maps_agree(parsed.label_map, ref_argmax)
     np.testing.assert_allclose(parsed.semantic_max, ref_max, atol=1e-6)
 
 

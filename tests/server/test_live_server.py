@@ -9,11 +9,13 @@ import socket
 import time
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
 from tests.utils.bad_inputs import corrupt_files, decompression_bomb, renamed_files
 from tests.utils.images import jpeg_bytes, png_bytes
+from tests.utils.same_parse import assert_maps_agree, assert_same_persons
 
 PARSE = "/api/v1/parse"
 MIB = 1024 * 1024
@@ -44,11 +46,12 @@ def test_parse_happy_path_matches_the_library(live_server, tiny_parser, golden_i
     body = response.json()
     expected = tiny_parser(image)
     assert (body["width"], body["height"]) == expected.size
-    assert body["persons"] == expected.to_dict()["persons"]
+    # another process: the same code, but it may run another thread count (float order)
+    assert_same_persons(body["persons"], expected.to_dict()["persons"])
     assert body["classes_present"] == expected.classes_present()
     label_map = Image.open(io.BytesIO(base64.b64decode(body["label_map_png"])))
     assert label_map.mode == "P"
-    assert (label_map.tobytes() == expected.label_map.tobytes()) is True
+    assert_maps_agree(np.asarray(label_map), expected.label_map)
     assert "visualization_png" in body
     assert body["request_id"] == response.headers["x-request-id"]
 

@@ -16,6 +16,7 @@ from m2fp.server.app import create_app, load_parser
 from m2fp.server.settings import SettingsError, load_settings
 from tests.conftest import LIP_GOLDEN
 from tests.server.conftest import GENEROUS_LIMITS, app_client, running_server, tiny_settings
+from tests.utils.same_parse import assert_maps_agree, assert_same_persons
 
 PARSE = "/api/v1/parse"
 PNG = {"content-type": "image/png"}
@@ -102,10 +103,10 @@ def test_a_real_lip_server_answers_as_the_library_with_flip(lip_server, lip_mode
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["persons"] == [] and body["person_map_png"]
-    assert body["unassigned_parts"] == expected.to_dict()["unassigned_parts"]
+    assert_same_persons(body["unassigned_parts"], expected.to_dict()["unassigned_parts"])
     assert body["classes_present"] == expected.classes_present()
     label_map = Image.open(io.BytesIO(base64.b64decode(body["label_map_png"])))
-    np.testing.assert_array_equal(np.asarray(label_map), expected.label_map)
+    assert_maps_agree(np.asarray(label_map), expected.label_map)  # another process
     jumpsuits = Image.open(io.BytesIO(base64.b64decode(body["class_masks"]["Jumpsuits"])))
     assert not np.asarray(jumpsuits).any()  # a class the photo lacks: an empty mask
     classes = httpx.get(f"{lip_server.url}/api/v1/classes").json()
