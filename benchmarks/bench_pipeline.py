@@ -39,12 +39,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from m2fp import HumanParser, ParserOptions
 from m2fp.build import build_model, preset
-from m2fp.memory import release_free_memory
+from m2fp.compute.memory import release_free_memory
+from m2fp.compute.precision import Precision, native_bf16
 from m2fp.modeling.m2fp import M2FP
-from m2fp.precision import Precision, native_bf16
 from m2fp.processing.postprocess import measure_pass
 from m2fp.processing.preprocess import resize, to_input_tensor
-from m2fp.result import assemble
+from m2fp.results.parsing_result import assemble
 
 # ModelScope's own pipeline on this 2-core machine, R101, 960x640 (issue 6): 7.5-8 s in total,
 # about 5.5 s of it in the network

@@ -3,7 +3,7 @@ fp32, and images/s at 960x640.
 
 The machine it runs on has PyTorch with CUDA and Python, and nothing can be installed there,
 so the check imports only torch and the network's own modules (``m2fp.build``,
-``m2fp.modeling``, ``m2fp.precision``, ``m2fp.engines.torch_engine``; not the package's
+``m2fp.modeling``, ``m2fp.compute.precision``, ``m2fp.engines.torch_engine``; not the package's
 ``__init__``, which pulls PIL and numpy in). The golden models' weights and vectors are
 ``.npz`` files, so they are first turned into one torch file here:
 
@@ -54,7 +54,7 @@ def import_network_modules() -> types.SimpleNamespace:
         package.__path__ = [str(ROOT / "src" / "m2fp")]
         sys.modules["m2fp"] = package
     from m2fp.build import build_model, m2fp_r101_cihp
-    from m2fp.compute_options import Precision
+    from m2fp.compute.options import Precision
     from m2fp.engines.torch_engine import TorchEngine
     from m2fp.errors import PrecisionUnsupportedError
 

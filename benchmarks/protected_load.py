@@ -21,7 +21,7 @@ CHILD = """
 import sys, time
 from pathlib import Path
 import torch
-from m2fp.loader import load_model
+from m2fp.weights.loader import load_model
 from m2fp.protection.keys import read_key_file
 
 def hwm():

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from m2fp import HumanParser
-from m2fp.compute_options import ComputeChoiceError
+from m2fp.compute.options import ComputeChoiceError
 from m2fp.errors import DeviceUnavailableError, ImageError
 from tests.conftest import golden_options
 from tests.utils.same_parse import assert_same_parse

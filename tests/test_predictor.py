@@ -68,7 +68,7 @@ def test_tiny_and_extreme_shapes(tiny_parser, shape):
 
 
 def test_parse_upright_takes_a_decoded_image_as_it_is(tiny_parser, golden_image_path):
-    from m2fp.imaging import decode_image
+    from m2fp.imaging.decoder import decode_image
 
     decoded = decode_image(golden_image_path.read_bytes())
     assert summary(tiny_parser.parse_upright(decoded)) == summary(tiny_parser(golden_image_path))
@@ -81,9 +81,9 @@ def test_parse_upright_refuses_other_modes(tiny_parser):
 
 def test_the_library_leaves_the_heap_alone(tiny_parser, golden_image_path, monkeypatch):
     """Trimming the heap is the process owner's choice (CLI, server), never a library call's."""
-    import m2fp.memory
+    import m2fp.compute.memory
 
     calls = []
-    monkeypatch.setattr(m2fp.memory, "_malloc_trim", lambda: lambda pad: calls.append(pad))
+    monkeypatch.setattr(m2fp.compute.memory, "_malloc_trim", lambda: lambda pad: calls.append(pad))
     tiny_parser(golden_image_path)
     assert calls == []

@@ -14,11 +14,11 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "HumanParser": "m2fp.predictor",
-    "ParserOptions": "m2fp.parser_options",
-    "ParsingResult": "m2fp.result",
-    "Part": "m2fp.result",
-    "Person": "m2fp.result",
-    "SinglePersonResult": "m2fp.single_person_result",
+    "ParserOptions": "m2fp.compute.parser_options",
+    "ParsingResult": "m2fp.results.parsing_result",
+    "Part": "m2fp.results.parsing_result",
+    "Person": "m2fp.results.parsing_result",
+    "SinglePersonResult": "m2fp.results.single_person",
     "Task": "m2fp.task",
     "build_model": "m2fp.build",
 }
@@ -37,10 +37,10 @@ __all__ = [
 
 if TYPE_CHECKING:
     from m2fp.build import build_model
-    from m2fp.parser_options import ParserOptions
+    from m2fp.compute.parser_options import ParserOptions
     from m2fp.predictor import HumanParser
-    from m2fp.result import ParsingResult, Part, Person
-    from m2fp.single_person_result import SinglePersonResult
+    from m2fp.results.parsing_result import ParsingResult, Part, Person
+    from m2fp.results.single_person import SinglePersonResult
     from m2fp.task import Task
 
 

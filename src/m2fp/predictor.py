@@ -33,21 +33,20 @@ import torch
 from PIL import Image
 
 from m2fp.build import DEFAULT_INS_SCORE_THR, single_person_input_size
-from m2fp.compute_options import ACCURACY, Engine, check_compute
-from m2fp.device import (
+from m2fp.compute.device import (
     default_batch_size,
     describe_device,
     release_device_memory,
     resolve_device,
 )
+from m2fp.compute.options import ACCURACY, Engine, check_compute
+from m2fp.compute.parser_options import ParserOptions
 from m2fp.engines.openvino_package import OpenVINOPackage
 from m2fp.engines.selection import NetworkEngine, build_engine
 from m2fp.errors import DeviceMemoryError, ImageError
-from m2fp.imaging import decode_image, prepare_image
+from m2fp.imaging.decoder import decode_image, prepare_image
 from m2fp.labels import LabelSet, label_set_of
-from m2fp.loader import load_model
 from m2fp.modeling.m2fp import M2FP
-from m2fp.parser_options import ParserOptions
 from m2fp.processing.centre_pad import centre_pad
 from m2fp.processing.flip import AveragedRows, MirroredRows, merge_passes, mirror_image
 from m2fp.processing.postprocess import PassOutput, measure_pass
@@ -58,9 +57,10 @@ from m2fp.processing.semantic import (
     label_semantics,
     semantic_probabilities,
 )
-from m2fp.result import ParsingResult, assemble
-from m2fp.single_person_result import assemble_semantic
+from m2fp.results.parsing_result import ParsingResult, assemble
+from m2fp.results.single_person import assemble_semantic
 from m2fp.task import Task, task_of
+from m2fp.weights.loader import load_model
 
 ImageInput = str | os.PathLike | bytes | np.ndarray | Image.Image
 DEFAULT_OPTIONS = ParserOptions()
@@ -111,7 +111,7 @@ class HumanParser:
         CheckpointError: an OpenVINO package of another precision or other weights.
 
     The library never trims the process heap: a process that wants its idle RSS back after a
-    parse calls ``m2fp.memory.release_free_memory`` itself (the CLI and the server do), and
+    parse calls ``m2fp.compute.memory.release_free_memory`` itself (the CLI and the server do), and
     ``release_device_memory`` for the GPU's.
     """
 
@@ -161,7 +161,7 @@ class HumanParser:
     ) -> HumanParser:
         """Load a ModelScope model directory (``configuration.json`` plus weights), or an
         encrypted ``.m2fp`` / Fernet-wrapped weights file opened in memory with ``key``
-        (see ``m2fp.loader.open_model``). For the OpenVINO engine the converted package of
+        (see ``m2fp.weights.loader.open_model``). For the OpenVINO engine the converted package of
         ``options.precision`` is taken from beside the weights or from inside the envelope
         when there is one (``m2fp model export --format openvino``)."""
         loaded = load_model(
@@ -257,7 +257,7 @@ class HumanParser:
 
     def parse_upright(self, picture: Image.Image) -> ParsingResult:
         """Parse an image that is already upright RGB without metadata, as
-        ``m2fp.imaging.decode_image`` returns it: no second normalising pass.
+        ``m2fp.imaging.decoder.decode_image`` returns it: no second normalising pass.
 
         Raises:
             ValueError: ``picture`` is not an RGB image.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from m2fp.cli import run
-from m2fp.precision import native_bf16
+from m2fp.compute.precision import native_bf16
 
 
 def m2fp(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -69,7 +69,7 @@ def test_no_weights_anywhere(tmp_path, golden_image_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "M2FP_HOME": str(tmp_path / "none")}
     proc = m2fp("parse", str(golden_image_path), "--out", str(tmp_path / "o"), env=env)
     assert proc.returncode == 2
-    from m2fp.model_location import HOW_TO_GET
+    from m2fp.weights.location import HOW_TO_GET
 
     assert proc.stderr.strip().splitlines() == [f"m2fp: {HOW_TO_GET}"]
     assert "m2fp model download" in HOW_TO_GET

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from m2fp.cli import run
-from m2fp.precision import native_bf16
+from m2fp.compute.precision import native_bf16
 from m2fp.server.app import load_parser
 from m2fp.server.settings import load_settings
 

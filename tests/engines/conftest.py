@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from m2fp.loader import fill_skeleton
+from m2fp.weights.loader import fill_skeleton
 from tests.conftest import GOLDEN, golden_config, golden_state_dict
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from m2fp.loader import fill_skeleton
 from m2fp.processing.preprocess import resize, to_input_tensor
+from m2fp.weights.loader import fill_skeleton
 from tests.conftest import GOLDEN, golden_config, golden_sizes, golden_state_dict
 
 

@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from m2fp.build import single_person_input_size
-from m2fp.loader import fill_skeleton
 from m2fp.processing.centre_pad import centre_pad
 from m2fp.processing.preprocess import to_input_tensor
 from m2fp.processing.semantic import SemanticMap, label_semantics, semantic_probabilities
+from m2fp.weights.loader import fill_skeleton
 from tests.conftest import LIP_GOLDEN, golden_config, golden_state_dict
 
 IMAGE = LIP_GOLDEN / "image.png"

@@ -15,7 +15,7 @@ from m2fp import HumanParser, ParserOptions
 from m2fp.processing.flip import AveragedRows, MirroredRows, merge_instances, mirror_image
 from m2fp.processing.masks import CroppedMask
 from m2fp.processing.postprocess import Instance
-from m2fp.result import ParsingResult
+from m2fp.results.parsing_result import ParsingResult
 from tests.conftest import GOLDEN, LIP_GOLDEN, golden_options, golden_state_dict, write_model_dir
 from tests.processing.test_semantic import FixedRows
 from tests.utils.same_parse import assert_maps_agree

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from m2fp.errors import CheckpointError, IntegrityError, ModelKeyError, ModelNotFoundError
-from m2fp.loader import load_model
 from m2fp.protection.convert import encrypt_model_dir, rekey_file
 from m2fp.protection.envelope import decrypt_chunks, open_envelope
 from m2fp.protection.keys import generate_key
-from m2fp.whole_file import new_file
+from m2fp.weights.loader import load_model
+from m2fp.weights.whole_file import new_file
 from tests.conftest import GOLDEN, golden_state_dict
 from tests.utils.model_keys import SMALL_CHUNK, assert_no_key
 

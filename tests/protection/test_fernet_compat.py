@@ -13,8 +13,8 @@ from cryptography.fernet import Fernet
 
 from m2fp import HumanParser
 from m2fp.errors import CheckpointError, IntegrityError, ModelConfigError, ModelKeyError
-from m2fp.loader import load_model
 from m2fp.protection.keys import encode_key
+from m2fp.weights.loader import load_model
 from tests.conftest import GOLDEN, golden_options, golden_state_dict
 from tests.utils.write_watch import nothing_written
 
@@ -111,7 +111,7 @@ def test_pickle_payload_inside_the_token_is_not_executed(tmp_path, model_key):
 def test_decrypted_tensors_are_cleared_after_loading(
     tmp_path, plain_checkpoint, model_key, monkeypatch
 ):
-    from m2fp import loader
+    from m2fp.weights import loader
 
     seen: list[dict] = []
     original = loader.fill_skeleton

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from m2fp.result import ParsingResult
+from m2fp.results.parsing_result import ParsingResult
 
 
 class DrawnParser:

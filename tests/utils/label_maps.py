@@ -10,7 +10,7 @@ from PIL import Image
 
 from m2fp.labels import CIHP_CLASSES, CIHP_LABELS, LIP_CLASSES, LabelSet
 from m2fp.processing.masks import CroppedMask
-from m2fp.result import ParsingResult, Person
+from m2fp.results.parsing_result import ParsingResult, Person
 
 # one character per class (CIHP and LIP names; J is LIP's Jumpsuits)
 CODES = {

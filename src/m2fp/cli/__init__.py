@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from m2fp.cli.arguments import build_parser
 from m2fp.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CLIError
-from m2fp.compute_options import ComputeChoiceError
+from m2fp.compute.options import ComputeChoiceError
 from m2fp.errors import DeviceUnavailableError, M2FPError, ModelNotFoundError
 
 

@@ -18,7 +18,7 @@ from m2fp.defaults import (
     DEFAULT_MIN_SIZE,
     DEFAULT_ONNX_OPSET,
 )
-from m2fp.model_location import DEFAULT_HUB_MODEL, HUB_MODELS
+from m2fp.weights.location import DEFAULT_HUB_MODEL, HUB_MODELS
 
 KEY_FILE_HELP = "model key file (default: $M2FP_MODEL_KEY_FILE or $M2FP_MODEL_KEY)"
 MODEL_HELP = "model directory or .m2fp file (default: $M2FP_MODEL or the cache)"

@@ -15,7 +15,7 @@ from PIL import Image
 
 from m2fp.errors import M2FPError
 from m2fp.predictor import HumanParser
-from m2fp.result import ParsingResult
+from m2fp.results.parsing_result import ParsingResult
 
 Item = TypeVar("Item")
 

@@ -1,12 +1,12 @@
 """``--device``, ``--engine``, ``--precision`` (and ``--batch-size``): where and how a command
-computes. Standard library only (``m2fp.compute_options`` is), so ``--help`` lists them
+computes. Standard library only (``m2fp.compute.options`` is), so ``--help`` lists them
 without importing torch; the combinations are checked by ``ParserOptions``."""
 
 from __future__ import annotations
 
 import argparse
 
-from m2fp.compute_options import (
+from m2fp.compute.options import (
     DEFAULT_DEVICE,
     DEVICE_HELP,
     ENGINE_HELP,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from m2fp.download import download_model
-from m2fp.model_location import HUB_MODELS, default_model_dir
+from m2fp.weights.download import download_model
+from m2fp.weights.location import HUB_MODELS, default_model_dir
 
 
 def download(args: argparse.Namespace) -> int:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from m2fp.cli.errors import EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import model_path, required_key
-from m2fp.compute_options import Precision
+from m2fp.compute.options import Precision
 from m2fp.engines.openvino_package import attachment_name, package_file_name
-from m2fp.loader import load_model
-from m2fp.whole_file import PRIVATE, new_file
+from m2fp.weights.loader import load_model
+from m2fp.weights.whole_file import PRIVATE, new_file
 
 MB = 2**20
 

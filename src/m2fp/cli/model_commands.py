@@ -9,12 +9,12 @@ from pathlib import Path
 
 from m2fp.cli.errors import EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import model_path, required_key
-from m2fp.compute_options import Precision
-from m2fp.compute_report import compute_report
+from m2fp.compute.options import Precision
+from m2fp.compute.parser_options import ParserOptions
+from m2fp.compute.report import compute_report
 from m2fp.engines.openvino_package import attachment_name, package_file_name, packages_beside
-from m2fp.loader import open_model, openvino_package
-from m2fp.parser_options import ParserOptions
 from m2fp.protection.keys import key_id, read_key_file
+from m2fp.weights.loader import open_model, openvino_package
 
 
 def _print_report(path: Path, key: bytes | None, options: ParserOptions | None = None) -> None:

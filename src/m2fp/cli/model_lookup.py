@@ -10,8 +10,8 @@ from pathlib import Path
 
 from m2fp.cli.errors import EXIT_USAGE, CLIError
 from m2fp.errors import ModelKeyError
-from m2fp.model_location import HOW_TO_GET, resolve_model_path
 from m2fp.protection.keys import MISSING_KEY, key_from_environment, read_key_file
+from m2fp.weights.location import HOW_TO_GET, resolve_model_path
 
 
 def model_path(explicit: str | None) -> Path:

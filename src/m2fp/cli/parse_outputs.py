@@ -23,7 +23,7 @@ from typing import Any
 from m2fp.outputs.label_sets import OUTPUT_LABEL_SETS
 from m2fp.outputs.mask_encoding import mask_png, mask_rle
 from m2fp.outputs.requested import OutputRequest, make_masks
-from m2fp.result import ParsingResult
+from m2fp.results.parsing_result import ParsingResult
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import argparse
 
 from m2fp.cli.errors import EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import model_path
+from m2fp.compute.memory import bound_heap_growth
 from m2fp.errors import M2FPError
-from m2fp.memory import bound_heap_growth
 from m2fp.server.app import create_app, load_parser
 from m2fp.server.serving import connection_budget, serve_app
 from m2fp.server.settings import SettingsError, load_settings

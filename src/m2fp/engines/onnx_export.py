@@ -23,7 +23,7 @@ from m2fp.defaults import DEFAULT_ONNX_OPSET
 from m2fp.engines.export import Sampler, export_network
 from m2fp.errors import MissingExtraError
 from m2fp.modeling.m2fp import M2FP
-from m2fp.whole_file import PRIVATE, new_file
+from m2fp.weights.whole_file import PRIVATE, new_file
 
 MIN_OPSET = 17
 DEFAULT_OPSET = DEFAULT_ONNX_OPSET
@@ -85,7 +85,7 @@ def write_onnx(model: M2FP, path: str | os.PathLike, *, opset: int = DEFAULT_OPS
     Returns: its size in bytes.
 
     Raises:
-        CheckpointError: ``path`` exists or cannot be written (``m2fp.whole_file``).
+        CheckpointError: ``path`` exists or cannot be written (``m2fp.weights.whole_file``).
     """
     data = export_onnx(model, opset=opset)
     with new_file(Path(path), mode=PRIVATE) as handle:

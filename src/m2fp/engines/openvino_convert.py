@@ -9,7 +9,7 @@ from memory plus one compile per input shape (``OpenVINOEngine``).
 
 from __future__ import annotations
 
-from m2fp.compute_options import Precision
+from m2fp.compute.options import Precision
 from m2fp.engines.calibration import DEFAULT_SCENES, DEFAULT_SEED, calibration_inputs
 from m2fp.engines.export import export_backbone, export_head
 from m2fp.engines.openvino_package import OpenVINOPackage, _openvino

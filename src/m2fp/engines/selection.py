@@ -20,12 +20,12 @@ from typing import Protocol
 
 import torch
 
-from m2fp.compute_options import Engine, Precision
+from m2fp.compute.options import Engine, Precision
+from m2fp.compute.parser_options import ParserOptions
 from m2fp.engines.network_input import fits_exported
 from m2fp.engines.openvino_package import OpenVINOPackage
 from m2fp.engines.torch_engine import TorchEngine
 from m2fp.modeling.m2fp import M2FP
-from m2fp.parser_options import ParserOptions
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def build_engine(
     Args:
         model: the network (fp32); the PyTorch engine takes it over (``prepare_model``).
         options: engine and precision (and, for converting int8, the input sizes).
-        device: from ``m2fp.device.resolve_device``.
+        device: from ``m2fp.compute.device.resolve_device``.
         package: the converted network for the OpenVINO engine; converted here if None.
         weights_sha256: the weights' digest, checked against the package's.
         single_person_size: the single-person model's input, for calibrating int8.

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from m2fp.compute_options import Precision
+from m2fp.compute.options import Precision
+from m2fp.compute.precision import compute, prepare_model
 from m2fp.modeling.m2fp import M2FP
-from m2fp.precision import compute, prepare_model
 
 
 class TorchEngine:
@@ -19,7 +19,7 @@ class TorchEngine:
 
     Args:
         model: the network; moved to ``device`` and made channels-last in place
-            (``m2fp.precision.prepare_model``).
+            (``m2fp.compute.precision.prepare_model``).
         precision: fp32 (exact), tf32, fp16 or bf16.
         device: where the network and its inputs live.
 
@@ -42,7 +42,7 @@ class TorchEngine:
             class logits BxQx(K+1) and mask logits BxQxH/4xW/4, float32, on ``device``.
         """
         with compute(self.precision, self.device):
-            # channels-last like the conv weights (see m2fp.precision.prepare_model)
+            # channels-last like the conv weights (see m2fp.compute.precision.prepare_model)
             class_logits, mask_logits = self.model(
                 images.contiguous(memory_format=torch.channels_last)
             )

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from m2fp.imaging import encode_png
+from m2fp.imaging.decoder import encode_png
 from m2fp.outputs import coco_rle
 from m2fp.outputs.errors import OutputRequestError
 

@@ -26,7 +26,8 @@ Box = tuple[int, int, int, int]
 
 
 class PersonLike(Protocol):
-    """What scoping needs of a person: ``m2fp.result.Person`` or a parse answer's entry."""
+    """What scoping needs of a person: ``m2fp.results.parsing_result.Person`` or a parse
+    answer's entry."""
 
     @property
     def bbox(self) -> Box: ...

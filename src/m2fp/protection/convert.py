@@ -1,7 +1,7 @@
 """Writing ``.m2fp`` files: encrypting a model directory (with attachments such as its
 OpenVINO package), re-encrypting under a new key, and adding an attachment to a file.
 
-Only ciphertext reaches the disk, through ``m2fp.whole_file`` (complete or not at all, never
+Only ciphertext reaches the disk, through ``m2fp.weights.whole_file`` (complete or not at all, never
 over an existing file).
 """
 
@@ -15,7 +15,6 @@ from typing import Any
 
 from safetensors.torch import save as save_safetensors
 
-from m2fp.checkpoint import open_model_dir
 from m2fp.errors import ModelNotFoundError
 from m2fp.protection.envelope import (
     DEFAULT_CHUNK_SIZE,
@@ -29,7 +28,8 @@ from m2fp.protection.envelope import (
     open_envelope,
     split_payload,
 )
-from m2fp.whole_file import new_file
+from m2fp.weights.checkpoint import open_model_dir
+from m2fp.weights.whole_file import new_file
 
 
 def _attachments(attachments: Mapping[str, bytes | bytearray | memoryview]) -> tuple:

@@ -43,7 +43,7 @@ from m2fp.errors import CheckpointError, IntegrityError, ModelKeyError
 from m2fp.protection import CRYPTOGRAPHY_MISSING
 from m2fp.protection.keys import key_id, parse_key
 from m2fp.protection.plaintext_buffer import wipe
-from m2fp.sha256_pin import check_pin
+from m2fp.weights.sha256_pin import check_pin
 
 try:
     from cryptography.exceptions import InvalidTag

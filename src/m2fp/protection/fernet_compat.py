@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from m2fp.checkpoint import state_dict_from_bytes
 from m2fp.errors import CheckpointError, ModelKeyError
 from m2fp.protection import CRYPTOGRAPHY_MISSING
 from m2fp.protection.keys import parse_key
+from m2fp.weights.checkpoint import state_dict_from_bytes
 
 try:
     from cryptography.fernet import Fernet, InvalidToken

@@ -1,7 +1,7 @@
 """Decrypted weights live in one bytearray that is zeroed on the way out.
 
 Python ``bytes`` cannot be cleared, so every decrypting path writes into a bytearray, hands
-out views of it (``m2fp.safetensors_view``) and wipes it when done, also when loading fails.
+out views of it (``m2fp.weights.safetensors_view``) and wipes it when done, also when loading fails.
 """
 
 from __future__ import annotations

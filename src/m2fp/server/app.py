@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from PIL import Image
 
-from m2fp.parser_options import ParserOptions
+from m2fp.compute.parser_options import ParserOptions
 from m2fp.predictor import HumanParser
 from m2fp.protection.keys import resolve_model_key
 from m2fp.server.abuse.bans import open_ban_list

@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from m2fp.compute_options import (
+from m2fp.compute.options import (
     DEFAULT_DEVICE,
     ComputeChoiceError,
     Engine,
@@ -44,8 +44,8 @@ from m2fp.server.middleware.cors import check_origins
 from m2fp.server.ops.memory_watchdog import check_alert_percent
 from m2fp.server.parse.queue import check_max_concurrency, check_max_queue, check_timeout
 from m2fp.server.parse.upload_reader import check_upload_timeout
-from m2fp.sha256_pin import sha256_pin
 from m2fp.url_policy import check_https_url
+from m2fp.weights.sha256_pin import sha256_pin
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 CommaList = Annotated[tuple[str, ...], NoDecode]

@@ -15,7 +15,7 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from m2fp.sha256_pin import sha256_pin
+from m2fp.weights.sha256_pin import sha256_pin
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -15,7 +15,7 @@ from m2fp.outputs.errors import OutputRequestError, PersonNotFoundError
 from m2fp.outputs.label_sets import OUTPUT_LABEL_SETS
 from m2fp.outputs.mask_encoding import mask_png, mask_rle
 from m2fp.outputs.requested import make_masks
-from m2fp.result import ParsingResult
+from m2fp.results.parsing_result import ParsingResult
 from m2fp.server.errors import ApiError
 from m2fp.server.parse.mask_query import MaskQuery
 

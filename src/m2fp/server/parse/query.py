@@ -8,8 +8,8 @@ from pydantic import AfterValidator, ConfigDict, Field, field_validator
 
 from m2fp.defaults import DEFAULT_ALPHA
 from m2fp.labels import LabelSet
+from m2fp.results.visualization import check_alpha
 from m2fp.server.parse.mask_query import MaskQuery
-from m2fp.visualization import check_alpha
 
 
 class ParseQuery(MaskQuery):

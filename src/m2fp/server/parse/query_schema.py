@@ -13,9 +13,9 @@ from typing import Any
 
 from m2fp.labels import LABEL_SETS
 from m2fp.outputs.mask_rules import AGNOSTIC_KINDS, GROUPS, KEEP_PARTS, MAX_RADIUS
+from m2fp.results.visualization import MAX_ALPHA, MIN_ALPHA
 from m2fp.server.parse.mask_query import LabelSetName
 from m2fp.server.parse.query import ParseQuery
-from m2fp.visualization import MAX_ALPHA, MIN_ALPHA
 
 # every class a mask can be asked for, of any label set (the loaded model's are a subset:
 # GET /api/v1/classes; the others are refused 400)

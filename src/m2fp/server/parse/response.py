@@ -14,8 +14,8 @@ from typing import Any
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from m2fp.imaging import MEDIA_TYPES, encode_png
-from m2fp.result import ParsingResult
+from m2fp.imaging.decoder import MEDIA_TYPES, encode_png
+from m2fp.results.parsing_result import ParsingResult
 from m2fp.server.errors import ApiError
 from m2fp.server.parse.mask_answer import (
     MaskAnswer,

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from m2fp.memory import release_free_memory
+from m2fp.compute.memory import release_free_memory
 from m2fp.predictor import HumanParser
 from m2fp.server.ops.metrics import Metrics
 from m2fp.server.parse.query import ParseQuery

@@ -3,9 +3,9 @@
 Two phases. ``check_upload`` runs on the event loop as soon as the body is in (magic bytes
 that must say JPEG or PNG, and the same as the declared content type or file extension);
 ``decode_upload`` runs in a worker thread (the pixel count from the header, then the full
-decode by the one safe decoder, ``m2fp.imaging``). The accepted formats, extensions and media
-types are ``m2fp.imaging``'s. Each refusal is an ``UploadRejected`` with a reason from the
-error contract.
+decode by the one safe decoder, ``m2fp.imaging.decoder``). The accepted formats, extensions
+and media types are ``m2fp.imaging.decoder``'s. Each refusal is an ``UploadRejected`` with a
+reason from the error contract.
 """
 
 from __future__ import annotations
@@ -16,7 +16,13 @@ from pathlib import PurePosixPath
 from PIL import Image
 
 from m2fp.errors import ImageError
-from m2fp.imaging import EXTENSION_FORMATS, MAGIC_NUMBERS, MEDIA_TYPES, decode_image, sniff_format
+from m2fp.imaging.decoder import (
+    EXTENSION_FORMATS,
+    MAGIC_NUMBERS,
+    MEDIA_TYPES,
+    decode_image,
+    sniff_format,
+)
 from m2fp.server.errors import UploadRejected
 
 # media type of a raw body -> the format its bytes must have

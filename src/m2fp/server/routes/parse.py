@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from m2fp.imaging import MEDIA_TYPES
+from m2fp.imaging.decoder import MEDIA_TYPES
 from m2fp.server.deps import (
     ParseQueryDep,
     ParseServiceDep,

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from m2fp.compute_options import ComputeChoiceError, Engine
-from m2fp.device import (
+from m2fp.compute.device import (
     available_devices,
     default_batch_size,
     describe_device,
     release_device_memory,
     resolve_device,
 )
+from m2fp.compute.options import ComputeChoiceError, Engine
 from m2fp.errors import DeviceUnavailableError
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from m2fp import compute_report as report_module
-from m2fp.compute_report import compute_report
+from m2fp.compute import report as report_module
+from m2fp.compute.parser_options import ParserOptions
+from m2fp.compute.precision import native_bf16
+from m2fp.compute.report import compute_report
 from m2fp.errors import DeviceUnavailableError, MissingExtraError, PrecisionUnsupportedError
-from m2fp.parser_options import ParserOptions
-from m2fp.precision import native_bf16
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from m2fp.compute_options import (
+from m2fp.compute.options import (
     ACCURACY,
     ComputeChoiceError,
     Engine,
@@ -90,6 +90,6 @@ def test_the_module_is_torch_free():
     import subprocess
     import sys
 
-    code = "import sys, m2fp.compute_options; print('torch' in sys.modules)"
+    code = "import sys, m2fp.compute.options; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -1,10 +1,10 @@
 """Safe reading of M2FP weights: no pickle code paths, strict key report, sha256 pins.
 
-These are the primitives the loader (``m2fp.loader``) composes. A ModelScope model directory
+These are the primitives the loader (``m2fp.weights.loader``) composes. A ModelScope model directory
 holds ``configuration.json`` and ``pytorch_model.pt`` (a dict whose ``model`` entry is the
 state_dict) or ``model.safetensors``. ``.pt`` files are read with ``torch.load(weights_only=
 True)``, which refuses every object that is not plain tensor data; safetensors files are read
-into one buffer, hashed there, and parsed as views of it (``m2fp.safetensors_view``).
+into one buffer, hashed there, and parsed as views of it (``m2fp.weights.safetensors_view``).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from torch.torch_version import TorchVersion
 from m2fp.build import build_model, validate_config
 from m2fp.errors import CheckpointError, ModelConfigError, ModelNotFoundError
 from m2fp.labels import label_set_of
-from m2fp.safetensors_view import tensors_from_safetensors
-from m2fp.sha256_pin import check_pin
 from m2fp.task import task_of
+from m2fp.weights.safetensors_view import tensors_from_safetensors
+from m2fp.weights.sha256_pin import check_pin
 
 CONFIG_FILE = "configuration.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.pt")

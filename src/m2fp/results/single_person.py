@@ -18,7 +18,7 @@ from PIL import Image
 from m2fp.outputs.person_scope import PersonLike, implicit_person
 from m2fp.processing.masks import CroppedMask
 from m2fp.processing.semantic import SemanticLabels
-from m2fp.result import ParsingResult, Part
+from m2fp.results.parsing_result import ParsingResult, Part
 
 
 @dataclass(frozen=True)

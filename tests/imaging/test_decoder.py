@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from m2fp.errors import ImageError
-from m2fp.imaging import decode_image, encode_png
+from m2fp.imaging.decoder import decode_image, encode_png
 
 
 def encoded(fmt: str, size=(40, 30), mode="RGB", **save) -> bytes:

@@ -1,4 +1,4 @@
-"""Heap bounding for long-running processes (``m2fp.memory``): the allocation pattern of a
+"""Heap bounding for long-running processes (``m2fp.compute.memory``): the allocation pattern of a
 burst of concurrent uploads, in a fresh interpreter, with and without ``bound_heap_growth``.
 
 Twenty threads each receive an 8 MiB body in 64 KiB chunks (small long-lived objects made in
@@ -25,7 +25,7 @@ MARGIN_MIB = 32
 
 PATTERN = f"""
 import json, os, sys, threading
-from m2fp.memory import bound_heap_growth, release_free_memory
+from m2fp.compute.memory import bound_heap_growth, release_free_memory
 if sys.argv[1] == "bounded":
     assert bound_heap_growth()
 def rss():

@@ -11,12 +11,13 @@ import pytest
 import torch
 from torch.torch_version import TorchVersion
 
-from m2fp import HumanParser, loader
-from m2fp.checkpoint import state_dict_from_bytes
+from m2fp import HumanParser
 from m2fp.errors import CheckpointError, IntegrityError, ModelKeyError
-from m2fp.loader import load_model
 from m2fp.protection.envelope import open_envelope
 from m2fp.protection.keys import encode_key, generate_key
+from m2fp.weights import loader
+from m2fp.weights.checkpoint import state_dict_from_bytes
+from m2fp.weights.loader import load_model
 from tests.conftest import golden_options
 from tests.utils.write_watch import nothing_written
 
@@ -150,7 +151,7 @@ def test_unknown_files_are_refused(tmp_path, model_key):
 def test_every_source_kind_yields_the_same_checked_record(
     tiny_model_dir, encrypted_model, model_key
 ):
-    from m2fp.loader import open_model
+    from m2fp.weights.loader import open_model
 
     with open_model(tiny_model_dir) as plain:
         plain_report = plain.describe()

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from m2fp.cli import run
-from m2fp.download import DownloadError, download_model
-from m2fp.model_location import HUB_MODELS, default_model_dir, resolve_model_path
+from m2fp.weights.download import DownloadError, download_model
+from m2fp.weights.location import HUB_MODELS, default_model_dir, resolve_model_path
 
 FILES = {"configuration.json": b'{"model": {}}', "pytorch_model.pt": bytes(range(256)) * 4000}
 

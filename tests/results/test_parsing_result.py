@@ -13,7 +13,7 @@ from m2fp.outputs import coco_rle
 from m2fp.outputs.errors import OutputRequestError, PersonNotFoundError
 from m2fp.outputs.label_sets import ATR_LABELS, VITON_LABELS
 from m2fp.outputs.mask_encoding import mask_png, mask_rle
-from m2fp.single_person_result import SinglePersonResult
+from m2fp.results.single_person import SinglePersonResult
 from tests.utils.label_maps import FIGURE, chars, draw, result_from
 
 FIGURE_PERSON = "\n".join(["1" * 14] * 14)

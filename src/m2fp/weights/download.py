@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from m2fp.errors import M2FPError
-from m2fp.model_location import DEFAULT_HUB_MODEL, HUB_MODELS, HubModel
 from m2fp.url_policy import check_https_url
+from m2fp.weights.location import DEFAULT_HUB_MODEL, HUB_MODELS, HubModel
 
 DEFAULT_BASE_URL = "https://modelscope.cn"
 FILES = ("configuration.json", "pytorch_model.pt")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from m2fp import ParserOptions
+from m2fp.compute.precision import Precision
 from m2fp.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
-from m2fp.precision import Precision
 
 
 def test_defaults_are_modelscopes():

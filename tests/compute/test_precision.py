@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from m2fp import HumanParser
+from m2fp.compute.parser_options import ParserOptions
+from m2fp.compute.precision import Precision, native_bf16, prepare_model
 from m2fp.errors import PrecisionUnsupportedError
-from m2fp.loader import fill_skeleton
-from m2fp.parser_options import ParserOptions
-from m2fp.precision import Precision, native_bf16, prepare_model
+from m2fp.weights.loader import fill_skeleton
 from tests.conftest import GOLDEN, golden_config, golden_options, golden_state_dict
 
 
@@ -77,7 +77,7 @@ def test_bf16_is_refused_without_native_support():
 
 @pytest.mark.parametrize("native", [False, True])
 def test_bf16_rule_follows_the_cpus_answer(monkeypatch, native):
-    monkeypatch.setattr("m2fp.precision.native_bf16", lambda: native)
+    monkeypatch.setattr("m2fp.compute.precision.native_bf16", lambda: native)
     if native:
         assert prepare_model(golden_network(), Precision.BF16) is not None
     else:

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from m2fp.build import build_model
-from m2fp.checkpoint import check_state_dict, open_model_dir, read_weights_file
 from m2fp.errors import CheckpointError, ModelConfigError, ModelNotFoundError
+from m2fp.weights.checkpoint import check_state_dict, open_model_dir, read_weights_file
 from tests.conftest import GOLDEN, golden_config, golden_state_dict
 
 

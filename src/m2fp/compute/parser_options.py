@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from m2fp.compute_options import (
+from m2fp.compute.options import (
     DEFAULT_DEVICE,
     ComputeChoiceError,
     Engine,
@@ -43,12 +43,12 @@ class ParserOptions:
         max_size: upper bound of the network input's long side.
         max_pixels: encoded images declaring more pixels are refused before decoding.
         device: ``auto`` (default: the first CUDA device if PyTorch sees one, else the
-            CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (see ``m2fp.device``).
+            CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (see ``m2fp.compute.device``).
         engine: ``torch`` (default, any device) or ``openvino`` (CPU, exact in fp32 and
             faster; see ``m2fp.engines``).
         precision: ``fp32`` (default) computes what ModelScope computes; ``tf32``, ``fp16``,
             ``bf16`` and ``int8`` are faster approximations where the device has them (see
-            ``m2fp.compute_options``).
+            ``m2fp.compute.options``).
         batch_size: images per network call in ``HumanParser.parse_batch``; None (default)
             chooses from the device: 8 on CUDA, 1 elsewhere (a CPU gains nothing from
             batching but memory).

@@ -4,7 +4,7 @@ exist, in one place.
 Standard library only: the CLI lists these choices in ``--help`` and the server settings check
 them without importing torch. ``ParserOptions`` calls ``check_compute`` with what was asked
 (the device may still be ``auto``); ``HumanParser`` calls it again with the device ``auto``
-resolved to (``m2fp.device``), so both levels apply the same rules.
+resolved to (``m2fp.compute.device``), so both levels apply the same rules.
 
 Exact means "computes what ModelScope computes, up to fp32 rounding" (what the golden parity
 tests check): ``fp32`` on either engine. Everything else is an approximation the user opts in
@@ -99,7 +99,7 @@ def check_compute(device: str, engine: Engine | str, precision: Precision | str)
 
     ``device`` is what was asked (``auto`` allowed) or what ``auto`` resolved to. A rule
     that depends on the machine (a CUDA device present, native bf16) is checked where the
-    device is resolved (``m2fp.device``, ``m2fp.precision``).
+    device is resolved (``m2fp.compute.device``, ``m2fp.compute.precision``).
 
     Raises:
         ComputeChoiceError: an unknown value, or:

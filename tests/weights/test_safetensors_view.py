@@ -11,7 +11,7 @@ from safetensors.torch import load, save
 
 from m2fp.errors import CheckpointError
 from m2fp.protection.plaintext_buffer import wipe
-from m2fp.safetensors_view import tensors_from_safetensors
+from m2fp.weights.safetensors_view import tensors_from_safetensors
 from tests.conftest import golden_state_dict
 
 

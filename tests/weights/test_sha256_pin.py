@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from m2fp.errors import IntegrityError
-from m2fp.sha256_pin import check_pin, sha256_pin
+from m2fp.weights.sha256_pin import check_pin, sha256_pin
 
 DIGEST = hashlib.sha256(b"weights").hexdigest()
 

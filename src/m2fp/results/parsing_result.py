@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from m2fp.defaults import DEFAULT_ALPHA
-from m2fp.imaging import encode_png
+from m2fp.imaging.decoder import encode_png
 from m2fp.labels import LabelSet, label_set_of
 from m2fp.outputs import coco_rle
 from m2fp.outputs.agnostic import agnostic_mask
@@ -22,7 +22,7 @@ from m2fp.outputs.person_scope import PersonLike
 from m2fp.outputs.remap import remap_label_map
 from m2fp.processing.masks import CroppedMask
 from m2fp.processing.postprocess import Instance, ParsedOutput
-from m2fp.visualization import render_overlay
+from m2fp.results.visualization import render_overlay
 
 
 class _MaskedInstance:
@@ -113,7 +113,7 @@ class ParsingResult:
         class_names: names of all classes, index = label id (the multi-person model's end
             with "Human", which the label map never holds).
 
-    The single-person model's results are ``SinglePersonResult`` (``m2fp.single_person_result``).
+    The single-person model's results are ``SinglePersonResult`` (``m2fp.results.single_person``).
     """
 
     image: Image.Image = field(repr=False)

@@ -17,20 +17,20 @@ from typing import Any, NamedTuple
 import torch
 
 from m2fp.build import build_model
-from m2fp.checkpoint import (
+from m2fp.compute.options import Precision
+from m2fp.engines.openvino_package import OpenVINOPackage, attachment_name, package_file_name
+from m2fp.errors import CheckpointError, ModelKeyError
+from m2fp.modeling.m2fp import M2FP
+from m2fp.protection.keys import MISSING_KEY, parse_key
+from m2fp.weights.checkpoint import (
     ModelWeights,
     check_fits,
     open_model_dir,
     read_config,
     require_safe_torch,
 )
-from m2fp.compute_options import Precision
-from m2fp.engines.openvino_package import OpenVINOPackage, attachment_name, package_file_name
-from m2fp.errors import CheckpointError, ModelKeyError
-from m2fp.modeling.m2fp import M2FP
-from m2fp.protection.keys import MISSING_KEY, parse_key
-from m2fp.safetensors_view import tensors_from_safetensors
-from m2fp.sha256_pin import check_pin
+from m2fp.weights.safetensors_view import tensors_from_safetensors
+from m2fp.weights.sha256_pin import check_pin
 
 SNIFF_BYTES = 8
 
@@ -163,7 +163,7 @@ def fill_skeleton(
     Copies, because the tensors are views of a read buffer (dropped after loading) or of
     decrypted plaintext (wiped); each is made once, straight into its final place: on
     ``device`` (default the CPU) and, with ``channels_last``, 4-D conv weights in the layout
-    inference runs in (``m2fp.precision.prepare_model`` then has nothing left to do).
+    inference runs in (``m2fp.compute.precision.prepare_model`` then has nothing left to do).
     """
     model = build_model(config, empty=True) if skeleton is None else skeleton
     expected = model.state_dict()

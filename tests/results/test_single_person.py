@@ -11,7 +11,7 @@ from PIL import Image
 
 from m2fp.labels import LIP_CLASSES, LIP_LABELS
 from m2fp.processing.semantic import SemanticLabels
-from m2fp.single_person_result import assemble_semantic
+from m2fp.results.single_person import assemble_semantic
 
 
 @pytest.fixture

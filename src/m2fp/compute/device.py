@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from m2fp.compute_options import Engine, check_device, device_kind
+from m2fp.compute.options import Engine, check_device, device_kind
 from m2fp.errors import DeviceUnavailableError
 
 
@@ -77,7 +77,7 @@ def available_devices() -> dict[str, Any]:
 def release_device_memory(device: torch.device) -> None:
     """Give the CUDA caching allocator's unused blocks back to the driver (other processes
     can use them); the next parse allocates again. Nothing to do on the CPU (the process heap
-    is ``m2fp.memory.release_free_memory``'s)."""
+    is ``m2fp.compute.memory.release_free_memory``'s)."""
     if device.type == "cuda" and torch.cuda.is_initialized():
         with torch.cuda.device(device):
             torch.cuda.empty_cache()

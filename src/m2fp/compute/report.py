@@ -6,12 +6,12 @@ from __future__ import annotations
 import importlib.metadata
 from typing import Any
 
-from m2fp.compute_options import ACCURACY, Engine, check_compute
-from m2fp.device import available_devices, describe_device, resolve_device
+from m2fp.compute.device import available_devices, describe_device, resolve_device
+from m2fp.compute.options import ACCURACY, Engine, check_compute
+from m2fp.compute.parser_options import ParserOptions
+from m2fp.compute.precision import check_precision, native_bf16
 from m2fp.engines.openvino_package import OPENVINO_MISSING
 from m2fp.errors import MissingExtraError
-from m2fp.parser_options import ParserOptions
-from m2fp.precision import check_precision, native_bf16
 
 
 def openvino_version() -> str | None:

@@ -5,7 +5,7 @@ tests check. On CUDA that means TF32 off for matmuls *and* convolutions (cuDNN a
 convolutions by default). ``tf32`` turns it on; ``fp16`` and ``bf16`` run the network under
 autocast (weights stay fp32, each op casts its inputs); ``bf16`` also runs on CPUs with native
 bf16 (AVX512-BF16, AMX) and is refused on others, where PyTorch's fallback is 60-100x slower
-than fp32. Which precision goes with which device and engine is ``m2fp.compute_options``.
+than fp32. Which precision goes with which device and engine is ``m2fp.compute.options``.
 
 PyTorch's TF32 switches are process-wide, so CUDA forwards set them for their own duration
 under one lock: parsers of different precisions in one process never see each other's
@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 import torch
 
-from m2fp.compute_options import Precision
+from m2fp.compute.options import Precision
 from m2fp.errors import PrecisionUnsupportedError
 from m2fp.modeling.m2fp import M2FP
 
