@@ -59,7 +59,7 @@ def frame_size(text: str) -> tuple[int, int]:
 def add_output_arguments(parse: argparse.ArgumentParser) -> None:
     """The downstream-output and input-mode options of ``m2fp parse``."""
     outputs = parse.add_argument_group(
-        "downstream outputs", "masks and label maps for other tools (README: Using the output)"
+        "downstream outputs", "masks and label maps for other tools (docs/outputs.md)"
     )
     outputs.add_argument(
         "--masks",

@@ -50,7 +50,7 @@ DEVICE_KINDS = ("auto", "cpu", "cuda", "mps")
 DEVICE_CHOICES = "auto|cpu|cuda|cuda:N|mps"
 _DEVICE = re.compile(r"(auto|cpu|cuda|mps)(?::(\d{1,3}))?")
 
-# how each precision is described wherever the choice is shown (--help, README, /readyz)
+# how each precision is described wherever the choice is shown (--help, docs/engines.md, /readyz)
 ACCURACY = {precision: "exact" if precision.exact else "approximation" for precision in Precision}
 PRECISION_HELP = (
     "fp32: exact (default); tf32, fp16, bf16: approximations on CUDA (bf16 also on CPUs with "

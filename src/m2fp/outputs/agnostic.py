@@ -1,7 +1,7 @@
 """Try-on agnostic masks: the pixels a virtual try-on model repaints for a new garment.
 
 The rule (which classes, what is protected, the default dilation) is written down in
-``m2fp.outputs.mask_rules`` and the README ("Using the output"). This module applies it, and
+``m2fp.outputs.mask_rules`` and docs/outputs.md. This module applies it, and
 finds hands, which CIHP and LIP do not label: a hand is the end of an arm.
 
 Hands, per person: measure each arm (Left-arm, Right-arm) along itself, in 4-connected steps,

@@ -2,7 +2,7 @@
 label set a result carries. Standard library only.
 
 Every table is keyed by (source, target) label set and maps source class *names* to target
-class names, so it reads like the README table. A pair without a table is refused with the
+class names, so it reads like the table in docs/outputs.md. A pair without a table is refused with the
 reason why (``remap_rule``).
 
 - ``cihp`` and ``lip``: the models' own sets (``m2fp.labels``).
