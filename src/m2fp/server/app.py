@@ -66,17 +66,11 @@ def load_parser(settings: Settings) -> HumanParser:
         raise SettingsError("no model: pass --model DIR or set M2FP_MODEL")
     secret = settings.model_key.get_secret_value() if settings.model_key else None
     key = resolve_model_key(secret, settings.model_key_file)
-    options = ParserOptions(
-        min_size=settings.min_size,
-        max_size=settings.max_size,
-        max_pixels=settings.max_pixels,
-        precision=settings.precision,
-        device=settings.device,
-        engine=settings.engine,
-        flip=settings.flip,
-    )
     return HumanParser.from_pretrained(
-        settings.model, options=options, key=key, expected_sha256=settings.model_sha256
+        settings.model,
+        options=ParserOptions.from_fields(settings),
+        key=key,
+        expected_sha256=settings.model_sha256,
     )
 
 
@@ -118,9 +112,7 @@ def _services(state: AppState, parser: HumanParser) -> Services:
         watchdog=watchdog,
         audit=state.audit,
     )
-    # a stand-in parser (tests) has no compute report: it counts as the CPU
-    describe = getattr(parser, "describe_compute", None)
-    compute = describe() if describe is not None else {"device": "cpu"}
+    compute = parser.describe_compute()
     limits = queue_limits(
         device_type=compute["device"].partition(":")[0],
         gpu_memory_bytes=compute.get("gpu_memory_bytes"),
@@ -138,7 +130,7 @@ def _services(state: AppState, parser: HumanParser) -> Services:
         max_pixels=settings.max_pixels,
         max_side=settings.max_side,
         metrics=state.metrics,
-        release_device_memory=getattr(parser, "release_device_memory", None),
+        release_device_memory=parser.release_device_memory,
     )
     compute = {**compute, "max_concurrency": limits.concurrency, "max_queue": limits.queue}
     return Services(storage=storage, watchdog=watchdog, guard=guard, parse=service, compute=compute)
