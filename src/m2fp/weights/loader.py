@@ -88,7 +88,8 @@ def _open_protected(
     path: Path, key: bytes | str, expected_sha256: str | None
 ) -> Iterator[ModelWeights]:
     # the cipher modules need the crypto extra: imported only for protected files
-    from m2fp.protection.envelope import decrypted_payload, is_envelope
+    from m2fp.protection.envelope_chunks import decrypted_payload
+    from m2fp.protection.envelope_header import is_envelope
     from m2fp.protection.fernet_compat import decrypt_checkpoint, is_fernet_token
 
     raw_key = parse_key(key)
