@@ -14,14 +14,12 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
-from PIL import Image
 
 from m2fp.compute.parser_options import ParserOptions
 from m2fp.predictor import HumanParser
@@ -171,8 +169,6 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
         parser: an already-loaded model; when None it is loaded from ``settings.model`` at
             start-up.
     """
-    # decompression bombs beyond Pillow's own limit must fail, not warn
-    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
