@@ -6,7 +6,7 @@ import json
 
 from m2fp.cli import run
 from m2fp.server.app import create_app
-from tests.security import weak_servers
+from tests.scan import weak_servers
 from tests.server.conftest import tiny_settings
 from tests.utils.webhook_receiver import WebhookReceiver
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from m2fp.defaults import DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
-from m2fp.processing.preprocess import check_input_sizes, resize, target_size, to_input_tensor
+from m2fp.processing.preprocess import resize, target_size, to_input_tensor
 
 
 @pytest.mark.parametrize(
@@ -52,14 +52,3 @@ def test_no_padding_when_already_divisible():
     image = Image.new("RGB", (64, 32))
     mean, std = torch.zeros(3, 1, 1), torch.ones(3, 1, 1)
     assert to_input_tensor(image, mean, std, 32).shape == (1, 3, 32, 64)
-
-
-@pytest.mark.parametrize(("min_size", "max_size"), [(0, 10), (-1, 10), (20, 10)])
-def test_bad_sizes_are_refused(min_size, max_size):
-    with pytest.raises(ValueError, match="min_size <= max_size"):
-        check_input_sizes(min_size, max_size)
-
-
-def test_good_sizes_pass():
-    check_input_sizes(DEFAULT_MIN_SIZE, DEFAULT_MAX_SIZE)
-    check_input_sizes(5, 5)

@@ -14,7 +14,8 @@ import torch
 
 from m2fp.errors import CheckpointError, IntegrityError, ModelKeyError, ModelNotFoundError
 from m2fp.protection.convert import encrypt_model_dir, rekey_file
-from m2fp.protection.envelope import decrypt_chunks, open_envelope
+from m2fp.protection.envelope_chunks import decrypt_chunks
+from m2fp.protection.envelope_header import open_envelope
 from m2fp.protection.keys import generate_key
 from m2fp.weights.loader import load_model
 from m2fp.weights.whole_file import new_file

@@ -3,6 +3,8 @@ every GET, the schema switch."""
 
 from __future__ import annotations
 
+import warnings
+
 import httpx
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -116,3 +118,13 @@ async def test_no_redirect_is_built_from_client_headers(tiny_parser, method, pat
     assert response.json()["error"] == "not_found"
     assert "location" not in response.headers
     assert "evil.example" not in response.text
+
+
+def test_building_an_app_leaves_the_process_warning_filters_alone(tiny_parser):
+    """An app factory must not change how the rest of the process treats warnings (the
+    decoder's own pixel bound refuses bombs, in every interface alike)."""
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        before = list(warnings.filters)
+        create_app(tiny_settings(), parser=tiny_parser)
+        assert warnings.filters == before

@@ -7,10 +7,14 @@ import ipaddress
 
 import pytest
 
+from m2fp import ParserOptions
+from m2fp.compute.parser_options import MAX_SIZE_RANGE, MIN_SIZE_RANGE
 from m2fp.server.abuse.client_identity import ApiKeys
 from m2fp.server.ops.alerts import AlertWebhook
 from m2fp.server.settings import Settings, SettingsError, load_settings
+from tests.compute.test_parser_options import SIZE_PROBES
 from tests.server.abuse.test_bans import NONSENSE_POLICIES
+from tests.server.abuse.test_client_identity import REFUSED_PROXIES
 from tests.server.abuse.test_rate_limit import BAD_LIMITS, UNSUPPORTED_STORAGE
 from tests.server.ops.test_alerts import REFUSED_WEBHOOKS
 from tests.server.parse.test_queue import NONSENSE_LIMITS
@@ -200,6 +204,32 @@ def test_named_defaults_are_the_library_defaults():
     settings = Settings()
     assert (settings.min_size, settings.max_size) == (DEFAULT_MIN_SIZE, DEFAULT_MAX_SIZE)
     assert settings.max_pixels == DEFAULT_MAX_PIXELS
+
+
+@pytest.mark.parametrize(("field", "value"), SIZE_PROBES)
+def test_size_variables_follow_the_parser_options_rule(monkeypatch, field, value):
+    # the other size at its range's far end, so that only the probed rule can refuse
+    others = {"min_size": MIN_SIZE_RANGE[0], "max_size": MAX_SIZE_RANGE[1]}
+    values = {**others, field: value}
+    try:
+        ParserOptions(**values)
+    except ValueError:
+        accepted = False
+    else:
+        accepted = True
+    for name, number in values.items():
+        monkeypatch.setenv(f"M2FP_{name.upper()}", str(number))
+    if accepted:
+        assert getattr(load_settings(), field) == value
+    else:
+        line = refused_line(monkeypatch, f"M2FP_{field.upper()}", str(value))
+        assert "must be a whole number from" in line
+
+
+@pytest.mark.parametrize("items", REFUSED_PROXIES)
+def test_trusted_proxies_are_checked_by_the_client_identity_rule(monkeypatch, items):
+    line = refused_line(monkeypatch, "M2FP_TRUSTED_PROXIES", ",".join(items))
+    assert "every client" in line or "IP addresses or CIDR" in line
 
 
 def test_min_size_above_max_size_names_both_variables(monkeypatch):

@@ -6,20 +6,19 @@ from __future__ import annotations
 from PIL import Image
 
 from m2fp.results.parsing_result import ParsingResult
+from tests.utils.stand_in_parser import StandInParser
 
 
-class DrawnParser:
-    """Quacks like ``HumanParser`` for the server: ``class_names``, ``label_set`` and
-    ``parse_upright``.
+class DrawnParser(StandInParser):
+    """A model of ``result``'s classes whose every parse is ``result``.
 
     Attributes:
         calls: how many images it was asked to parse.
     """
 
     def __init__(self, result: ParsingResult) -> None:
+        super().__init__(class_names=result.class_names, label_set=result.label_set)
         self.result = result
-        self.class_names = result.class_names
-        self.label_set = result.label_set
         self.calls = 0
 
     def parse_upright(self, picture: Image.Image) -> ParsingResult:

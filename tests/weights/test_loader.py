@@ -13,7 +13,7 @@ from torch.torch_version import TorchVersion
 
 from m2fp import HumanParser
 from m2fp.errors import CheckpointError, IntegrityError, ModelKeyError
-from m2fp.protection.envelope import open_envelope
+from m2fp.protection.envelope_header import open_envelope
 from m2fp.protection.keys import encode_key, generate_key
 from m2fp.weights import loader
 from m2fp.weights.checkpoint import state_dict_from_bytes

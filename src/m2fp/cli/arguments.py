@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from m2fp.cli.compute_arguments import add_compute_arguments
+from m2fp.cli.compute_arguments import add_compute_arguments, option_rule
 from m2fp.cli.parse_arguments import add_output_arguments, check_parse_arguments
+from m2fp.compute.parser_options import check_max_size, check_min_size
 from m2fp.defaults import (
     DEFAULT_ALPHA,
     DEFAULT_CALIBRATION_SCENES,
@@ -51,8 +52,18 @@ def _add_parse(commands: argparse._SubParsersAction) -> None:
     parse.add_argument("--model", help=MODEL_HELP)
     parse.add_argument("--key-file", help=KEY_FILE_HELP)
     parse.add_argument("--out", required=True, help="output directory")
-    parse.add_argument("--min-size", type=_positive, default=DEFAULT_MIN_SIZE)
-    parse.add_argument("--max-size", type=_positive, default=DEFAULT_MAX_SIZE)
+    parse.add_argument(
+        "--min-size",
+        type=option_rule(check_min_size),
+        default=DEFAULT_MIN_SIZE,
+        help=f"short side of the network input (default {DEFAULT_MIN_SIZE})",
+    )
+    parse.add_argument(
+        "--max-size",
+        type=option_rule(check_max_size),
+        default=DEFAULT_MAX_SIZE,
+        help=f"bound of the network input's long side (default {DEFAULT_MAX_SIZE})",
+    )
     parse.add_argument("--alpha", type=_fraction, default=DEFAULT_ALPHA, help="overlay opacity")
     add_compute_arguments(parse, batch=True)
     parse.add_argument(

@@ -1,10 +1,12 @@
 """``--device``, ``--engine``, ``--precision`` (and ``--batch-size``): where and how a command
-computes. Standard library only (``m2fp.compute.options`` is), so ``--help`` lists them
-without importing torch; the combinations are checked by ``ParserOptions``."""
+computes. Standard library only (``m2fp.compute.options`` and ``parser_options`` are), so
+``--help`` lists them without importing torch; the combinations are checked by
+``ParserOptions``, each number by its rule there (``option_rule``)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from m2fp.compute.options import (
     DEFAULT_DEVICE,
@@ -14,6 +16,7 @@ from m2fp.compute.options import (
     Engine,
     Precision,
 )
+from m2fp.compute.parser_options import ParserOptionError, check_batch_size
 
 
 def add_compute_arguments(
@@ -47,15 +50,26 @@ def add_compute_arguments(
     if batch:
         parser.add_argument(
             "--batch-size",
-            type=_batch_size,
+            type=option_rule(check_batch_size),
             default=None,
             help="images per network call (default: 8 on CUDA, 1 elsewhere); only images "
             "of the same network input size share a batch",
         )
 
 
-def _batch_size(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
+def option_rule(check: Callable[[int], object]) -> Callable[[str], int]:
+    """An argparse ``type`` applying a ``ParserOptions`` rule to a flag: the CLI refuses what
+    the Python API and the server settings refuse, as a usage error in the flag's terms."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("must be a whole number") from None
+        try:
+            check(value)
+        except ParserOptionError as exc:
+            raise argparse.ArgumentTypeError(exc.reason) from None
+        return value
+
+    return parse

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from m2fp.compute.parser_options import ParserOptionError, check_sizes
 from m2fp.defaults import DEFAULT_MAX_PIXELS
 from m2fp.outputs.errors import OutputRequestError
 from m2fp.outputs.label_sets import OUTPUT_LABEL_SETS
@@ -139,6 +140,10 @@ def check_parse_arguments(parse: argparse.ArgumentParser) -> Callable[[argparse.
             parse.error("give images or directories, or --watch DIR, or --frames WxH (one)")
         if args.crop and args.person is None:
             parse.error("--crop needs --person")
+        try:
+            check_sizes(args.min_size, args.max_size)
+        except ParserOptionError:  # each size alone passed its flag's rule: the order broke
+            parse.error("--max-size must be at least --min-size")
         if args.mask_format == "rle" and (args.feather or (args.grey and args.agnostic)):
             parse.error("--format rle holds binary masks only: no --feather or --grey")
 

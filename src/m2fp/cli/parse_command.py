@@ -47,15 +47,7 @@ def parse(args: argparse.Namespace) -> int:
     path = model_path(args.model)
     parser = HumanParser.from_pretrained(
         path,
-        options=ParserOptions(
-            min_size=args.min_size,
-            max_size=args.max_size,
-            precision=args.precision,
-            flip=args.flip,
-            device=args.device,
-            engine=args.engine,
-            batch_size=args.batch_size,
-        ),
+        options=ParserOptions.from_fields(args),
         key=key_for(path, args.key_file),
     )
     try:

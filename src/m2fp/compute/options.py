@@ -46,7 +46,6 @@ class Engine(str, enum.Enum):
 
 
 DEFAULT_DEVICE = "auto"
-DEVICE_KINDS = ("auto", "cpu", "cuda", "mps")
 DEVICE_CHOICES = "auto|cpu|cuda|cuda:N|mps"
 _DEVICE = re.compile(r"(auto|cpu|cuda|mps)(?::(\d{1,3}))?")
 

@@ -1,37 +1,91 @@
 """How a HumanParser computes: input size, the pixel bound, where and in which precision the
 network runs, batching and flip test-time augmentation, in one validated object shared by the
-Python API, the CLI and the server settings."""
+Python API, the CLI and the server settings.
+
+Each size knob has its one rule here (``check_min_size``, ``check_max_size``, ``check_sizes``,
+``check_max_pixels``, ``check_batch_size``); ``ParserOptions`` applies them, and the server
+settings and the CLI flags call the same functions, so all three refuse the same values.
+Standard library only: the CLI checks its flags without importing torch.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from m2fp.compute.options import (
     DEFAULT_DEVICE,
-    ComputeChoiceError,
     Engine,
     Precision,
     check_compute,
     check_device,
 )
 from m2fp.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
-from m2fp.processing.preprocess import check_input_sizes
+from m2fp.errors import M2FPError
 
+# network input sides: below 32 the backbone's 1/32 feature map has no pixel left; above
+# these the activations of one photo alone exceed what a server should hold
+MIN_SIZE_RANGE = (32, 4096)
+MAX_SIZE_RANGE = (32, 8192)
+# declared pixels of an encoded image: 200 MP decoded is 600 MB of RGB before any parsing
+MAX_PIXELS_RANGE = (1, 200_000_000)
 # images per network call at most: beyond this a batch only adds memory
 MAX_BATCH_SIZE = 64
 
 
+class ParserOptionError(M2FPError, ValueError):
+    """A size knob out of its range (``str()`` names the option, for Python callers).
+
+    Attributes:
+        fields: the options involved (``min_size``...), so that a message can name the CLI
+            flag or the environment variable instead.
+        reason: the rule broken, without the option's name (``must be ...``).
+    """
+
+    def __init__(self, reason: str, *fields: str) -> None:
+        super().__init__(f"{' and '.join(fields)} {reason}")
+        self.fields = fields
+        self.reason = reason
+
+
+def _whole_number(value: object, low: int, high: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ParserOptionError(f"must be a whole number from {low} to {high}", name)
+    return value
+
+
+def check_min_size(min_size: int) -> int:
+    """``min_size`` (short side of the network input) if within ``MIN_SIZE_RANGE``."""
+    return _whole_number(min_size, *MIN_SIZE_RANGE, "min_size")
+
+
+def check_max_size(max_size: int) -> int:
+    """``max_size`` (bound of the network input's long side) if within ``MAX_SIZE_RANGE``."""
+    return _whole_number(max_size, *MAX_SIZE_RANGE, "max_size")
+
+
+def check_sizes(min_size: int, max_size: int) -> None:
+    """Both sizes within their ranges and ``min_size <= max_size``.
+
+    Raises:
+        ParserOptionError: the first rule broken (the order is reported on ``max_size``).
+    """
+    check_min_size(min_size)
+    check_max_size(max_size)
+    if max_size < min_size:
+        raise ParserOptionError("must be at least min_size", "max_size")
+
+
+def check_max_pixels(max_pixels: int) -> int:
+    """``max_pixels`` (encoded images declaring more are refused) if within
+    ``MAX_PIXELS_RANGE``."""
+    return _whole_number(max_pixels, *MAX_PIXELS_RANGE, "max_pixels")
+
+
 def check_batch_size(batch_size: int | None) -> int | None:
     """``batch_size`` if it is None (chosen from the device) or 1..MAX_BATCH_SIZE."""
-    if batch_size is not None and (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or not 1 <= batch_size <= MAX_BATCH_SIZE
-    ):
-        raise ComputeChoiceError(
-            f"batch_size must be a whole number from 1 to {MAX_BATCH_SIZE}", "batch_size"
-        )
-    return batch_size
+    if batch_size is None:
+        return None
+    return _whole_number(batch_size, 1, MAX_BATCH_SIZE, "batch_size")
 
 
 @dataclass(frozen=True)
@@ -57,9 +111,9 @@ class ParserOptions:
             which computes what ModelScope's pipeline computes.
 
     Raises:
-        ValueError: sizes not ``0 < min_size <= max_size``, ``max_pixels`` not positive, an
-            unknown device, engine or precision or one they cannot run with
-            (``ComputeChoiceError``), a bad ``batch_size``, or ``flip`` not a bool.
+        ValueError: a size, ``max_pixels`` or ``batch_size`` out of its range
+            (``ParserOptionError``), an unknown device, engine or precision or one they
+            cannot run with (``ComputeChoiceError``), or ``flip`` not a bool.
     """
 
     min_size: int = DEFAULT_MIN_SIZE
@@ -72,9 +126,8 @@ class ParserOptions:
     batch_size: int | None = None
 
     def __post_init__(self) -> None:
-        check_input_sizes(self.min_size, self.max_size)
-        if self.max_pixels <= 0:
-            raise ValueError("max_pixels must be positive")
+        check_sizes(self.min_size, self.max_size)
+        check_max_pixels(self.max_pixels)
         check_compute(self.device, self.engine, self.precision)
         # accept the plain strings too ("fp32", "openvino": CLI, settings)
         object.__setattr__(self, "device", check_device(self.device))
@@ -83,3 +136,15 @@ class ParserOptions:
         check_batch_size(self.batch_size)
         if not isinstance(self.flip, bool):
             raise ValueError("flip must be True or False")
+
+    @classmethod
+    def from_fields(cls, source: object) -> ParserOptions:
+        """The options a record names as ``ParserOptions`` does: the server's ``Settings``
+        or the CLI's parsed flags. The one way from either to a parser, so both build it
+        alike; a field the record lacks, or holds as None, keeps its default.
+
+        Raises:
+            ValueError: as the constructor.
+        """
+        given = {field.name: getattr(source, field.name, None) for field in fields(cls)}
+        return cls(**{name: value for name, value in given.items() if value is not None})

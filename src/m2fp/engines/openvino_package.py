@@ -30,7 +30,7 @@ from m2fp.errors import CheckpointError, MissingExtraError
 
 MAGIC = b"M2FPOVP1"
 # where a package travels with its weights: a file in the model directory, or an attachment
-# of the .m2fp envelope (m2fp.protection.envelope)
+# of the .m2fp envelope (m2fp.protection.envelope_header)
 PACKAGE_SUFFIX = ".ovpkg"
 FORMAT = 1
 MAX_HEADER = 1 << 16

@@ -8,12 +8,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 
-def check_input_sizes(min_size: int, max_size: int) -> None:
-    """Raise ValueError unless ``0 < min_size <= max_size``."""
-    if min_size <= 0 or max_size < min_size:
-        raise ValueError("need 0 < min_size <= max_size")
-
-
 def target_size(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
     """(new_h, new_w): short side ``min_size``, long side at most ``max_size``, rounded half up.
 

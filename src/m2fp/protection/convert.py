@@ -16,17 +16,19 @@ from typing import Any
 from safetensors.torch import save as save_safetensors
 
 from m2fp.errors import ModelNotFoundError
-from m2fp.protection.envelope import (
+from m2fp.protection.envelope_chunks import (
+    decrypt_chunks,
+    decrypted_payload,
+    encrypt_chunks,
+    split_payload,
+)
+from m2fp.protection.envelope_header import (
     DEFAULT_CHUNK_SIZE,
     Attachment,
     Header,
     check_key,
-    decrypt_chunks,
-    decrypted_payload,
-    encrypt_chunks,
     new_header,
     open_envelope,
-    split_payload,
 )
 from m2fp.weights.checkpoint import open_model_dir
 from m2fp.weights.whole_file import new_file

@@ -13,7 +13,6 @@ import ssl
 from m2fp.scan.report import CheckResult
 from m2fp.scan.target import Target
 
-ALLOWED_VERSIONS = {"TLSv1.2", "TLSv1.3"}
 OLD_VERSIONS = (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1)
 AEAD_MARKS = ("GCM", "CHACHA20", "CCM")
 FORWARD_SECRET_KEX = ("ECDHE-", "DHE-")

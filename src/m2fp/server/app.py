@@ -14,14 +14,12 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
-from PIL import Image
 
 from m2fp.compute.parser_options import ParserOptions
 from m2fp.predictor import HumanParser
@@ -66,17 +64,11 @@ def load_parser(settings: Settings) -> HumanParser:
         raise SettingsError("no model: pass --model DIR or set M2FP_MODEL")
     secret = settings.model_key.get_secret_value() if settings.model_key else None
     key = resolve_model_key(secret, settings.model_key_file)
-    options = ParserOptions(
-        min_size=settings.min_size,
-        max_size=settings.max_size,
-        max_pixels=settings.max_pixels,
-        precision=settings.precision,
-        device=settings.device,
-        engine=settings.engine,
-        flip=settings.flip,
-    )
     return HumanParser.from_pretrained(
-        settings.model, options=options, key=key, expected_sha256=settings.model_sha256
+        settings.model,
+        options=ParserOptions.from_fields(settings),
+        key=key,
+        expected_sha256=settings.model_sha256,
     )
 
 
@@ -118,9 +110,7 @@ def _services(state: AppState, parser: HumanParser) -> Services:
         watchdog=watchdog,
         audit=state.audit,
     )
-    # a stand-in parser (tests) has no compute report: it counts as the CPU
-    describe = getattr(parser, "describe_compute", None)
-    compute = describe() if describe is not None else {"device": "cpu"}
+    compute = parser.describe_compute()
     limits = queue_limits(
         device_type=compute["device"].partition(":")[0],
         gpu_memory_bytes=compute.get("gpu_memory_bytes"),
@@ -138,7 +128,7 @@ def _services(state: AppState, parser: HumanParser) -> Services:
         max_pixels=settings.max_pixels,
         max_side=settings.max_side,
         metrics=state.metrics,
-        release_device_memory=getattr(parser, "release_device_memory", None),
+        release_device_memory=parser.release_device_memory,
     )
     compute = {**compute, "max_concurrency": limits.concurrency, "max_queue": limits.queue}
     return Services(storage=storage, watchdog=watchdog, guard=guard, parse=service, compute=compute)
@@ -179,8 +169,6 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
         parser: an already-loaded model; when None it is loaded from ``settings.model`` at
             start-up.
     """
-    # decompression bombs beyond Pillow's own limit must fail, not warn
-    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -11,7 +11,6 @@ Each rule lives with the component that uses the value (``check_*`` in ``abuse/`
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -33,21 +32,32 @@ from m2fp.compute.options import (
     check_compute,
     check_device,
 )
+from m2fp.compute.parser_options import (
+    ParserOptionError,
+    check_max_pixels,
+    check_max_size,
+    check_min_size,
+    check_sizes,
+)
 from m2fp.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
-from m2fp.processing.preprocess import check_input_sizes
 from m2fp.server.abuse.bans import check_ban_after, check_ban_seconds
-from m2fp.server.abuse.client_identity import check_api_key_digests, check_api_key_policy
+from m2fp.server.abuse.client_identity import (
+    IPNetwork,
+    check_api_key_digests,
+    check_api_key_policy,
+    check_trusted_proxies,
+)
 from m2fp.server.abuse.limit_storage import check_storage_uri
 from m2fp.server.abuse.rate_limit import parse_rate_limit
 from m2fp.server.http_protocol import check_header_timeout, check_max_connections
 from m2fp.server.middleware.cors import check_origins
+from m2fp.server.ops.audit_log import check_log_salt
 from m2fp.server.ops.memory_watchdog import check_alert_percent
 from m2fp.server.parse.queue import check_max_concurrency, check_max_queue, check_timeout
 from m2fp.server.parse.upload_reader import check_upload_timeout
 from m2fp.url_policy import check_https_url
 from m2fp.weights.sha256_pin import sha256_pin
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 MIB = 1024 * 1024
@@ -56,6 +66,19 @@ MIB = 1024 * 1024
 def _unless_none(check):
     """``check`` for a setting whose None means "chosen from the device"."""
     return lambda value: value if value is None else check(value)
+
+
+def _size_rule(check):
+    """``check`` with its message in the variable's terms: ``load_settings`` names the
+    variable, so the reason alone (``must be a whole number from 32 to 4096``) follows."""
+
+    def rule(value: int) -> int:
+        try:
+            return check(value)
+        except ParserOptionError as exc:
+            raise ValueError(exc.reason) from None
+
+    return rule
 
 
 class SettingsError(ValueError):
@@ -84,11 +107,11 @@ class Settings(BaseSettings):
     device: Annotated[str, AfterValidator(check_device)] = DEFAULT_DEVICE
     engine: Engine = Engine.TORCH
     flip: bool = False
-    min_size: int = Field(DEFAULT_MIN_SIZE, ge=32, le=4096)
-    max_size: int = Field(DEFAULT_MAX_SIZE, ge=32, le=8192)
+    min_size: Annotated[int, AfterValidator(_size_rule(check_min_size))] = DEFAULT_MIN_SIZE
+    max_size: Annotated[int, AfterValidator(_size_rule(check_max_size))] = DEFAULT_MAX_SIZE
     # uploads
     max_upload_bytes: int = Field(10 * MIB, ge=1024, le=200 * MIB)
-    max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, le=200_000_000)
+    max_pixels: Annotated[int, AfterValidator(_size_rule(check_max_pixels))] = DEFAULT_MAX_PIXELS
     max_side: int = Field(1920, ge=64, le=16384)
     upload_timeout: Annotated[float, AfterValidator(check_upload_timeout)] = 60.0
     # abuse and overload (enforced by the rate-limit, ban, API-key and limiter layers)
@@ -162,26 +185,13 @@ class Settings(BaseSettings):
     @classmethod
     def _networks(cls, value: object) -> object:
         items = _split(value)
-        if not isinstance(items, tuple):
-            return items
-        networks = []
-        for item in items:
-            if item == "*":
-                raise ValueError("'*' would trust every client to forge its address")
-            try:
-                network = ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError("must be IP addresses or CIDR networks") from None
-            if network.prefixlen == 0:
-                raise ValueError("a /0 network would trust every client to forge its address")
-            networks.append(network)
-        return tuple(networks)
+        return check_trusted_proxies(items) if isinstance(items, tuple) else items
 
     @field_validator("log_salt")
     @classmethod
     def _salt(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters")
+        if value is not None:
+            check_log_salt(value.get_secret_value())
         return value
 
     # Rules that span two variables: the component's check decides, and the message names both
@@ -189,8 +199,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _sizes(self) -> Settings:
         try:
-            check_input_sizes(self.min_size, self.max_size)
-        except ValueError:
+            check_sizes(self.min_size, self.max_size)
+        except ParserOptionError:
             raise ValueError("M2FP_MAX_SIZE must be at least M2FP_MIN_SIZE") from None
         return self
 

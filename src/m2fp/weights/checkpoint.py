@@ -214,15 +214,38 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -
         raise CheckpointError("weights do not fit the network: " + "; ".join(problems))
 
 
-def check_fits(
-    config: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]
-) -> tuple[int, nn.Module]:
-    """Check keys and shapes against the network ``config`` describes, built on the meta
-    device (shapes only: no memory, no random init). Returns its parameter count and that
-    empty skeleton."""
+def fitted_weights(
+    *,
+    config: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    sha256: str,
+    kind: SourceKind,
+    weights_file: str,
+    weights_bytes: int,
+    protection: dict[str, Any] | None = None,
+    attachments: Mapping[str, memoryview] | None = None,
+) -> ModelWeights:
+    """The one place a ``ModelWeights`` is made: after checking the keys and shapes of
+    ``state_dict`` against the network ``config`` describes, built on the meta device (shapes
+    only: no memory, no random init), whose parameter count and empty skeleton it keeps.
+
+    Raises:
+        CheckpointError: missing, unexpected or mis-shaped keys.
+    """
     skeleton = build_model(config, empty=True)
     check_state_dict(skeleton, state_dict)
-    return sum(p.numel() for p in skeleton.parameters()), skeleton
+    return ModelWeights(
+        config=config,
+        state_dict=state_dict,
+        sha256=sha256,
+        kind=kind,
+        weights_file=weights_file,
+        weights_bytes=weights_bytes,
+        parameters=sum(p.numel() for p in skeleton.parameters()),
+        protection=protection,
+        attachments=attachments or {},
+        skeleton=skeleton,
+    )
 
 
 def open_model_dir(model_dir: Path, *, expected_sha256: str | None = None) -> ModelWeights:
@@ -234,14 +257,11 @@ def open_model_dir(model_dir: Path, *, expected_sha256: str | None = None) -> Mo
     config = read_config(model_dir)
     weights_path = find_weights(model_dir)
     state_dict, digest, size = read_weights_file(weights_path, expected_sha256=expected_sha256)
-    parameters, skeleton = check_fits(config, state_dict)
-    return ModelWeights(
+    return fitted_weights(
         config=config,
         state_dict=state_dict,
         sha256=digest,
         kind="directory",
         weights_file=weights_path.name,
         weights_bytes=size,
-        parameters=parameters,
-        skeleton=skeleton,
     )

@@ -24,7 +24,7 @@ from m2fp.modeling.m2fp import M2FP
 from m2fp.protection.keys import MISSING_KEY, parse_key
 from m2fp.weights.checkpoint import (
     ModelWeights,
-    check_fits,
+    fitted_weights,
     open_model_dir,
     read_config,
     require_safe_torch,
@@ -88,7 +88,8 @@ def _open_protected(
     path: Path, key: bytes | str, expected_sha256: str | None
 ) -> Iterator[ModelWeights]:
     # the cipher modules need the crypto extra: imported only for protected files
-    from m2fp.protection.envelope import decrypted_payload, is_envelope
+    from m2fp.protection.envelope_chunks import decrypted_payload
+    from m2fp.protection.envelope_header import is_envelope
     from m2fp.protection.fernet_compat import decrypt_checkpoint, is_fernet_token
 
     raw_key = parse_key(key)
@@ -98,18 +99,15 @@ def _open_protected(
             view = memoryview(data)
             sections = {name: view[start:stop] for name, start, stop, _ in header.sections()}
             state_dict = tensors_from_safetensors(sections.pop("weights"))
-            parameters, skeleton = check_fits(header.config, state_dict)
-            yield ModelWeights(
+            yield fitted_weights(
                 config=header.config,
                 state_dict=state_dict,
                 sha256=header.plaintext_sha256,
                 kind="m2fp",
                 weights_file=path.name,
                 weights_bytes=header.plaintext_size,
-                parameters=parameters,
                 protection=header.describe(),
                 attachments=sections,
-                skeleton=skeleton,
             )
         return
     if not is_fernet_token(prefix):
@@ -121,17 +119,14 @@ def _open_protected(
     state_dict, digest, size = decrypt_checkpoint(path, raw_key)
     try:
         check_pin(digest, expected_sha256)
-        parameters, skeleton = check_fits(config, state_dict)
-        yield ModelWeights(
+        yield fitted_weights(
             config=config,
             state_dict=state_dict,
             sha256=digest,
             kind="fernet",
             weights_file=path.name,
             weights_bytes=size,
-            parameters=parameters,
             protection={"format": "fernet", "cipher": "Fernet (AES-128-CBC + HMAC-SHA256)"},
-            skeleton=skeleton,
         )
     finally:
         # the tensors can be cleared; the token's decrypted bytes (immutable) only dropped

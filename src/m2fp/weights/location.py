@@ -33,8 +33,6 @@ HUB_MODELS: dict[str, HubModel] = {
     "single": HubModel("damo/cv_resnet101_image-single-human-parsing", "master"),
 }
 DEFAULT_HUB_MODEL = "multi"
-MODEL_ID = HUB_MODELS[DEFAULT_HUB_MODEL].model_id
-MODEL_DIR_NAME = HUB_MODELS[DEFAULT_HUB_MODEL].dir_name
 HOW_TO_GET = (
     "no M2FP weights found: run 'm2fp model download' (or pass --model DIR / set M2FP_MODEL)"
 )

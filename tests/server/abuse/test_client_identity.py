@@ -14,8 +14,12 @@ from m2fp.server.abuse.client_identity import (
     InvalidApiKey,
     TrustedProxies,
     address_identity,
+    check_trusted_proxies,
     presented_api_key,
 )
+
+# proxy lists that would let a client forge its address, or are no addresses at all
+REFUSED_PROXIES = [("*",), ("0.0.0.0/0",), ("10.0.0.0/8", "::/0"), ("proxy.example",)]
 
 PROXIES = TrustedProxies(
     networks=[ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8")]
@@ -152,3 +156,16 @@ def test_match_compares_against_every_digest(monkeypatch):
     digests = [_digest("a"), _digest("b"), _digest("c")]
     assert ApiKeys(digests=digests).match("a") == digests[0]
     assert len(compared) == 3  # no early exit on the first match
+
+
+@pytest.mark.parametrize("items", REFUSED_PROXIES)
+def test_proxy_lists_trusting_everyone_or_no_address_are_refused(items):
+    with pytest.raises(ValueError, match=r"every client|IP addresses or CIDR"):
+        check_trusted_proxies(items)
+
+
+def test_proxy_addresses_become_networks():
+    assert check_trusted_proxies(["10.0.0.1", "fd00::/8"]) == (
+        ipaddress.ip_network("10.0.0.1/32"),
+        ipaddress.ip_network("fd00::/8"),
+    )

@@ -11,6 +11,7 @@ from m2fp.server.app import create_app
 from m2fp.server.ops.audit_log import JsonFormatter
 from tests.server.conftest import app_client, tiny_settings
 from tests.utils.images import png_bytes
+from tests.utils.stand_in_parser import StandInParser, standing_in_for
 
 pytestmark = pytest.mark.anyio
 PARSE = "/api/v1/parse"
@@ -18,11 +19,11 @@ PNG_HEADERS = {"content-type": "image/png"}
 
 
 async def test_unexpected_errors_become_a_generic_500(tiny_parser, caplog):
-    class BrokenParser:
+    class BrokenParser(StandInParser):
         def parse_upright(self, image):
             raise RuntimeError("/home/alice/private-" + "detail.png")
 
-    app = create_app(tiny_settings(), parser=BrokenParser())
+    app = create_app(tiny_settings(), parser=BrokenParser(**standing_in_for(tiny_parser)))
     with caplog.at_level(logging.INFO):
         async with app_client(app) as client:
             response = await client.post(PARSE, content=png_bytes(), headers=PNG_HEADERS)

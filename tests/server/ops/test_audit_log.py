@@ -6,7 +6,21 @@ import json
 import logging
 import sys
 
-from m2fp.server.ops.audit_log import AUDIT_LOGGER, AuditLog, JsonFormatter
+import pytest
+
+from m2fp.server.ops.audit_log import (
+    AUDIT_LOGGER,
+    MIN_SALT_CHARS,
+    AuditLog,
+    JsonFormatter,
+    check_log_salt,
+)
+
+
+def test_a_salt_too_short_to_key_the_hash_is_refused():
+    with pytest.raises(ValueError, match=f"at least {MIN_SALT_CHARS} characters"):
+        check_log_salt("s" * (MIN_SALT_CHARS - 1))
+    assert check_log_salt("s" * MIN_SALT_CHARS) == "s" * MIN_SALT_CHARS
 
 
 def test_hashed_client_ids_are_salted_and_do_not_contain_the_address():

@@ -7,9 +7,10 @@ import pytest
 from pydantic import ValidationError
 
 from m2fp.labels import CIHP_LABELS, LIP_LABELS
+from m2fp.outputs.label_sets import OUTPUT_LABEL_SETS
 from m2fp.outputs.mask_rules import KEEP_ALL
 from m2fp.server.errors import ApiError
-from m2fp.server.parse.mask_query import check_fits_model
+from m2fp.server.parse.mask_query import LabelSetName, check_fits_model
 from m2fp.server.parse.query import ParseQuery
 
 
@@ -77,3 +78,10 @@ def test_the_models_label_set_decides_what_it_can_make():
             check_fits_model(query, Model(LIP_LABELS))
         assert refused.value.reason == "bad_request"
     check_fits_model(ParseQuery(agnostic="overall"), object())  # nothing to check: not asked
+
+
+@pytest.mark.parametrize("name", list(OUTPUT_LABEL_SETS))
+def test_every_output_label_set_is_a_query_value(name):
+    """The query's label sets are the outputs' own (one list, no copy to keep in step)."""
+    assert ParseQuery(label_set=name).label_set == name
+    assert set(LabelSetName.__args__) == set(OUTPUT_LABEL_SETS)

@@ -13,6 +13,7 @@ from m2fp.server.app import create_app
 from m2fp.server.app_state import app_state
 from tests.server.conftest import app_client, tiny_settings
 from tests.utils.images import png_bytes
+from tests.utils.stand_in_parser import StandInParser, standing_in_for
 
 pytestmark = pytest.mark.anyio
 PARSE = "/api/v1/parse"
@@ -20,10 +21,11 @@ PNG_HEADERS = {"content-type": "image/png"}
 WAIT = 60.0
 
 
-class GatedParser:
+class GatedParser(StandInParser):
     """The tiny parser behind a gate, so that tests decide when an inference ends."""
 
     def __init__(self, parser) -> None:
+        super().__init__(**standing_in_for(parser))
         self.parser = parser
         self.started = threading.Event()
         self.release = threading.Event()

@@ -16,7 +16,7 @@ from PIL import Image
 from m2fp.labels import CIHP_LABELS, LIP_LABELS
 from m2fp.outputs.agnostic import agnostic_mask
 from m2fp.outputs.grouped_masks import grouped_mask
-from m2fp.outputs.label_sets import OUTPUT_LABEL_SETS, remap_rule
+from m2fp.outputs.label_sets import ATR_LABELS, OUTPUT_LABEL_SETS, remap_rule
 from m2fp.outputs.mask_rules import AGNOSTIC_KINDS, GROUPS, AgnosticOptions, MaskOptions
 from m2fp.outputs.person_scope import implicit_person
 from m2fp.outputs.remap import remap_label_map
@@ -185,7 +185,9 @@ DRAWN_LABELS = "\n".join(
     row + extra
     for row, extra in zip(
         FIGURE.split(),
-        ["..hhh.", ".gFFg.", ".kUUk.", "..PP..", *["......"] * 10],
+        # the glove at the end of row 1 and the socks at the start of row 2 belong to no
+        # person: their side is measured from the image's centre line
+        ["..hhh.", ".gFFgg", "kkUUk.", "..PP..", *["......"] * 10],
         strict=True,
     )
 )
@@ -320,6 +322,10 @@ def test_the_page_computes_every_rule_like_python_on_a_drawn_answer(browser, ser
         # the drawn answer's gloves and socks really were sided
         atr = results[-2]
         assert len({atr[1 * 20 + 15], atr[1 * 20 + 18]}) == 2
+        # outside every person, right of the image's centre: the person's left, as in Python
+        assert person_map[1, 19] == person_map[2, 14] == 0
+        left_arm, left_leg = (ATR_LABELS.names.index(n) for n in ("Left-arm", "Left-leg"))
+        assert (atr[1 * 20 + 19], atr[2 * 20 + 14]) == (left_arm, left_leg)
 
         # and one round trip through the controls: a cropped agnostic mask of person 2
         page.select_option("#mask-kind", "agnostic:overall")

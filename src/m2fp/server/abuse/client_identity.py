@@ -79,6 +79,29 @@ def _bucket_for(address: IPAddress) -> str:
     return f"ip:{address}"
 
 
+def check_trusted_proxies(items: Iterable[str]) -> tuple[IPNetwork, ...]:
+    """The networks of our proxies, from addresses or CIDR networks.
+
+    A proxy we trust may write the client address; trusting everyone (``*``, a /0) would let
+    every client forge its own, and with it its rate-limit bucket and its ban.
+
+    Raises:
+        ValueError: ``*``, a /0 network, or something that is not an address or network.
+    """
+    networks = []
+    for item in items:
+        if item == "*":
+            raise ValueError("'*' would trust every client to forge its address")
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError("must be IP addresses or CIDR networks") from None
+        if network.prefixlen == 0:
+            raise ValueError("a /0 network would trust every client to forge its address")
+        networks.append(network)
+    return tuple(networks)
+
+
 class TrustedProxies:
     """Resolves the client address of a request from its peer and ``X-Forwarded-For``."""
 

@@ -21,6 +21,19 @@ AUDIT_LOGGER = "m2fp.audit"
 TRUNCATE_PREFIX = {4: 24, 6: 48}
 # the status of a request whose client went away before its answer (nginx's 499)
 CLIENT_CLOSED_REQUEST = 499
+# an operator's salt shorter than this could be guessed, and every hashed address with it
+MIN_SALT_CHARS = 16
+
+
+def check_log_salt(salt: str) -> str:
+    """``salt`` if it is long enough to key the client hash (``MIN_SALT_CHARS``).
+
+    Raises:
+        ValueError: a shorter salt (the message never shows it).
+    """
+    if len(salt) < MIN_SALT_CHARS:
+        raise ValueError(f"must be at least {MIN_SALT_CHARS} characters")
+    return salt
 
 
 class JsonFormatter(logging.Formatter):

@@ -8,7 +8,7 @@ import pytest
 from m2fp.scan.runner import run_scan
 from m2fp.scan.target import target_for
 from m2fp.server.app import create_app
-from tests.security import weak_servers
+from tests.scan import weak_servers
 from tests.server.conftest import tiny_settings
 
 HTTP_CHECKS = ["security_headers", "cors", "cross_site_post", "error_bodies", "trailing_slash",
