@@ -100,3 +100,10 @@ async def test_error_bodies_match_their_schema(tiny_parser):
     assert ErrorBody.model_validate(missing.json()).error == "not_found"
     enum = ErrorBody.model_json_schema()["properties"]["error"]["enum"]
     assert enum == list(REASONS)
+
+
+def test_the_strike_warning_is_in_the_published_error_schema(tiny_parser):
+    schema = create_app(tiny_settings(), parser=tiny_parser).openapi()
+    properties = schema["components"]["schemas"]["ErrorBody"]["properties"]
+    assert {"strikes_left", "ban_seconds"} <= set(properties)
+    assert "strikes_left" not in schema["components"]["schemas"]["ErrorBody"].get("required", [])

@@ -43,7 +43,7 @@ from m2fp.server.ops.metrics import Metrics
 from m2fp.server.parse.queue import InferenceQueue
 from m2fp.server.parse.queue_sizing import queue_limits
 from m2fp.server.parse.service import ParseService
-from m2fp.server.routes import classes, health, mask_rules, metrics, parse, ui
+from m2fp.server.routes import classes, health, limits, mask_rules, metrics, parse, ui
 from m2fp.server.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
@@ -143,6 +143,7 @@ def _include_routers(app: FastAPI) -> None:
         parse.router,
         classes.router,
         mask_rules.router,
+        limits.router,
         health.router,
         metrics.router,
         ui.build_router(),

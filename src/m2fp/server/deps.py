@@ -82,7 +82,9 @@ async def guard_parse(request: Request) -> AsyncIterator[ClientIdentity]:
     try:
         yield client
     except UploadRejected as rejected:
-        await guard.upload_rejected(client, rejected.reason)
+        left = await guard.upload_rejected(client, rejected.reason)
+        if left is not None:
+            rejected.warn_strikes(left=left, ban_seconds=guard.bans.ban_seconds)
         raise
     except RetryLater as refusal:
         guard.refused(client, refusal.reason)

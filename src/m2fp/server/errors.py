@@ -82,7 +82,20 @@ class ApiError(Exception):
 
 
 class UploadRejected(ApiError):
-    """The upload itself was refused (size, type, extension, decode): what bans count."""
+    """The upload itself was refused (size, type, extension, decode): what bans count.
+
+    Once counted, the answer also says how many such rejections are left before the client's
+    uploads are paused and for how long, so that an honest mistake is warned before it locks
+    anyone out.
+    """
+
+    strikes_left: int | None = None
+    ban_seconds: int | None = None
+
+    def warn_strikes(self, *, left: int, ban_seconds: int) -> None:
+        """Record that ``left`` more rejections ban the client for ``ban_seconds``."""
+        self.strikes_left = left
+        self.ban_seconds = ban_seconds
 
 
 class ErrorBody(BaseModel):
@@ -94,6 +107,17 @@ class ErrorBody(BaseModel):
     )
     message: str = Field(description="One fixed sentence; it never repeats the request.")
     request_id: str | None = Field(description="This answer's X-Request-ID, as in the audit log.")
+    strikes_left: int | None = Field(
+        default=None,
+        description=(
+            "Only on a rejected upload that was counted against the client: how many more "
+            "rejected uploads in a row pause its uploads (0: paused now)."
+        ),
+    )
+    ban_seconds: int | None = Field(
+        default=None,
+        description="Only with strikes_left: how long uploads are then paused, in seconds.",
+    )
 
 
 def error_responses(*reasons: str) -> dict[int | str, dict[str, Any]]:
@@ -124,7 +148,14 @@ def retry_later_error(refusal: RetryLater) -> ApiError:
 def error_response(scope: Scope, error: ApiError) -> Response:
     """The JSON error response for ``error``; records the reason in the request's state."""
     set_error_reason(scope, error.reason)
-    body = {"error": error.reason, "message": error.message, "request_id": request_id(scope)}
+    body: dict[str, Any] = {
+        "error": error.reason,
+        "message": error.message,
+        "request_id": request_id(scope),
+    }
+    if isinstance(error, UploadRejected) and error.strikes_left is not None:
+        body["strikes_left"] = error.strikes_left
+        body["ban_seconds"] = error.ban_seconds
     return JSONResponse(body, status_code=error.status, headers={**NO_STORE, **error.headers})
 
 

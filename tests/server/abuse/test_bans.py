@@ -24,10 +24,10 @@ def bans(clock, *, ban_after=3, ban_seconds=3600, max_clients=100_000) -> Memory
 
 def test_third_rejection_bans_and_the_ban_expires(clock):
     ban_list = bans(clock)
-    assert ban_list.record_rejection(CLIENT) is False
-    assert ban_list.record_rejection(CLIENT) is False
+    assert ban_list.record_rejection(CLIENT) == 2
+    assert ban_list.record_rejection(CLIENT) == 1
     ban_list.check(CLIENT)
-    assert ban_list.record_rejection(CLIENT) is True
+    assert ban_list.record_rejection(CLIENT) == 0
     with pytest.raises(Banned) as refused:
         ban_list.check(CLIENT)
     assert refused.value.retry_after == 3600
@@ -44,10 +44,10 @@ def test_a_good_upload_resets_the_count(clock):
     ban_list.record_rejection(CLIENT)
     ban_list.record_rejection(CLIENT)
     ban_list.record_success(CLIENT)
-    assert ban_list.record_rejection(CLIENT) is False
-    assert ban_list.record_rejection(CLIENT) is False
+    assert ban_list.record_rejection(CLIENT) == 2
+    assert ban_list.record_rejection(CLIENT) == 1
     ban_list.check(CLIENT)
-    assert ban_list.record_rejection(CLIENT) is True
+    assert ban_list.record_rejection(CLIENT) == 0
 
 
 def test_strikes_lapse_after_ban_seconds(clock):
@@ -55,7 +55,7 @@ def test_strikes_lapse_after_ban_seconds(clock):
     ban_list.record_rejection(CLIENT)
     ban_list.record_rejection(CLIENT)
     clock.advance(601)
-    assert ban_list.record_rejection(CLIENT) is False
+    assert ban_list.record_rejection(CLIENT) == 2
     ban_list.check(CLIENT)
 
 
@@ -65,7 +65,7 @@ def test_after_a_ban_lapses_the_client_starts_from_zero(clock):
     ban_list.record_rejection(CLIENT)
     clock.advance(60)
     ban_list.check(CLIENT)
-    assert ban_list.record_rejection(CLIENT) is False
+    assert ban_list.record_rejection(CLIENT) == 1
 
 
 def test_clients_are_counted_separately(clock):
@@ -73,7 +73,7 @@ def test_clients_are_counted_separately(clock):
     for _ in range(3):
         ban_list.record_rejection(CLIENT)
     ban_list.check("ip:198.51.100.9")
-    assert ban_list.record_rejection("ip:198.51.100.9") is False
+    assert ban_list.record_rejection("ip:198.51.100.9") == 2
 
 
 def test_memory_is_bounded_under_a_flood_of_addresses_and_bans_survive(clock):

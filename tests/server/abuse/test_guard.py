@@ -85,6 +85,32 @@ async def test_good_upload_clears_strikes_and_other_refusals_are_not_strikes(tin
 
 
 @pytest.mark.anyio
+async def test_a_counted_rejection_says_how_many_are_left_before_uploads_pause(tiny_parser):
+    app = create_app(
+        tiny_settings(rate_limit="100/minute", ban_after=3, ban_seconds=3600), parser=tiny_parser
+    )
+    async with app_client(app) as client:
+        not_counted = await client.post(
+            PARSE, params={"alpha": "7"}, files={"image": ("p.png", png_bytes(), "image/png")}
+        )
+        assert not_counted.status_code == 400
+        assert "strikes_left" not in not_counted.json()
+        first = (await post(client, b"GIF89a", "x.gif")).json()
+        assert (first["error"], first["strikes_left"], first["ban_seconds"]) == (
+            "bad_extension",
+            2,
+            3600,
+        )
+        second = (await post(client, b"not an image", "x.png")).json()
+        assert (second["strikes_left"], second["ban_seconds"]) == (1, 3600)
+        third = (await post(client, b"not an image", "x.png")).json()
+        assert third["strikes_left"] == 0  # this one paused the uploads
+        banned = (await post(client)).json()
+        assert banned["error"] == "banned"
+        assert "strikes_left" not in banned  # a refusal, not a counted rejection
+
+
+@pytest.mark.anyio
 async def test_ban_is_a_security_event_without_client_data(tiny_parser, caplog):
     app = create_app(tiny_settings(rate_limit="100/minute", ban_after=1), parser=tiny_parser)
     async with app_client(app) as client:

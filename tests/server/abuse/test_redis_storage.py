@@ -46,10 +46,10 @@ def test_ban_is_seen_by_every_instance_and_expires_in_redis(redis_server):
         first = open_ban_list(one, ban_after=3, ban_seconds=3600)
         second = open_ban_list(two, ban_after=3, ban_seconds=3600)
         assert isinstance(first, RedisBanList)
-        assert first.record_rejection(ALICE.bucket) is False
-        assert second.record_rejection(ALICE.bucket) is False  # strikes are shared too
+        assert first.record_rejection(ALICE.bucket) == 2
+        assert second.record_rejection(ALICE.bucket) == 1  # strikes are shared too
         first.check(ALICE.bucket)
-        assert first.record_rejection(ALICE.bucket) is True
+        assert first.record_rejection(ALICE.bucket) == 0
         with pytest.raises(Banned) as refused:
             second.check(ALICE.bucket)
         assert 3590 <= refused.value.retry_after <= 3600
@@ -69,8 +69,8 @@ def test_good_upload_resets_strikes_and_strikes_carry_an_expiry(redis_server):
         bans.record_rejection(ALICE.bucket)
         assert 590 <= redis_server.client().ttl("m2fp:strikes:ip:203.0.113.7") <= 600
         bans.record_success(ALICE.bucket)
-        assert bans.record_rejection(ALICE.bucket) is False
-        assert bans.record_rejection(ALICE.bucket) is False
+        assert bans.record_rejection(ALICE.bucket) == 2
+        assert bans.record_rejection(ALICE.bucket) == 1
         bans.check(ALICE.bucket)
     finally:
         close_storage(storage)
@@ -80,7 +80,7 @@ def test_short_ban_lapses_in_redis(redis_server):
     storage = open_storage(redis_server.uri)
     try:
         bans = open_ban_list(storage, ban_after=1, ban_seconds=1)
-        assert bans.record_rejection(ALICE.bucket) is True
+        assert bans.record_rejection(ALICE.bucket) == 0
         with pytest.raises(Banned) as refused:
             bans.check(ALICE.bucket)
         assert refused.value.retry_after == 1
@@ -110,7 +110,7 @@ def test_redis_down_fails_closed_fast_and_recovers_without_restart(redis_server)
         redis_server.start()  # same port, empty database
         rate.hit(ALICE)
         bans.check(ALICE.bucket)
-        assert bans.record_rejection(ALICE.bucket) is False
+        assert bans.record_rejection(ALICE.bucket) == 2
     finally:
         close_storage(storage)
 

@@ -16,7 +16,9 @@ from PIL import Image
 
 from m2fp.labels import CIHP_PALETTE
 from tests.server.routes.conftest import CHROMIUM
+from tests.utils.images import png_bytes
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DIM = 0.3  # brightness the page keeps outside a highlighted person
 PIXEL_TOLERANCE = 2  # canvas rounding
 
@@ -38,6 +40,8 @@ ALLOWED_PATHS = {
     "/static/favicon.svg",
     "/api/v1/classes",
     "/api/v1/mask-rules",
+    "/api/v1/limits",
+    "/static/file_kind.js",
     "/api/v1/parse",
 }
 
@@ -299,37 +303,44 @@ def test_errors_are_localised(browser, server_url):
     context, page, watch = open_page(browser, server_url)
     try:
         page.click("#accept")
-        # refused in the page: not a JPEG/PNG name, nothing is sent
+        # refused in the page: a text file, whatever its name; nothing is sent
         page.set_input_files(
             "#file", {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}
         )
+        assert page.inner_text("#error-text") == (
+            "This file is not a JPEG or PNG photo, whatever its name says. Nothing was sent."
+        )
+        # a photo under a name the server refuses
+        page.set_input_files("#file", {"name": "photo.gif", "mimeType": "", "buffer": png_bytes()})
         assert page.inner_text("#error-text") == (
             "Only JPEG and PNG photos are accepted (.jpg, .jpeg, .png)."
         )
         assert watch.parse_calls() == 0
 
-        # refused by the server: a text file named like a PNG
+        # refused by the server: a PNG signature with nothing readable after it
         with page.expect_response("**/api/v1/parse?**") as response_info:
             page.set_input_files(
                 "#file",
-                {"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image at all"},
+                {"name": "notes.png", "mimeType": "image/png", "buffer": PNG_SIGNATURE + b"junk"},
             )
         response = response_info.value
         body = response.json()
-        assert response.status == 415
-        assert body["error"] == "unsupported_media_type"
+        assert response.status == 400
+        assert body["error"] == "corrupt_image"
         page.wait_for_selector("#error:not([hidden])")
-        assert page.inner_text("#error-text") == "This file is not a JPEG or PNG image."
+        assert page.inner_text("#error-text").startswith(
+            "The image is damaged or incomplete and could not be read."
+        )
         assert body["request_id"] in page.inner_text("#error-ref")
         assert page.locator("#results").is_hidden()
         assert page.locator("#choose").is_enabled()  # ready for another try
 
         page.click("button[data-lang='zh-CN']")
-        assert page.inner_text("#error-text") == "该文件不是 JPEG 或 PNG 图像。"
+        assert page.inner_text("#error-text").startswith("图像已损坏或不完整，无法读取。")
         assert page.inner_text("#error-ref").startswith("参考编号：")
 
-        # the browser itself logs the 415 response as a failed resource load
-        watch.assert_clean(server_url, allowed_errors=("status of 415",))
+        # the browser itself logs the 400 response as a failed resource load
+        watch.assert_clean(server_url, allowed_errors=("status of 400",))
     finally:
         context.close()
 

@@ -61,8 +61,13 @@ class BanList(Protocol):
     def check(self, client: str) -> None:
         """Raises Banned if ``client`` is banned (StorageUnavailable if that is unknown)."""
 
-    def record_rejection(self, client: str) -> bool:
-        """Count a rejected upload; True if this one got ``client`` banned."""
+    @property
+    def ban_seconds(self) -> int:
+        """How long a ban lasts, in seconds (what a warning about the next strikes can say)."""
+
+    def record_rejection(self, client: str) -> int:
+        """Count a rejected upload; the rejections ``client`` has left before a ban (0: this
+        one got it banned)."""
 
     def record_success(self, client: str) -> None:
         """A good upload: forget ``client``'s strikes."""
@@ -98,7 +103,11 @@ class MemoryBanList:
                 return
         raise Banned(retry_after=max(1, math.ceil(remaining)))
 
-    def record_rejection(self, client: str) -> bool:
+    @property
+    def ban_seconds(self) -> int:
+        return self._ban_seconds
+
+    def record_rejection(self, client: str) -> int:
         with self._lock:
             now = self._clock()
             count, lapses = self._strikes.get(client, (0, now))
@@ -107,10 +116,10 @@ class MemoryBanList:
                 self._strikes.pop(client, None)
                 self._bans[client] = now + self._ban_seconds
                 self._bound(now)
-                return True
+                return 0
             self._strikes[client] = (count, now + self._ban_seconds)
             self._bound(now)
-            return False
+            return self._ban_after - count
 
     def record_success(self, client: str) -> None:
         with self._lock:
@@ -149,7 +158,11 @@ class RedisBanList:
         if remaining_ms > 0:
             raise Banned(retry_after=max(1, math.ceil(remaining_ms / 1000)))
 
-    def record_rejection(self, client: str) -> bool:
+    @property
+    def ban_seconds(self) -> int:
+        return self._ban_seconds
+
+    def record_rejection(self, client: str) -> int:
         strikes_key, ban_key = self._keys(client)
         try:
             with self._redis.pipeline(transaction=True) as pipe:
@@ -157,14 +170,14 @@ class RedisBanList:
                 pipe.expire(strikes_key, self._ban_seconds)
                 count, _ = pipe.execute()
             if count < self._ban_after:
-                return False
+                return self._ban_after - count
             with self._redis.pipeline(transaction=True) as pipe:
                 pipe.set(ban_key, 1, ex=self._ban_seconds)
                 pipe.delete(strikes_key)
                 pipe.execute()
         except RedisError:
             raise StorageUnavailable from None
-        return True
+        return 0
 
     def record_success(self, client: str) -> None:
         strikes_key, _ = self._keys(client)

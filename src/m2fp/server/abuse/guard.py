@@ -108,17 +108,19 @@ class ParseGuard:
         self.bans.check(client.bucket)
         self.rate_limiter.hit(client)
 
-    async def upload_rejected(self, client: ClientIdentity, reason: str) -> None:
-        """Log the rejected upload and count it against ``client``; ban at the limit. Never
-        raises: the client gets the rejection it earned even if the storage is down."""
+    async def upload_rejected(self, client: ClientIdentity, reason: str) -> int | None:
+        """Log the rejected upload and count it against ``client``; ban at the limit. Returns
+        the rejections ``client`` has left before a ban (0: banned now; None: not counted).
+        Never raises: the client gets the rejection it earned even if the storage is down."""
         self._event("rejected_upload", client, reason=reason)
         try:
-            banned = await anyio.to_thread.run_sync(self.bans.record_rejection, client.bucket)
+            left = await anyio.to_thread.run_sync(self.bans.record_rejection, client.bucket)
         except StorageUnavailable:
             logger.warning("rejected upload not counted: rate-limit storage unavailable")
-            return
-        if banned:
+            return None
+        if left == 0:
             self._event("banned", client, reason="banned")
+        return left
 
     async def upload_accepted(self, client: ClientIdentity) -> None:
         """A good upload: clear ``client``'s strikes. Never raises."""

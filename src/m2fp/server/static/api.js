@@ -6,12 +6,13 @@ const HEX_ID = /^[0-9a-f]{1,64}$/i;
 
 /** A failed call: `code` selects the localised message, never the server's English text. */
 export class ApiError extends Error {
-  constructor(code, { retryAfter = null, requestId = null } = {}) {
+  constructor(code, { retryAfter = null, requestId = null, strikes = null } = {}) {
     super(code);
     this.name = "ApiError";
     this.code = code;
     this.retryAfter = retryAfter;
     this.requestId = requestId;
+    this.strikes = strikes; // {left, banSeconds} when the server counted a rejected upload
   }
 }
 
@@ -40,9 +41,11 @@ async function failure(response) {
   }
   const code = body && ERROR_CODE.test(body.error) ? body.error : "bad_response";
   const requestId = body && HEX_ID.test(body.request_id) ? body.request_id : null;
+  const counted = Number.isInteger(body?.strikes_left) && Number.isInteger(body?.ban_seconds);
   return new ApiError(code, {
     retryAfter: retryAfterSeconds(response.headers.get("Retry-After")),
     requestId,
+    strikes: counted ? { left: body.strikes_left, banSeconds: body.ban_seconds } : null,
   });
 }
 
@@ -64,6 +67,20 @@ export async function fetchClasses() {
   const body = await json(await send("api/v1/classes", { headers: { Accept: "application/json" } }));
   if (!Array.isArray(body?.classes)) throw new ApiError("bad_response");
   return { classes: body.classes, singlePerson: body.task === "single-person" };
+}
+
+/**
+ * GET api/v1/limits: `{maxUploadBytes, rate: [{amount, seconds}]}`, what the page states
+ * before an upload (the server enforces them whatever the page says).
+ */
+export async function fetchLimits() {
+  const body = await json(await send("api/v1/limits", { headers: { Accept: "application/json" } }));
+  const rate = Array.isArray(body?.rate_limit) ? body.rate_limit : null;
+  const valid = (n) => Number.isInteger(n) && n > 0;
+  if (!valid(body?.max_upload_bytes) || !rate?.every((r) => valid(r.amount) && valid(r.seconds))) {
+    throw new ApiError("bad_response");
+  }
+  return { maxUploadBytes: body.max_upload_bytes, rate };
 }
 
 /** GET api/v1/mask-rules: label sets, remap tables, mask groups, agnostic rules. */

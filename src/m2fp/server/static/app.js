@@ -1,21 +1,26 @@
 // The m2fp WebUI: privacy notice, upload, result view and language switch.
 // Plain ES module, no inline code anywhere, so it runs under the service's strict CSP.
 
-import { ApiError, fetchClasses, parsePhoto } from "./api.js";
+import { ApiError, fetchClasses, fetchLimits, parsePhoto } from "./api.js";
+import { fileKind, kindOfName } from "./file_kind.js";
 import { LANGUAGES, preferredLanguage, translator } from "./i18n.js";
 import { MaskPanel } from "./mask_panel.js";
 import { loadLayers, paint } from "./overlay.js";
 
-// The server's default M2FP_MAX_UPLOAD_BYTES; the server enforces its own setting anyway.
-const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
-const EXTENSIONS = /\.(jpe?g|png)$/i;
+// The server's default M2FP_MAX_UPLOAD_BYTES until GET api/v1/limits has said its own; the
+// server enforces its setting anyway.
+const DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
 const MEDIA_TYPES = new Set(["image/jpeg", "image/png"]);
+const ACCEPTED_KINDS = new Set(["jpeg", "png"]);
 const ACCEPTED_KEY = "m2fp.privacy-accepted";
 const LANGUAGE_KEY = "m2fp.language";
 
 const $ = (id) => document.getElementById(id);
 
 const ui = {
+  privacy: $("privacy"),
+  privacyText: $("privacy-text"),
+  showNotice: $("show-notice"),
   accept: $("accept"),
   accepted: $("accepted"),
   withdraw: $("withdraw"),
@@ -32,6 +37,8 @@ const ui = {
   errorText: $("error-text"),
   errorRef: $("error-ref"),
   results: $("results"),
+  resultsTitle: $("results-title"),
+  personsKeys: $("persons-keys"),
   opacity: $("opacity"),
   opacityValue: $("opacity-value"),
   original: $("original"),
@@ -56,7 +63,9 @@ const state = {
   singlePerson: false, // the single-person model: parts, no persons
   job: null, // {controller, started, timer} while a photo is being parsed
   status: null, // {key, params(tr)} shown in the live region
-  error: null, // {key, params(tr), retryAfter, requestId}
+  error: null, // {key, params(tr), retryUntil (performance.now() ms), requestId, strikes}
+  errorTimer: 0, // counts the retry time down while an error with one is shown
+  limits: { maxUploadBytes: DEFAULT_MAX_UPLOAD_BYTES, rate: [] }, // from GET api/v1/limits
   result: null, // {file, data, layers, photoUrl, selected}
   masks: null, // the MaskPanel
 };
@@ -119,12 +128,28 @@ function renderTexts() {
   for (const node of document.querySelectorAll("[data-i18n-alt]")) {
     node.alt = t(node.dataset.i18nAlt);
   }
-  ui.hint.textContent = t("upload.hint", { size: state.tr.bytes(MAX_UPLOAD_BYTES) });
+  renderHint();
   renderStatus();
   renderElapsed();
   renderError();
   renderResult();
   state.masks?.setTranslator(state.tr);
+}
+
+// Sentences joined as the language writes them (a space in English, none in Chinese).
+function sentences(...parts) {
+  return parts.filter(Boolean).join(state.tr.t("sentence.gap"));
+}
+
+function renderHint() {
+  const { t } = state.tr;
+  const rate = state.limits.rate.map(({ amount, seconds }) =>
+    t("upload.rate", { n: amount, period: state.tr.period(seconds) }),
+  );
+  ui.hint.textContent = sentences(
+    t("upload.hint", { size: state.tr.bytes(state.limits.maxUploadBytes) }),
+    ...rate,
+  );
 }
 
 // ---------------------------------------------------------------- privacy notice
@@ -134,6 +159,10 @@ function setAccepted(accepted) {
   session.set(ACCEPTED_KEY, accepted ? "1" : null);
   ui.accept.hidden = accepted;
   ui.accepted.hidden = !accepted;
+  // once accepted the notice shrinks to one line, so the upload and the result come first
+  ui.privacy.classList.toggle("collapsed", accepted);
+  ui.privacyText.hidden = accepted;
+  ui.showNotice.setAttribute("aria-expanded", "false");
   if (!accepted) {
     state.job?.controller.abort();
     clearResult();
@@ -171,8 +200,14 @@ function renderElapsed() {
     : "";
 }
 
-function showError(key, { params = () => ({}), retryAfter = null, requestId = null } = {}) {
-  state.error = { key, params, retryAfter, requestId };
+function showError(
+  key,
+  { params = () => ({}), retryAfter = null, requestId = null, strikes = null } = {},
+) {
+  window.clearInterval(state.errorTimer);
+  const retryUntil = retryAfter === null ? null : performance.now() + retryAfter * 1000;
+  state.error = { key, params, retryUntil, requestId, strikes };
+  if (retryUntil !== null) state.errorTimer = window.setInterval(renderError, 1000);
   renderError();
 }
 
@@ -186,6 +221,7 @@ function showApiError(error) {
 }
 
 function clearError() {
+  window.clearInterval(state.errorTimer);
   state.error = null;
   renderError();
 }
@@ -195,26 +231,60 @@ function renderError() {
   ui.error.hidden = error === null;
   if (error === null) return;
   const { t } = state.tr;
-  let text = t(error.key, error.params(state.tr));
-  if (error.retryAfter !== null) {
-    text += ` ${t("error.retry", { time: state.tr.duration(error.retryAfter) })}`;
+  const parts = [t(error.key, error.params(state.tr))];
+  if (error.strikes !== null) {
+    const time = state.tr.duration(error.strikes.banSeconds);
+    parts.push(
+      error.strikes.left > 0
+        ? t("error.strikes_left", { n: error.strikes.left, time })
+        : t("error.strikes_paused", { time }),
+    );
   }
-  ui.errorText.textContent = text;
+  if (error.retryUntil !== null) {
+    const left = (error.retryUntil - performance.now()) / 1000;
+    if (left > 0) {
+      parts.push(t("error.retry", { time: state.tr.duration(left) }));
+    } else {
+      window.clearInterval(state.errorTimer);
+      parts.push(t("error.retry_now"));
+    }
+  }
+  // textContent of an unchanged text is left alone so that the alert is not announced again
+  const text = sentences(...parts);
+  if (ui.errorText.textContent !== text) ui.errorText.textContent = text;
   ui.errorRef.textContent = error.requestId ? t("error.reference", { id: error.requestId }) : "";
 }
 
 // ---------------------------------------------------------------- upload
 
-function fileProblem(file) {
-  if (!EXTENSIONS.test(file.name) || (file.type && !MEDIA_TYPES.has(file.type))) {
-    return { key: "error.not_image" };
-  }
+// What is wrong with `file` as far as this page can tell without sending it: its name, its
+// size, and what its first bytes say it is. Every upload the server rejects counts towards a
+// pause of this address, so whatever can be caught here is.
+async function fileProblem(file) {
   if (file.size === 0) return { key: "error.empty" };
-  if (file.size > MAX_UPLOAD_BYTES) {
+  const limit = state.limits.maxUploadBytes;
+  if (file.size > limit) {
     return {
       key: "error.too_big",
-      params: (tr) => ({ size: tr.bytes(file.size), limit: tr.bytes(MAX_UPLOAD_BYTES) }),
+      params: (tr) => ({ size: tr.bytes(file.size), limit: tr.bytes(limit) }),
     };
+  }
+  let kind;
+  try {
+    kind = await fileKind(file);
+  } catch {
+    return { key: "error.unreadable" };
+  }
+  if (kind === "unknown") return { key: "error.not_a_photo" };
+  if (!ACCEPTED_KINDS.has(kind)) {
+    return { key: "error.wrong_kind", params: (tr) => ({ kind: tr.t(`kind.${kind}`) }) };
+  }
+  const named = kindOfName(file.name);
+  if (named === null || (file.type && !MEDIA_TYPES.has(file.type))) {
+    return { key: "error.not_image" };
+  }
+  if (named !== kind) {
+    return { key: "error.name_mismatch", params: (tr) => ({ kind: tr.t(`kind.${kind}`) }) };
   }
   return null;
 }
@@ -230,7 +300,7 @@ async function upload(files) {
     return;
   }
   const file = files[0];
-  const problem = fileProblem(file);
+  const problem = await fileProblem(file);
   if (problem) {
     showError(problem.key, problem);
     return;
@@ -289,6 +359,10 @@ function showResult(file, data, layers) {
   ui.original.src = state.result.photoUrl;
   ui.results.hidden = false;
   renderResult();
+  // the result is below the upload: bring it into view and put focus (and the screen reader)
+  // on its heading instead of leaving it on <body>
+  ui.resultsTitle.focus({ preventScroll: true });
+  ui.results.scrollIntoView({ block: "start" });
   state.masks.show(state.result, state.singlePerson).catch(() => showError("error.rules"));
 }
 
@@ -368,6 +442,7 @@ function renderPersons(result) {
   const { t, className, score } = state.tr;
   const { persons, unassigned_parts: unassigned = [] } = result.data;
   const highlight = result.layers.persons !== null;
+  const current = result.selected || 1; // the one Tab stop of the list
   ui.persons.replaceChildren(
     ...persons.map((person, index) => {
       const number = index + 1;
@@ -375,6 +450,7 @@ function renderPersons(result) {
       button.type = "button";
       button.dataset.person = String(number);
       button.disabled = !highlight;
+      button.tabIndex = number === current ? 0 : -1;
       button.setAttribute("aria-pressed", String(result.selected === number));
       const title = element("span", "person-title", t("results.person", { n: number }));
       const scoreText = element("span", "person-score", t("results.score", { score: score(person.score) }));
@@ -393,6 +469,8 @@ function renderPersons(result) {
   );
   ui.personsCount.textContent = `(${persons.length})`;
   ui.personsEmpty.hidden = persons.length > 0;
+  ui.personsKeys.hidden = !highlight || persons.length < 2;
+  ui.personsKeys.textContent = t("results.persons_keys", { n: persons.length });
   ui.showAll.disabled = result.selected === 0;
   ui.unassigned.hidden = unassigned.length === 0;
   ui.unassigned.textContent = unassigned.length
@@ -416,8 +494,34 @@ function select(number) {
   for (const button of ui.persons.querySelectorAll("button.person")) {
     button.setAttribute("aria-pressed", String(Number(button.dataset.person) === result.selected));
   }
+  if (result.selected) focusPerson(result.selected, { focus: false });
   ui.showAll.disabled = result.selected === 0;
   repaint();
+}
+
+// The persons list is one Tab stop; the arrow keys, Home and End move within it.
+const PERSON_KEYS = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1 };
+
+function focusPerson(number, { focus = true } = {}) {
+  const buttons = [...ui.persons.querySelectorAll("button.person")];
+  for (const button of buttons) {
+    button.tabIndex = Number(button.dataset.person) === number ? 0 : -1;
+  }
+  if (focus) buttons[number - 1]?.focus();
+}
+
+function movePersonFocus(event) {
+  const button = event.target.closest("button.person");
+  if (!button) return;
+  const count = ui.persons.querySelectorAll("button.person").length;
+  const number = Number(button.dataset.person);
+  let next = null;
+  if (event.key in PERSON_KEYS) next = Math.min(count, Math.max(1, number + PERSON_KEYS[event.key]));
+  else if (event.key === "Home") next = 1;
+  else if (event.key === "End") next = count;
+  if (next === null) return;
+  event.preventDefault();
+  focusPerson(next);
 }
 
 // ---------------------------------------------------------------- downloads
@@ -463,6 +567,11 @@ function wire() {
     setAccepted(true);
     ui.choose.focus();
   });
+  ui.showNotice.addEventListener("click", () => {
+    const open = ui.privacyText.hidden;
+    ui.privacyText.hidden = !open;
+    ui.showNotice.setAttribute("aria-expanded", String(open));
+  });
   ui.withdraw.addEventListener("click", () => {
     setAccepted(false);
     setStatus(null);
@@ -500,6 +609,7 @@ function wire() {
     const button = event.target.closest("button.person");
     if (button) select(Number(button.dataset.person));
   });
+  ui.persons.addEventListener("keydown", movePersonFocus);
   ui.showAll.addEventListener("click", () => select(0));
   ui.original.addEventListener("error", () => {
     if (ui.original.getAttribute("src")) showError("error.display");
@@ -523,6 +633,16 @@ async function loadPalette() {
   }
 }
 
+// The limits are only stated from this answer; without it the page says what it knows.
+async function loadLimits() {
+  try {
+    state.limits = await fetchLimits();
+  } catch {
+    return;
+  }
+  renderHint();
+}
+
 function start() {
   state.masks = new MaskPanel({ save, stem: downloadStem });
   wire();
@@ -530,6 +650,7 @@ function start() {
   setLanguage(LANGUAGES.includes(saved) ? saved : preferredLanguage(navigator.languages ?? []));
   setAccepted(session.get(ACCEPTED_KEY) === "1");
   loadPalette();
+  loadLimits();
 }
 
 start();

@@ -105,6 +105,41 @@ const MESSAGES = {
     footer:
       "m2fp: human parsing. The M2FP models are for non-commercial use " +
       "(CC BY-NC 4.0).",
+    "sentence.gap": " ",
+    "upload.rate": "At most {n} photos {period}.",
+    "period.60": "a minute",
+    "period.3600": "an hour",
+    "period.86400": "a day",
+    "period.other": "every {time}",
+    "privacy.show": "Show the notice",
+    "results.persons_keys":
+      "{n} persons in the list: Tab reaches it once, the arrow keys move between them, " +
+      "Enter highlights one.",
+    "masks.empty": "There is no {mask} in this photo: nothing to download.",
+    "masks.empty_person": "{person} has no {mask} in this photo: nothing to download.",
+    "masks.bad_dilation": "Dilation must be a whole number of pixels from 0 to {max}.",
+    "error.strikes_left":
+      "{n} more like this and uploads from this address are paused for {time}.",
+    "error.strikes_paused": "Uploads from this address are now paused for {time}.",
+    "error.retry_now": "You can try again now.",
+    "error.unreadable": "This file could not be read.",
+    "error.not_a_photo":
+      "This file is not a JPEG or PNG photo, whatever its name says. Nothing was sent.",
+    "error.wrong_kind":
+      "This file is {kind}, not a JPEG or PNG photo, whatever its name says. " +
+      "Save it as JPEG or PNG first; nothing was sent.",
+    "error.name_mismatch":
+      "This file is {kind} but its name does not say so: name it .jpg for JPEG or .png " +
+      "for PNG and try again.",
+    "kind.jpeg": "a JPEG image",
+    "kind.png": "a PNG image",
+    "kind.heic": "a HEIC photo (the iPhone format)",
+    "kind.avif": "an AVIF image",
+    "kind.webp": "a WebP image",
+    "kind.gif": "a GIF image",
+    "kind.bmp": "a BMP image",
+    "kind.tiff": "a TIFF image",
+    "kind.pdf": "a PDF document",
     "error.reference": "Reference: {id}",
     "error.retry": "Try again in {time}.",
     "time.seconds": "{n} s",
@@ -232,6 +267,36 @@ const MESSAGES = {
     "labelset.atr": "ATR（18 类和脖子）",
     "labelset.viton": "VITON-HD（13 组）",
     footer: "m2fp：人体解析。M2FP 模型仅限非商业用途（CC BY-NC 4.0）。",
+    "sentence.gap": "",
+    "upload.rate": "每{period}最多 {n} 张照片。",
+    "period.60": "分钟",
+    "period.3600": "小时",
+    "period.86400": "天",
+    "period.other": " {time} ",
+    "privacy.show": "显示隐私说明",
+    "results.persons_keys":
+      "列表中共 {n} 人：按一次 Tab 进入列表，用方向键在人物之间移动，按 Enter 高亮所选人物。",
+    "masks.empty": "这张照片中没有{mask}：没有可下载的内容。",
+    "masks.empty_person": "这张照片中的{person}没有{mask}：没有可下载的内容。",
+    "masks.bad_dilation": "扩张必须是 0 到 {max} 之间的整数像素。",
+    "error.strikes_left": "再有 {n} 次这样的上传，本地址的上传将暂停 {time}。",
+    "error.strikes_paused": "本地址的上传现已暂停 {time}。",
+    "error.retry_now": "现在可以重试了。",
+    "error.unreadable": "无法读取该文件。",
+    "error.not_a_photo": "该文件不是 JPEG 或 PNG 照片（无论文件名如何），未发送任何内容。",
+    "error.wrong_kind":
+      "该文件是{kind}，不是 JPEG 或 PNG 照片（无论文件名如何）。请先另存为 JPEG 或 PNG；未发送任何内容。",
+    "error.name_mismatch":
+      "该文件是{kind}，但文件名与之不符：JPEG 请以 .jpg 结尾，PNG 请以 .png 结尾，然后重试。",
+    "kind.jpeg": "JPEG 图像",
+    "kind.png": "PNG 图像",
+    "kind.heic": "HEIC 照片（iPhone 格式）",
+    "kind.avif": "AVIF 图像",
+    "kind.webp": "WebP 图像",
+    "kind.gif": "GIF 图像",
+    "kind.bmp": "BMP 图像",
+    "kind.tiff": "TIFF 图像",
+    "kind.pdf": "PDF 文档",
     "error.reference": "参考编号：{id}",
     "error.retry": "请在 {time}后重试。",
     "time.seconds": "{n} 秒",
@@ -353,6 +418,10 @@ export function translator(language) {
     score: (value) => score.format(value),
     seconds: (value) => decimal.format(value),
     bytes: (value) => `${decimal.format(value / (1024 * 1024))} MB`,
+    period(seconds) {
+      const key = `period.${seconds}`;
+      return key in messages ? t(key) : t("period.other", { time: this.duration(seconds) });
+    },
     duration(seconds) {
       if (seconds < 120) return t("time.seconds", { n: Math.max(1, Math.ceil(seconds)) });
       return t("time.minutes", { n: Math.ceil(seconds / 60) });

@@ -72,6 +72,7 @@ export class MaskPanel {
     this.result = result;
     this.singlePerson = singlePerson;
     this.ui.section.hidden = false;
+    this.ui.dilate.max = String(this.rules.constants.max_radius);
     this.fillChoices();
     this.render();
   }
@@ -139,6 +140,16 @@ export class MaskPanel {
     };
   }
 
+  /**
+   * Whether the dilation box holds what the API accepts: empty (the kind's default) or a
+   * whole number of pixels from 0 to the rules' max_radius. Nothing is clamped silently.
+   */
+  dilationValid() {
+    const { value, validity } = this.ui.dilate;
+    if (value === "") return !validity.badInput;
+    return /^\d+$/.test(value) && Number(value) <= this.rules.constants.max_radius;
+  }
+
   /** The mask the controls ask for: {mask, width, height, box, choice}, or null. */
   compute() {
     const { layers } = this.result;
@@ -147,11 +158,7 @@ export class MaskPanel {
     const data = { ...this.result.data, persons: people.persons };
     const scope = scopeOf(data, people.map, choice.person);
     if (scope === null) return null;
-    const maxRadius = this.rules.constants.max_radius;
-    const dilation =
-      choice.dilation === null
-        ? null
-        : Math.max(0, Math.min(maxRadius, Math.floor(choice.dilation)));
+    const { dilation } = choice; // checked by dilationValid before
     const maps = { labels: layers.labels, persons: people.map };
     const mask =
       choice.kind === "agnostic"
@@ -182,10 +189,30 @@ export class MaskPanel {
     this.ui.greyLabel.hidden = !agnostic;
     this.ui.crop.disabled = this.ui.person.value === "";
     this.ui.dilate.placeholder = agnostic ? t("masks.dilate_auto") : "0";
+    const valid = this.dilationValid();
+    this.ui.dilate.setAttribute("aria-invalid", String(!valid));
+    if (!valid) {
+      this.ui.downloadMask.disabled = true;
+      this.ui.status.textContent = t("masks.bad_dilation", {
+        max: this.rules.constants.max_radius,
+      });
+      return;
+    }
     const made = this.compute();
-    this.ui.downloadMask.disabled = made === null;
-    this.ui.status.textContent = made === null ? t("masks.no_person") : "";
+    const empty = made !== null && !made.mask.some((value) => value);
+    this.ui.downloadMask.disabled = made === null || empty;
+    this.ui.status.textContent =
+      made === null ? t("masks.no_person") : empty ? this.emptyText() : "";
     if (made !== null) this.paint(made);
+  }
+
+  /** Why there is nothing to download: the mask's name, and the person's when one is chosen. */
+  emptyText() {
+    const { t } = this.tr;
+    const mask = this.ui.kind.selectedOptions[0]?.textContent ?? "";
+    if (this.ui.person.value === "") return t("masks.empty", { mask });
+    const person = this.ui.person.selectedOptions[0]?.textContent ?? "";
+    return t("masks.empty_person", { mask, person });
   }
 
   paint({ mask, width, height, box }) {
@@ -212,8 +239,9 @@ export class MaskPanel {
   }
 
   async downloadMask() {
+    if (!this.dilationValid()) return;
     const made = this.compute();
-    if (made === null) return;
+    if (made === null || !made.mask.some((value) => value)) return;
     const { mask, width, height, choice } = made;
     const blob =
       choice.kind === "agnostic" && choice.grey
