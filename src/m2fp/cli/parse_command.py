@@ -20,7 +20,6 @@ from m2fp.cli.batching import parse_in_batches
 from m2fp.cli.errors import EXIT_FAILED, EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import key_for, model_path
 from m2fp.cli.parse_inputs import IncompleteFrameError, Item, collect, frames, watch
-from m2fp.cli.parse_outputs import OutputPlan, commit
 from m2fp.compute.memory import release_free_memory
 from m2fp.compute.parser_options import ParserOptions
 from m2fp.errors import M2FPError
@@ -28,6 +27,7 @@ from m2fp.labels import label_set_of
 from m2fp.outputs.errors import OutputRequestError
 from m2fp.outputs.requested import OutputRequest
 from m2fp.predictor import HumanParser
+from m2fp.results.output_files import OutputPlan, commit
 from m2fp.results.parsing_result import ParsingResult
 
 

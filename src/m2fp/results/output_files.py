@@ -1,7 +1,9 @@
-"""What ``m2fp parse`` writes for one image, and how: every file of the image is first
-written under a hidden temporary name in its directory, then all are renamed into place, the
-JSON summary last. An interrupted run therefore leaves no half-written file, and an image
-whose ``<stem>.json`` exists has all its outputs (what ``--skip-existing`` relies on).
+"""The files of one parsed image, as ``m2fp parse`` and the ``files`` form of ``m2fp batch``
+write them (one code path, so both write the same names and bytes), and how: every file of
+the image is first written under a hidden temporary name in its directory, then all are
+renamed into place, the JSON summary last. An interrupted run therefore leaves no
+half-written file, and an image whose ``<stem>.json`` exists has all its outputs (what
+``--skip-existing`` relies on).
 
 Per image, under ``--out``: ``<stem>_vis.png`` (overlay), ``<stem>_labels.png`` (label map,
 in ``--label-set``), ``<stem>_mask_<mask>.png`` and ``<stem>_agnostic_<kind>.png`` (with
@@ -15,6 +17,7 @@ import json
 import os
 import secrets
 import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -86,7 +89,14 @@ class OutputPlan:
 
 @contextlib.contextmanager
 def interrupts_deferred() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) until the block ends, then raise it: renames run to the end."""
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise it: renames run to the end.
+
+    Off the main thread (where Python cannot set signal handlers, e.g. a worker thread of a
+    Ray actor) SIGINT never reaches this code, so there is nothing to hold.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     received: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
     try:
