@@ -7,6 +7,7 @@ import pytest
 from m2fp import ParserOptions
 from m2fp.compute.precision import Precision
 from m2fp.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
+from tests.utils.without_torch import run_without_torch
 
 
 def test_defaults_are_modelscopes():
@@ -51,3 +52,19 @@ def test_flip_is_off_by_default_and_must_be_a_bool():
     assert ParserOptions(flip=True).flip is True
     with pytest.raises(ValueError, match="flip"):
         ParserOptions(flip="yes")  # type: ignore[arg-type]
+
+
+def test_parser_options_load_and_check_sizes_where_torch_is_absent() -> None:
+    # the slim runtime validates its options without torch installed
+    done = run_without_torch(
+        """
+        from m2fp.compute.parser_options import ParserOptions
+        ParserOptions(engine="openvino", min_size=64, max_size=128)
+        try:
+            ParserOptions(engine="openvino", min_size=128, max_size=64)
+        except ValueError as error:
+            print("refused:", error)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert "refused: need 0 < min_size <= max_size" in done.stdout
