@@ -15,6 +15,7 @@ from m2fp.compute.parser_options import (
 )
 from m2fp.compute.precision import Precision
 from m2fp.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
+from tests.utils.without_torch import run_without_torch
 
 # values at and just beyond the ends of each size range: the settings refuse exactly what
 # ParserOptions refuses (tests/server/test_settings.py, tests/cli/test_arguments.py)
@@ -121,3 +122,19 @@ def test_from_fields_applies_the_same_rules():
     flags.min_size = 10_000
     with pytest.raises(ParserOptionError, match="min_size"):
         ParserOptions.from_fields(flags)
+
+
+def test_parser_options_load_and_check_sizes_where_torch_is_absent() -> None:
+    # the slim runtime validates its options without torch installed
+    done = run_without_torch(
+        """
+        from m2fp.compute.parser_options import ParserOptions
+        ParserOptions(engine="openvino", min_size=64, max_size=128)
+        try:
+            ParserOptions(engine="openvino", min_size=128, max_size=64)
+        except ValueError as error:
+            print("refused:", error)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert "refused: need 0 < min_size <= max_size" in done.stdout

@@ -18,6 +18,7 @@ from tests.server.abuse.test_client_identity import REFUSED_PROXIES
 from tests.server.abuse.test_rate_limit import BAD_LIMITS, UNSUPPORTED_STORAGE
 from tests.server.ops.test_alerts import REFUSED_WEBHOOKS
 from tests.server.parse.test_queue import NONSENSE_LIMITS
+from tests.utils.without_torch import run_without_torch
 
 
 @pytest.fixture(autouse=True)
@@ -297,3 +298,22 @@ def test_impossible_compute_is_one_line(monkeypatch, env, message):
     with pytest.raises(SettingsError, match=message) as info:
         load_settings()
     assert "\n" not in str(info.value)
+
+
+def test_settings_load_and_refuse_bad_sizes_where_torch_is_absent():
+    # the slim runtime's server checks its settings without torch installed
+    done = run_without_torch(
+        """
+        import os
+        from m2fp.server.settings import SettingsError, load_settings
+        load_settings(engine="openvino")
+        os.environ["M2FP_MAX_SIZE"] = "64"
+        try:
+            load_settings(engine="openvino")
+        except SettingsError as error:
+            print("refused:", error)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert "refused:" in done.stdout
+    assert "M2FP_MAX_SIZE" in done.stdout

@@ -1,11 +1,19 @@
-"""Resize, normalise and pad an RGB image the way ModelScope's M2FP pipeline does."""
+"""Resize, normalise and pad an RGB image the way ModelScope's M2FP pipeline does.
+
+torch is imported only by ``to_input_tensor``: the size rules here are checked by
+``ParserOptions`` and the server's settings, which must load where torch is not installed
+(the slim OpenVINO runtime).
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 
 def target_size(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
@@ -43,6 +51,9 @@ def to_input_tensor(
     image crosses to the device as uint8 (a quarter of the float32 bytes) and is normalised
     there.
     """
+    import torch
+    import torch.nn.functional as F
+
     array = np.array(image, dtype=np.uint8)
     uint8 = torch.from_numpy(array).to(pixel_mean.device)
     tensor = uint8.permute(2, 0, 1).float()
