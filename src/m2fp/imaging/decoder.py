@@ -1,7 +1,9 @@
 """The one image decoder shared by the CLI, the Python API and the server.
 
 Only JPEG and PNG are accepted; the magic bytes, the declared format and a complete decode must
-all agree. The pixel count is checked from the header before any pixel is decoded.
+all agree. The pixel count, and a JPEG's scans and data size, are checked before any pixel is
+decoded; this bounds the decode's time in-process. The server also runs it in a killable,
+resource-limited worker process (``decode_pool``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,27 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from m2fp.defaults import DEFAULT_MAX_PIXELS
 from m2fp.errors import ImageError
+from m2fp.imaging.jpeg_structure import check_jpeg_structure
 
 MAGIC_NUMBERS = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
 # how the accepted formats are named in file names and media types (the server's uploads)
 EXTENSION_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
+# modes Pillow resizes by averaging; the others are converted first
+RESIZABLE_MODES = {"L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"}
+# modes converted to 8-bit grey before shrinking (values above 255 clip, as in RGB)
+GREY_MODES = {"1", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
+ORIENTATION_TAG = 0x0112
+# EXIF orientation -> the transposition that makes the picture upright (EXIF 2.3, 4.6.4)
+EXIF_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -37,20 +55,28 @@ def decode_image(
 ) -> Image.Image:
     """Decode JPEG/PNG bytes into an upright RGB image without metadata.
 
+    The cost is bounded before any pixel is decoded: the header's pixel count, and for a JPEG
+    its marker structure (``jpeg_structure``: scans capped, data too short for the declared
+    size refused). Then at most one full-size buffer exists at a time: a JPEG decodes straight
+    at the scale ``max_side`` needs (libjpeg's DCT scaling, 1/2 to 1/8), and the picture is
+    shrunk before its mode is converted and its EXIF orientation applied.
+
     Args:
         data: the encoded file.
         max_pixels: refuse images whose header declares more pixels (decompression bombs).
-        max_side: if set, a longer side is scaled down to it (JPEG decodes at a reduced scale
-            first, which costs a fraction of a full decode).
+        max_side: if set, a longer side is scaled down to it.
 
     Raises:
-        ImageError: ``empty``, ``unsupported_format``, ``too_large`` or ``corrupt``.
+        ImageError: ``empty``, ``unsupported_format``, ``too_large``, ``too_many_scans`` or
+            ``corrupt``.
     """
     if not data:
         raise ImageError("empty", "the image is empty")
     expected = sniff_format(data)
     if expected is None:
         raise _unsupported()
+    if expected == "JPEG":
+        check_jpeg_structure(data)
     try:
         image = Image.open(io.BytesIO(data), formats=[expected])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -59,20 +85,21 @@ def decode_image(
         raise ImageError("corrupt", "the image could not be decoded") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError("corrupt", "the image could not be decoded") from exc
-    if image.format != expected:
-        raise _unsupported()
-    width, height = image.size
-    if width <= 0 or height <= 0:
-        raise ImageError("corrupt", "the image could not be decoded")
-    if width * height > max_pixels:
-        raise ImageError("too_large", "the image has too many pixels")
-    if max_side is not None and expected == "JPEG" and max(width, height) > max_side:
-        scale = max_side / max(width, height)
-        image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
     try:
+        if image.format != expected:
+            raise _unsupported()
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise ImageError("corrupt", "the image could not be decoded")
+        if width * height > max_pixels:
+            raise ImageError("too_large", "the image has too many pixels")
+        if max_side is not None and expected == "JPEG" and max(width, height) > max_side:
+            scale = max_side / max(width, height)
+            image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
         image.load()
-        upright = ImageOps.exif_transpose(image)
-        rgb = upright.convert("RGB")
+        # after load: a PNG's eXIf chunk may follow its pixel data
+        orientation = image.getexif().get(ORIENTATION_TAG)
+        picture = _upright_rgb(image, max_side=max_side, orientation=orientation)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError("too_large", "the image has too many pixels") from exc
     except (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError) as exc:
@@ -80,20 +107,34 @@ def decode_image(
         raise ImageError("corrupt", "the image could not be decoded") from exc
     finally:
         image.close()
-    return _limit_side(_strip(rgb), max_side)
+    picture.info.clear()  # nothing of the upload (EXIF, ICC, text chunks) travels further
+    return picture
+
+
+def _upright_rgb(image: Image.Image, *, max_side: int | None, orientation: object) -> Image.Image:
+    """``image`` (loaded) shrunk to ``max_side``, then RGB, then upright: each step makes a
+    new image no larger than the one before. Never ``image`` itself, which its file owns."""
+    picture = image
+    if picture.mode not in RESIZABLE_MODES:
+        # palettes and 1-bit cannot be averaged; 16-bit grey becomes 8-bit as RGB would make it
+        picture = picture.convert("L" if picture.mode in GREY_MODES else "RGB")
+    picture = _limit_side(picture, max_side)
+    if picture.mode != "RGB":
+        picture = picture.convert("RGB")
+    method = EXIF_TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
+    if method is not None:
+        picture = picture.transpose(method)
+    return picture.copy() if picture is image else picture
 
 
 def prepare_image(image: Image.Image) -> Image.Image:
-    """An in-memory PIL image made upright, RGB and metadata-free."""
-    return _strip(ImageOps.exif_transpose(image).convert("RGB"))
-
-
-def _strip(image: Image.Image) -> Image.Image:
-    """A copy without EXIF, ICC or text chunks: nothing of the upload travels further."""
-    if image.info:
-        image = image.copy()
-        image.info.clear()
-    return image
+    """An in-memory PIL image made upright, RGB and metadata-free (a new image: the caller's
+    is left as it was)."""
+    picture = ImageOps.exif_transpose(image).convert("RGB")
+    if picture is image:
+        picture = picture.copy()
+    picture.info.clear()
+    return picture
 
 
 def _limit_side(image: Image.Image, max_side: int | None) -> Image.Image:
