@@ -135,3 +135,69 @@ async def test_malformed_uploads(body, content_type, reason):
     with pytest.raises(UploadRejected) as caught:
         await read_upload(request(body, content_type), max_bytes=1 << 20, timeout=TIMEOUT)
     assert caught.value.reason == reason
+
+
+def _part(headers: list[str], content: bytes) -> bytes:
+    head = "".join(f"{line}\r\n" for line in headers)
+    return f"--{BOUNDARY}\r\n{head}\r\n".encode() + content + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+@pytest.mark.parametrize(
+    ("headers", "content_type"),
+    [
+        # the boundary given twice: python-multipart takes the last, a proxy may take the first
+        (
+            ['Content-Disposition: form-data; name="image"; filename="a.png"'],
+            MULTIPART + "; boundary=other",
+        ),
+        (
+            ['Content-Disposition: form-data; name="image"; filename="a.png"'],
+            MULTIPART + '; BOUNDARY="other"',
+        ),
+        (
+            [
+                'Content-Disposition: form-data; name="image"; filename="a.png"',
+                'Content-Disposition: form-data; name="other"; filename="b.png"',
+            ],
+            MULTIPART,
+        ),
+        (
+            ['Content-Disposition: form-data; name="other"; name="image"; filename="a.png"'],
+            MULTIPART,
+        ),
+        (
+            ['Content-Disposition: form-data; name="image"; filename="a.exe"; filename="a.png"'],
+            MULTIPART,
+        ),
+        (
+            [
+                'Content-Disposition: form-data; name="image"; filename="a.png"; '
+                "filename*=UTF-8''a.exe"
+            ],
+            MULTIPART,
+        ),
+        (
+            [
+                'Content-Disposition: form-data; name="image"; filename="a.png"',
+                "Content-Type: image/png",
+                "content-type: image/jpeg",
+            ],
+            MULTIPART,
+        ),
+    ],
+)
+async def test_duplicate_multipart_parameters_and_headers_are_refused(headers, content_type):
+    body = _part(headers, png_bytes())
+    with pytest.raises(UploadRejected) as caught:
+        await read_upload(request(body, content_type), max_bytes=1 << 20, timeout=TIMEOUT)
+    assert caught.value.reason == "bad_request"
+    assert "twice" in str(caught.value.message)
+
+
+async def test_quoted_semicolons_are_not_parameters():
+    content = png_bytes()
+    body = _part(
+        ['Content-Disposition: form-data; name="image"; filename="a;filename=b.png"'], content
+    )
+    upload = await read_upload(request(body, MULTIPART), max_bytes=1 << 20, timeout=TIMEOUT)
+    assert upload == Upload(data=content, format="PNG")

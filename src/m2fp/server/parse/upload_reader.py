@@ -18,6 +18,8 @@ contract.
 
 from __future__ import annotations
 
+from email.message import Message
+
 import anyio
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -50,6 +52,23 @@ def check_upload_timeout(seconds: float) -> float:
             f"must be between {MIN_UPLOAD_TIMEOUT:.0f} and {MAX_UPLOAD_TIMEOUT:.0f} seconds"
         )
     return seconds
+
+
+def _options(header: bytes | str | None) -> tuple[bytes, dict[bytes, bytes]]:
+    """``parse_options_header``, refusing a parameter given twice (400 ``bad_request``).
+
+    python-multipart keeps the last of two ``boundary=`` (or ``name=``, ``filename=``)
+    parameters; a WAF or proxy in front may keep the first, and then each sees another
+    upload. Names are compared as the parsers compare them: case-folded, an RFC 2231
+    ``filename*=`` the same name as ``filename=``.
+    """
+    text = header.decode("latin-1") if isinstance(header, bytes) else header or ""
+    holder = Message()
+    holder["h"] = text
+    names = [name for name, _ in holder.get_params(header="h", unquote=False)[1:] if name]
+    if len(names) != len(set(names)):
+        raise UploadRejected("bad_request", message="A header parameter is given twice.")
+    return parse_options_header(text)
 
 
 class _RawBody:
@@ -104,12 +123,17 @@ class _SinglePart:
         self._headers.clear()
 
     def _on_header_end(self) -> None:
-        self._headers[bytes(self._field).strip().lower()] = bytes(self._value).strip()
+        field = bytes(self._field).strip().lower()
+        if field in self._headers:
+            # two Content-Disposition (or Content-Type) headers: which one counts is up to
+            # each parser on the way, so none is taken
+            raise UploadRejected("bad_request", message="A part header is given twice.")
+        self._headers[field] = bytes(self._value).strip()
         self._field.clear()
         self._value.clear()
 
     def _on_headers_finished(self) -> None:
-        disposition, options = parse_options_header(self._headers.get(b"content-disposition"))
+        disposition, options = _options(self._headers.get(b"content-disposition"))
         if disposition != b"form-data" or options.get(b"name") != FIELD_NAME:
             raise UploadRejected("bad_request", message="Send exactly one file field 'image'.")
         self.expected = format_for_filename(options.get(b"filename"))
@@ -155,7 +179,7 @@ async def read_upload(request: Request, *, max_bytes: int, timeout: float) -> Up
         UploadRejected: with the contract's reason for the first problem found.
         ApiError: ``upload_timeout`` (408, with ``Connection: close``), ``client_abort``.
     """
-    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    content_type, options = _options(request.headers.get("content-type", ""))
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise UploadRejected("payload_too_large")
