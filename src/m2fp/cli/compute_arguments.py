@@ -14,12 +14,14 @@ from m2fp.compute.options import (
     Engine,
     Precision,
 )
+from m2fp.compute.threads import MAX_THREADS, THREADS_HELP
 
 
 def add_compute_arguments(
     parser: argparse.ArgumentParser, *, batch: bool = False, from_environment: bool = False
 ) -> None:
-    """Add the device, engine and precision flags (and ``--batch-size`` with ``batch``).
+    """Add the device, engine, precision and threads flags (and ``--batch-size`` with
+    ``batch``).
 
     Args:
         from_environment: the flags default to None, so the server's settings
@@ -44,6 +46,9 @@ def add_compute_arguments(
         default=defaults[2],
         help=PRECISION_HELP + " (see BENCHMARKS.md)" + where.format("PRECISION"),
     )
+    parser.add_argument(
+        "--threads", type=_threads, default=None, help=THREADS_HELP + where.format("THREADS")
+    )
     if batch:
         parser.add_argument(
             "--batch-size",
@@ -58,4 +63,14 @@ def _batch_size(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_THREADS}")
     return value

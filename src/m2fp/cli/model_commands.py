@@ -45,7 +45,9 @@ def _print_report(path: Path, key: bytes | None, options: ParserOptions | None =
 def info(args: argparse.Namespace) -> int:
     """Config, parameters, classes and sha256, after checking the weights fit the network;
     the OpenVINO packages it has; what --device/--engine/--precision mean here."""
-    options = ParserOptions(device=args.device, engine=args.engine, precision=args.precision)
+    options = ParserOptions(
+        device=args.device, engine=args.engine, precision=args.precision, threads=args.threads
+    )
     path = model_path(args.path)
     key = required_key(args.key_file) if path.is_file() else None
     _print_report(path, key, options)

@@ -55,6 +55,7 @@ def parse(args: argparse.Namespace) -> int:
             device=args.device,
             engine=args.engine,
             batch_size=args.batch_size,
+            threads=args.threads,
         ),
         key=key_for(path, args.key_file),
     )

@@ -14,6 +14,7 @@ from m2fp.compute.options import (
     check_compute,
     check_device,
 )
+from m2fp.compute.threads import check_threads
 from m2fp.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
 from m2fp.processing.preprocess import check_input_sizes
 
@@ -52,6 +53,8 @@ class ParserOptions:
         batch_size: images per network call in ``HumanParser.parse_batch``; None (default)
             chooses from the device: 8 on CUDA, 1 elsewhere (a CPU gains nothing from
             batching but memory).
+        threads: intra-op threads of the network; None (default) derives them from the
+            CPUs the container may use (``m2fp.compute.threads``).
         flip: also parse the mirrored photo and average (horizontal-flip test-time
             augmentation, ``m2fp.processing.flip``): about twice the time; off by default,
             which computes what ModelScope's pipeline computes.
@@ -59,7 +62,7 @@ class ParserOptions:
     Raises:
         ValueError: sizes not ``0 < min_size <= max_size``, ``max_pixels`` not positive, an
             unknown device, engine or precision or one they cannot run with
-            (``ComputeChoiceError``), a bad ``batch_size``, or ``flip`` not a bool.
+            (``ComputeChoiceError``), a bad ``batch_size`` or ``threads``, or ``flip`` not a bool.
     """
 
     min_size: int = DEFAULT_MIN_SIZE
@@ -70,6 +73,7 @@ class ParserOptions:
     device: str = DEFAULT_DEVICE
     engine: Engine = Engine.TORCH
     batch_size: int | None = None
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         check_input_sizes(self.min_size, self.max_size)
@@ -81,5 +85,6 @@ class ParserOptions:
         object.__setattr__(self, "engine", Engine(self.engine))
         object.__setattr__(self, "precision", Precision(self.precision))
         check_batch_size(self.batch_size)
+        check_threads(self.threads)
         if not isinstance(self.flip, bool):
             raise ValueError("flip must be True or False")

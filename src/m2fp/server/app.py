@@ -74,6 +74,7 @@ def load_parser(settings: Settings) -> HumanParser:
         device=settings.device,
         engine=settings.engine,
         flip=settings.flip,
+        threads=settings.threads,
     )
     return HumanParser.from_pretrained(
         settings.model, options=options, key=key, expected_sha256=settings.model_sha256
