@@ -41,6 +41,7 @@ from m2fp.compute.device import (
 )
 from m2fp.compute.options import ACCURACY, Engine, check_compute
 from m2fp.compute.parser_options import ParserOptions
+from m2fp.compute.threads import apply_torch_threads, plan_threads
 from m2fp.engines.openvino_package import OpenVINOPackage
 from m2fp.engines.selection import NetworkEngine, build_engine
 from m2fp.errors import DeviceMemoryError, ImageError
@@ -131,10 +132,14 @@ class HumanParser:
         self.options = options
         self.device = resolve_device(options.device, options.engine)
         check_compute(str(self.device), options.engine, options.precision)
+        # threads that fit the container (cgroup quota, affinity) unless options.threads
+        self.threads = plan_threads(options.threads)
+        apply_torch_threads(self.threads)
         self.engine: NetworkEngine = build_engine(
             model,
             options=options,
             device=self.device,
+            threads=self.threads,
             package=openvino_package,
             weights_sha256=weights_sha256,
             single_person_size=single_person_size,
@@ -205,7 +210,8 @@ class HumanParser:
 
     def describe_compute(self) -> dict[str, Any]:
         """Where and how this parser computes, for logs and ``/readyz``: device (and GPU),
-        engine, precision, whether that is exact or an approximation, batch size."""
+        engine, precision, whether that is exact or an approximation, batch size, threads
+        (and what decided them)."""
         precision = self.options.precision
         return {
             **describe_device(self.device),
@@ -213,6 +219,7 @@ class HumanParser:
             "precision": precision.value,
             "accuracy": ACCURACY[precision],
             "batch_size": self.batch_size,
+            **self.threads.describe(),
         }
 
     def release_device_memory(self) -> None:

@@ -129,3 +129,26 @@ def test_parse_in_batches_writes_what_single_images_write(
     assert outputs["1"].keys() == outputs["3"].keys() and outputs["1"]
     labels = [name for name in outputs["1"] if "label" in name]
     assert labels and all(outputs["1"][name] == outputs["3"][name] for name in labels)
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "many", "100000"])
+def test_threads_must_be_a_sane_count(bad):
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["parse", "x.png", "--out", "o", "--threads", bad])
+    assert info.value.code == 2
+
+
+def test_model_info_reports_the_threads(tiny_model_dir, capsys):
+    assert run(["model", "info", str(tiny_model_dir), "--device", "cpu", "--threads", "1"]) == 0
+    compute = json.loads(capsys.readouterr().out)["compute"]
+    assert (compute["threads"], compute["threads_source"]) == (1, "requested")
+    assert run(["model", "info", str(tiny_model_dir), "--device", "cpu"]) == 0
+    compute = json.loads(capsys.readouterr().out)["compute"]
+    assert compute["threads_source"] in ("cgroup quota", "affinity")
+    assert 1 <= compute["threads"] <= compute["cpu_affinity"]
+
+
+def test_serve_refuses_bad_threads_from_the_environment(tiny_model_dir, capsys, monkeypatch):
+    monkeypatch.setenv("M2FP_THREADS", "0")
+    err = one_line_usage_error(["serve", "--model", str(tiny_model_dir)], capsys)
+    assert "M2FP_THREADS" in err

@@ -126,3 +126,10 @@ def test_ir_serialised_in_memory_only(monkeypatch, tmp_path):
     compiled = ov.Core().compile_model(ir_from_bytes(xml, weights_bytes), "CPU")
     out = compiled(np.ones((1, 4), np.float32))[0]
     np.testing.assert_array_equal(out, [[1, 2, 3, 4]])
+
+
+def test_threads_and_pinning_reach_the_compiled_model(fp32_package):
+    engine = OpenVINOEngine(package=fp32_package, num_threads=1, pinning=False)
+    backbone, _ = engine.compiled(128, 192)
+    assert int(backbone.get_property("INFERENCE_NUM_THREADS")) == 1
+    assert backbone.get_property("ENABLE_CPU_PINNING") is False

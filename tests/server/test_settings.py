@@ -93,6 +93,9 @@ def test_comma_lists_from_the_environment(monkeypatch):
         ("M2FP_MIN_SIZE", "not-a-number", "M2FP_MIN_SIZE"),
         ("M2FP_MAX_SIZE", "64", "M2FP_MAX_SIZE"),
         ("M2FP_DOCS", "perhaps", "M2FP_DOCS"),
+        ("M2FP_THREADS", "0", "M2FP_THREADS"),
+        ("M2FP_THREADS", "4096", "M2FP_THREADS"),
+        ("M2FP_THREADS", "some", "M2FP_THREADS"),
     ],
 )
 def test_unsafe_or_bad_settings_fail_with_one_line(monkeypatch, name, value, expected):

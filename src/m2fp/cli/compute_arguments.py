@@ -17,12 +17,14 @@ from m2fp.compute.options import (
     Precision,
 )
 from m2fp.compute.parser_options import ParserOptionError, check_batch_size
+from m2fp.compute.threads import MAX_THREADS, THREADS_HELP
 
 
 def add_compute_arguments(
     parser: argparse.ArgumentParser, *, batch: bool = False, from_environment: bool = False
 ) -> None:
-    """Add the device, engine and precision flags (and ``--batch-size`` with ``batch``).
+    """Add the device, engine, precision and threads flags (and ``--batch-size`` with
+    ``batch``).
 
     Args:
         from_environment: the flags default to None, so the server's settings
@@ -46,6 +48,9 @@ def add_compute_arguments(
         choices=[p.value for p in Precision],
         default=defaults[2],
         help=PRECISION_HELP + " (see BENCHMARKS.md)" + where.format("PRECISION"),
+    )
+    parser.add_argument(
+        "--threads", type=_threads, default=None, help=THREADS_HELP + where.format("THREADS")
     )
     if batch:
         parser.add_argument(
@@ -73,3 +78,13 @@ def option_rule(check: Callable[[int], object]) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_THREADS}")
+    return value

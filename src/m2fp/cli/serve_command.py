@@ -23,6 +23,7 @@ def serve(args: argparse.Namespace) -> int:
             device=args.device,
             engine=args.engine,
             precision=args.precision,
+            threads=args.threads,
         )
     except SettingsError as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None

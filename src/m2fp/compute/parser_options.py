@@ -19,6 +19,7 @@ from m2fp.compute.options import (
     check_compute,
     check_device,
 )
+from m2fp.compute.threads import check_threads
 from m2fp.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
 from m2fp.errors import M2FPError
 
@@ -106,14 +107,17 @@ class ParserOptions:
         batch_size: images per network call in ``HumanParser.parse_batch``; None (default)
             chooses from the device: 8 on CUDA, 1 elsewhere (a CPU gains nothing from
             batching but memory).
+        threads: intra-op threads of the network; None (default) derives them from the
+            CPUs the container may use (``m2fp.compute.threads``).
         flip: also parse the mirrored photo and average (horizontal-flip test-time
             augmentation, ``m2fp.processing.flip``): about twice the time; off by default,
             which computes what ModelScope's pipeline computes.
 
     Raises:
-        ValueError: a size, ``max_pixels`` or ``batch_size`` out of its range
-            (``ParserOptionError``), an unknown device, engine or precision or one they
-            cannot run with (``ComputeChoiceError``), or ``flip`` not a bool.
+        ValueError: a size, ``max_pixels``, ``batch_size`` or ``threads`` out of its range
+            (``ParserOptionError`` for the sizes and the batch), an unknown device, engine or
+            precision or one they cannot run with (``ComputeChoiceError``), or ``flip`` not a
+            bool.
     """
 
     min_size: int = DEFAULT_MIN_SIZE
@@ -124,6 +128,7 @@ class ParserOptions:
     device: str = DEFAULT_DEVICE
     engine: Engine = Engine.TORCH
     batch_size: int | None = None
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         check_sizes(self.min_size, self.max_size)
@@ -134,6 +139,7 @@ class ParserOptions:
         object.__setattr__(self, "engine", Engine(self.engine))
         object.__setattr__(self, "precision", Precision(self.precision))
         check_batch_size(self.batch_size)
+        check_threads(self.threads)
         if not isinstance(self.flip, bool):
             raise ValueError("flip must be True or False")
 

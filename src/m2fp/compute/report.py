@@ -10,6 +10,7 @@ from m2fp.compute.device import available_devices, describe_device, resolve_devi
 from m2fp.compute.options import ACCURACY, Engine, check_compute
 from m2fp.compute.parser_options import ParserOptions
 from m2fp.compute.precision import check_precision, native_bf16
+from m2fp.compute.threads import plan_threads
 from m2fp.engines.openvino_package import OPENVINO_MISSING
 from m2fp.errors import MissingExtraError
 
@@ -42,6 +43,7 @@ def compute_report(options: ParserOptions) -> dict[str, Any]:
         "engine": options.engine.value,
         "precision": options.precision.value,
         "accuracy": ACCURACY[options.precision],
+        **plan_threads(options.threads).describe(),
         "available": {
             **available_devices(),
             "native_bf16_cpu": native_bf16(),

@@ -32,7 +32,11 @@ class OpenVINOEngine:
     Args:
         package: the converted network (backbone and head graphs, fp32 or int8).
         max_shapes: compiled input shapes kept in memory (least recently used dropped).
-        num_threads: CPU threads per inference; None lets OpenVINO use every core.
+        num_threads: CPU threads per inference (``INFERENCE_NUM_THREADS``); None lets
+            OpenVINO use every core.
+        pinning: bind OpenVINO's threads to cores (``ENABLE_CPU_PINNING``): only where the
+            process owns them (``m2fp.compute.threads.ThreadPlan.pinning``); None: OpenVINO's
+            default.
     """
 
     def __init__(
@@ -41,6 +45,7 @@ class OpenVINOEngine:
         package: OpenVINOPackage,
         max_shapes: int = DEFAULT_MAX_SHAPES,
         num_threads: int | None = None,
+        pinning: bool | None = None,
     ) -> None:
         if max_shapes < 1:
             raise ValueError("max_shapes must be at least 1")
@@ -54,6 +59,8 @@ class OpenVINOEngine:
         self._config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if num_threads is not None:
             self._config["INFERENCE_NUM_THREADS"] = num_threads
+        if pinning is not None:
+            self._config["ENABLE_CPU_PINNING"] = pinning
         self._compiled: collections.OrderedDict[tuple[int, int], list] = collections.OrderedDict()
         self._lock = threading.Lock()
 

@@ -22,6 +22,7 @@ import torch
 
 from m2fp.compute.options import Engine, Precision
 from m2fp.compute.parser_options import ParserOptions
+from m2fp.compute.threads import ThreadPlan
 from m2fp.engines.network_input import fits_exported
 from m2fp.engines.openvino_package import OpenVINOPackage
 from m2fp.engines.torch_engine import TorchEngine
@@ -68,6 +69,7 @@ def build_engine(
     *,
     options: ParserOptions,
     device: torch.device,
+    threads: ThreadPlan | None = None,
     package: OpenVINOPackage | None = None,
     weights_sha256: str | None = None,
     single_person_size: tuple[int, int] | None = None,
@@ -78,6 +80,8 @@ def build_engine(
         model: the network (fp32); the PyTorch engine takes it over (``prepare_model``).
         options: engine and precision (and, for converting int8, the input sizes).
         device: from ``m2fp.compute.device.resolve_device``.
+        threads: OpenVINO's threads and pinning (``m2fp.compute.threads``; torch's pool is
+            process-wide and sized by the parser); None: OpenVINO's own choice.
         package: the converted network for the OpenVINO engine; converted here if None.
         weights_sha256: the weights' digest, checked against the package's.
         single_person_size: the single-person model's input, for calibrating int8.
@@ -97,7 +101,12 @@ def build_engine(
     if package is None:
         package = _convert(model, options, weights_sha256, single_person_size)
     package.check(options.precision.value, weights_sha256)
-    return OpenVINOWithFallback(openvino=OpenVINOEngine(package=package), fallback=fallback)
+    openvino = OpenVINOEngine(
+        package=package,
+        num_threads=threads.threads if threads else None,
+        pinning=threads.pinning if threads else None,
+    )
+    return OpenVINOWithFallback(openvino=openvino, fallback=fallback)
 
 
 def _convert(

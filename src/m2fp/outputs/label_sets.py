@@ -2,8 +2,8 @@
 label set a result carries. Standard library only.
 
 Every table is keyed by (source, target) label set and maps source class *names* to target
-class names, so it reads like the table in docs/outputs.md. A pair without a table is refused with the
-reason why (``remap_rule``).
+class names, so it reads like the table in docs/outputs.md. A pair without a table is refused
+with the reason why (``remap_rule``).
 
 - ``cihp`` and ``lip``: the models' own sets (``m2fp.labels``).
 - ``atr`` (18 ATR classes as SCHP / OOTDiffusion / IDM-VTON write them, plus ``Neck`` = 18):

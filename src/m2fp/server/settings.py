@@ -39,6 +39,7 @@ from m2fp.compute.parser_options import (
     check_min_size,
     check_sizes,
 )
+from m2fp.compute.threads import check_threads
 from m2fp.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
 from m2fp.server.abuse.bans import check_ban_after, check_ban_seconds
 from m2fp.server.abuse.client_identity import (
@@ -106,6 +107,8 @@ class Settings(BaseSettings):
     precision: Precision = Precision.FP32
     device: Annotated[str, AfterValidator(check_device)] = DEFAULT_DEVICE
     engine: Engine = Engine.TORCH
+    # None: from the container's CPU quota and affinity (m2fp.compute.threads)
+    threads: Annotated[int | None, AfterValidator(check_threads)] = None
     flip: bool = False
     min_size: Annotated[int, AfterValidator(_size_rule(check_min_size))] = DEFAULT_MIN_SIZE
     max_size: Annotated[int, AfterValidator(_size_rule(check_max_size))] = DEFAULT_MAX_SIZE
@@ -231,10 +234,11 @@ def load_settings(
     device: str | None = None,
     engine: str | None = None,
     precision: str | None = None,
+    threads: int | None = None,
 ) -> Settings:
     """``Settings`` from the environment; each argument given overrides its variable
     (``M2FP_MODEL``, ``M2FP_MODEL_KEY_FILE``, ``M2FP_DEVICE``, ``M2FP_ENGINE``,
-    ``M2FP_PRECISION``): the command line's flags.
+    ``M2FP_PRECISION``, ``M2FP_THREADS``): the command line's flags.
 
     Raises:
         SettingsError: one line naming the first bad variable, without its value.
@@ -246,6 +250,7 @@ def load_settings(
             "device": device,
             "engine": engine,
             "precision": precision,
+            "threads": threads,
         }
         return Settings(**{k: v for k, v in overrides.items() if v})
     except ValidationError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from m2fp.server.app import create_app
@@ -23,3 +24,25 @@ async def test_classes_health_and_readiness(tiny_parser):
         shedding = await client.get("/readyz")
         assert (shedding.status_code, shedding.json()) == (503, {"status": "not_ready"})
         assert (await client.get("/healthz")).status_code == 200
+
+
+def _threads_after_a_parallel_op() -> int:
+    import torch
+
+    torch.ones(1 << 16).sum()
+    return torch.get_num_threads()
+
+
+async def test_readiness_reports_the_threads(tiny_model_dir):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        app = create_app(tiny_settings(model=tiny_model_dir, threads=1))
+        async with app_client(app) as client:
+            compute = (await client.get("/readyz")).json()["compute"]
+        assert (compute["threads"], compute["threads_source"]) == (1, "requested")
+        # the pool size is global; each thread takes it up at its first parallel op
+        assert await anyio.to_thread.run_sync(_threads_after_a_parallel_op) == 1
+    finally:
+        torch.set_num_threads(before)

@@ -10,7 +10,7 @@ from m2fp.server.errors import NO_STORE
 
 router = APIRouter()
 # what /readyz tells about the model's compute; not the GPU's model or memory
-PUBLIC = ("device", "engine", "precision", "accuracy")
+PUBLIC = ("device", "engine", "precision", "accuracy", "threads", "threads_source")
 
 
 @router.get("/healthz")
@@ -31,7 +31,8 @@ async def healthz() -> JSONResponse:
 async def readyz(state: StateDep) -> JSONResponse:
     """The model is loaded and nothing (e.g. the memory watchdog) asked to shed load; with
     where and how it computes (``compute``: device, engine, precision, and ``accuracy``:
-    ``exact``, or ``approximation`` for anything but fp32)."""
+    ``exact``, or ``approximation`` for anything but fp32; ``threads`` and what decided them:
+    ``requested``, ``cgroup quota`` or ``affinity``)."""
     if state.services is None or state.not_ready:
         return JSONResponse({"status": "not_ready"}, status_code=503, headers=NO_STORE)
     compute = {k: state.services.compute[k] for k in PUBLIC if k in state.services.compute}
