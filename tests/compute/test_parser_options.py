@@ -137,4 +137,4 @@ def test_parser_options_load_and_check_sizes_where_torch_is_absent() -> None:
         """
     )
     assert done.returncode == 0, done.stderr
-    assert "refused: need 0 < min_size <= max_size" in done.stdout
+    assert "refused: max_size must be at least min_size" in done.stdout
