@@ -293,7 +293,7 @@ class HumanParser:
     def _passes(self, picture: Image.Image) -> list[_Pass]:
         pictures = [picture, mirror_image(picture)] if self.options.flip else [picture]
         if self.task is Task.SINGLE_PERSON:
-            assert self.single_person_size is not None
+            assert self.single_person_size is not None  # nosec B101 # narrows the type; single-person models have it
             passes = []
             for image in pictures:
                 centred = centre_pad(image, *self.single_person_size)
@@ -434,7 +434,7 @@ class HumanParser:
     ) -> SemanticMap:
         """The single-person semantic map of one pass, computed on the device, kept on the
         CPU at crop size."""
-        assert one.crop_box is not None
+        assert one.crop_box is not None  # nosec B101 # narrows the type; single-person passes have a crop box
         with torch.inference_mode():
             probabilities = semantic_probabilities(class_logits, mask_logits, one.padded_size)
         return SemanticMap(

@@ -183,9 +183,9 @@ class Run:
     def _picture(self, item: Item) -> Image.Image:
         """The item's upright RGB image (a frame is one already)."""
         if item.frame is not None:
-            assert item.size is not None
+            assert item.size is not None  # nosec B101 # narrows the type; frames() sets size with frame
             return Image.frombytes("RGB", item.size, item.frame)
-        assert item.path is not None
+        assert item.path is not None  # nosec B101 # narrows the type; collect() sets path without frame
         return self.parser.load_image(item.path)
 
 

@@ -318,7 +318,7 @@ class _QueryMasks:
         if cached is not None:
             return cached
         window = _Window.upsample(self.resampler, self.mask_logits[int(self.queries[slot])])
-        assert window is not None  # it had positive pixels when measured
+        assert window is not None  # nosec B101 # internal invariant, not a check of input (it had positive pixels when measured)
         return window
 
 

@@ -64,5 +64,5 @@ class AppState:
 def app_state(app: Starlette) -> AppState:
     """The ``AppState`` of an app built by ``create_app``."""
     state = app.state.m2fp
-    assert isinstance(state, AppState)
+    assert isinstance(state, AppState)  # nosec B101 # narrows the type; create_app sets it
     return state

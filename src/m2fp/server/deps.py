@@ -70,7 +70,7 @@ async def get_parse_query(
 
 async def get_request_id(request: Request) -> str:
     found = request_id(request.scope)
-    assert found is not None, "RequestContextMiddleware sets it for every request"
+    assert found is not None, "RequestContextMiddleware sets it for every request"  # nosec B101 # narrows the type; the middleware sets it
     return found
 
 

@@ -160,18 +160,18 @@ def error_response(scope: Scope, error: ApiError) -> Response:
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
+    assert isinstance(exc, ApiError)  # nosec B101 # narrows the type; registered for ApiError only
     return error_response(request.scope, exc)
 
 
 async def _retry_later(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RetryLater)
+    assert isinstance(exc, RetryLater)  # nosec B101 # narrows the type; registered for RetryLater only
     return error_response(request.scope, retry_later_error(exc))
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     """Replaces FastAPI's 422, which echoes the offending input back to the client."""
-    assert isinstance(exc, RequestValidationError)
+    assert isinstance(exc, RequestValidationError)  # nosec B101 # narrows the type; registered for this error only
     names = sorted(
         {str(e["loc"][-1]) for e in exc.errors() if e.get("loc") and e["loc"][0] == "query"}
         & _declared_query_names(request)
@@ -207,7 +207,7 @@ def _declared_query_names(request: Request) -> set[str]:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
+    assert isinstance(exc, StarletteHTTPException)  # nosec B101 # narrows the type; registered for this error only
     headers = {}
     if exc.status_code == 404:
         reason = "not_found"

@@ -142,7 +142,7 @@ class _SinglePart:
         sniffed = len(self.data) >= SNIFF_BYTES
         self.data.extend(data[start:end])
         if not sniffed and len(self.data) >= SNIFF_BYTES:
-            assert self.expected is not None, "part data follows its headers"
+            assert self.expected is not None, "part data follows its headers"  # nosec B101 # narrows the type; the parser's order
             check_magic(self.data, expected=self.expected, reason="bad_extension")
 
     def _on_end(self) -> None:
