@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from m2fp.compute.parser_options import ParserOptions
+from m2fp.imaging.decode_pool import DecodePool
 from m2fp.predictor import HumanParser
 from m2fp.protection.keys import resolve_model_key
 from m2fp.server.abuse.bans import open_ban_list
@@ -127,6 +128,7 @@ def _services(state: AppState, parser: HumanParser) -> Services:
         queue=queue,
         max_pixels=settings.max_pixels,
         max_side=settings.max_side,
+        decoder=DecodePool(workers=limits.concurrency),
         metrics=state.metrics,
         release_device_memory=parser.release_device_memory,
     )
@@ -181,12 +183,15 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
         facts = ", ".join(f"{k} {v}" for k, v in services.compute.items())
         logger.info("model ready%s: %s", loaded, facts)
         services.watchdog.start()
+        # warm decode workers: the first upload does not pay their start
+        await anyio.to_thread.run_sync(services.parse.decoder.start)
         state.services = services
         try:
             yield
         finally:
             state.services = None
             services.parse.queue.close()
+            services.parse.decoder.close()
             await services.watchdog.stop()
             close_storage(services.storage)
 

@@ -31,6 +31,8 @@ REASONS: dict[str, tuple[int, str]] = {
     "unsupported_media_type": (415, "Only JPEG and PNG images are accepted."),
     "bad_extension": (415, "The file name must end in .jpg, .jpeg or .png and match its content."),
     "corrupt_image": (400, "The image is truncated or corrupt."),
+    "too_many_scans": (400, "The JPEG has more progressive scans than this service decodes."),
+    "image_too_costly": (400, "The image costs more to decode than this service allows."),
     "empty_body": (400, "The upload is empty."),
     "upload_timeout": (408, "The upload was not received in time."),
     "bad_request": (400, "The request is malformed."),

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from m2fp.compute.memory import release_free_memory
+from m2fp.imaging.decode_pool import DecodePool
 from m2fp.predictor import HumanParser
 from m2fp.server.ops.metrics import Metrics
 from m2fp.server.parse.query import ParseQuery
-from m2fp.server.parse.queue import InferenceQueue, Reservation
+from m2fp.server.parse.queue import InferenceQueue, InferenceTimeout, Reservation
 from m2fp.server.parse.response import JSON_MEDIA_TYPE, PNG_MEDIA_TYPE, json_body, png_body
 from m2fp.server.parse.upload_validator import Upload, decode_upload
 
@@ -37,6 +38,7 @@ class ParseService:
         queue: bounds concurrent parses, waiting requests and their deadline.
         max_pixels: uploads declaring more pixels are refused before decoding.
         max_side: longer sides are scaled down to this before parsing.
+        decoder: the worker processes that decode uploads (bounded, killable).
         metrics: where latency, queue depth and activity are recorded.
         release_device_memory: hands the GPU memory the parser's device caches back to the
             driver; called when a parse ends with nothing else running or waiting (the next
@@ -50,6 +52,7 @@ class ParseService:
         queue: InferenceQueue,
         max_pixels: int,
         max_side: int,
+        decoder: DecodePool,
         metrics: Metrics,
         release_device_memory: Callable[[], None] | None = None,
     ) -> None:
@@ -58,6 +61,7 @@ class ParseService:
         self.queue = queue
         self.max_pixels = max_pixels
         self.max_side = max_side
+        self.decoder = decoder
         self.metrics = metrics
         metrics.queue_depth.set_function(lambda: queue.depth)
 
@@ -86,11 +90,23 @@ class ParseService:
             InferenceTimeout: the deadline passed.
         """
 
+        # the queue answers 503 ``timeout`` this long from now: the decode stops by then, and
+        # a request answered meanwhile is not parsed at all
+        answered_at = time.monotonic() + self.queue.timeout
+
         def job() -> Reply:
             self.metrics.inference_active.inc()
             started = time.perf_counter()
             try:
-                image = decode_upload(upload, max_pixels=self.max_pixels, max_side=self.max_side)
+                image = decode_upload(
+                    upload,
+                    decoder=self.decoder,
+                    max_pixels=self.max_pixels,
+                    max_side=self.max_side,
+                    deadline_seconds=answered_at - time.monotonic(),
+                )
+                if time.monotonic() >= answered_at:
+                    raise InferenceTimeout(retry_after=self.queue.retry_after())
                 result = self.parser.parse_upright(image)
                 del image
                 if as_png:

@@ -2,10 +2,11 @@
 
 Two phases. ``check_upload`` runs on the event loop as soon as the body is in (magic bytes
 that must say JPEG or PNG, and the same as the declared content type or file extension);
-``decode_upload`` runs in a worker thread (the pixel count from the header, then the full
-decode by the one safe decoder, ``m2fp.imaging.decoder``). The accepted formats, extensions
-and media types are ``m2fp.imaging.decoder``'s. Each refusal is an ``UploadRejected`` with a
-reason from the error contract.
+``decode_upload`` runs in a worker thread (the pixel count from the header and a JPEG's marker
+structure, then the decode by the one safe decoder, ``m2fp.imaging.decoder``, in a killable
+worker process of ``m2fp.imaging.decode_pool`` bounded in CPU, memory and time). The
+accepted formats, extensions and media types are ``m2fp.imaging.decoder``'s. Each refusal is
+an ``UploadRejected`` with a reason from the error contract.
 """
 
 from __future__ import annotations
@@ -16,13 +17,8 @@ from pathlib import PurePosixPath
 from PIL import Image
 
 from m2fp.errors import ImageError
-from m2fp.imaging.decoder import (
-    EXTENSION_FORMATS,
-    MAGIC_NUMBERS,
-    MEDIA_TYPES,
-    decode_image,
-    sniff_format,
-)
+from m2fp.imaging.decode_pool import DecodePool
+from m2fp.imaging.decoder import EXTENSION_FORMATS, MAGIC_NUMBERS, MEDIA_TYPES, sniff_format
 from m2fp.server.errors import UploadRejected
 
 # media type of a raw body -> the format its bytes must have
@@ -34,6 +30,8 @@ IMAGE_ERROR_REASONS = {
     "unsupported_format": "unsupported_media_type",
     "too_large": "too_many_pixels",
     "corrupt": "corrupt_image",
+    "too_many_scans": "too_many_scans",
+    "too_costly": "image_too_costly",
 }
 
 
@@ -105,17 +103,36 @@ def check_upload(data: bytes, *, expected: str, reason: str) -> Upload:
     return Upload(data=data, format=check_magic(data, expected=expected, reason=reason))
 
 
-def decode_upload(upload: Upload, *, max_pixels: int, max_side: int) -> Image.Image:
-    """Fully decode an accepted upload (CPU-bound: call from a worker thread).
+def decode_upload(
+    upload: Upload,
+    *,
+    decoder: DecodePool,
+    max_pixels: int,
+    max_side: int,
+    deadline_seconds: float | None = None,
+) -> Image.Image:
+    """Decode an accepted upload in a worker process (blocking: call from a worker thread).
+
+    Args:
+        decoder: the worker processes.
+        deadline_seconds: the decode is stopped after this (the request's time left).
 
     Returns:
         The upright RGB image, metadata dropped, its longer side at most ``max_side``.
 
     Raises:
         UploadRejected: ``too_many_pixels`` (from the header, before decoding),
-            ``corrupt_image`` (truncated or malformed), ``unsupported_media_type``.
+            ``too_many_scans`` (a progressive JPEG's scans, before decoding),
+            ``corrupt_image`` (truncated or malformed), ``unsupported_media_type``,
+            ``image_too_costly`` (the decode passed its CPU, memory or time limit).
     """
     try:
-        return decode_image(upload.data, max_pixels=max_pixels, max_side=max_side)
+        decoded = decoder.decode(
+            upload.data,
+            max_pixels=max_pixels,
+            max_side=max_side,
+            deadline_seconds=deadline_seconds,
+        )
+        return decoded.image
     except ImageError as exc:
         raise UploadRejected(IMAGE_ERROR_REASONS.get(exc.kind, "corrupt_image")) from None

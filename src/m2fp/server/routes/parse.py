@@ -28,6 +28,8 @@ PARSE_REFUSALS = (
     "bad_request",
     "no_person",
     "corrupt_image",
+    "too_many_scans",
+    "image_too_costly",
     "empty_body",
     "upload_timeout",
     "unauthorized",
