@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import socket
 import time
 
@@ -20,6 +21,7 @@ from tests.utils.same_parse import assert_maps_agree, assert_same_persons
 PARSE = "/api/v1/parse"
 MIB = 1024 * 1024
 DEFAULT_MAX_UPLOAD = 10 * MIB
+STRIKE_FIELDS = {"strikes_left", "ban_seconds"}
 
 
 def post_file(server, content: bytes, filename: str = "photo.png", **kwargs) -> httpx.Response:
@@ -32,7 +34,9 @@ def assert_error(response: httpx.Response, status: int, reason: str) -> dict:
     assert response.status_code == status, response.text
     body = response.json()
     assert body["error"] == reason
-    assert set(body) == {"error", "message", "request_id"}
+    # a rejected upload that counts as a strike also says how many are left and the pause
+    assert set(body) - STRIKE_FIELDS == {"error", "message", "request_id"}
+    assert set(body) & STRIKE_FIELDS in (set(), STRIKE_FIELDS)
     assert body["request_id"] == response.headers["x-request-id"]
     assert response.headers["cache-control"] == "no-store"
     return body
@@ -248,7 +252,12 @@ def test_no_server_header_version_or_paths_in_any_response(live_server, tiny_mod
 def test_readyz_and_healthz(live_server):
     assert httpx.get(live_server.url + "/healthz").json() == {"status": "ok"}
     compute = {"device": "cpu", "engine": "torch", "precision": "fp32", "accuracy": "exact"}
-    assert httpx.get(live_server.url + "/readyz").json() == {"status": "ready", "compute": compute}
+    ready = httpx.get(live_server.url + "/readyz").json()
+    assert ready["status"] == "ready" and set(ready) == {"status", "compute"}
+    threads = ready["compute"].pop("threads")
+    assert isinstance(threads, int) and 1 <= threads <= len(os.sched_getaffinity(0))
+    assert isinstance(ready["compute"].pop("threads_source"), str)
+    assert ready["compute"] == compute
 
 
 def test_logs_hold_no_image_bytes_filename_or_client_address(live_server):

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from m2fp import HumanParser, ParserOptions
+from m2fp.compute.threads import plan_threads
 from m2fp.labels import LabelSet
 from m2fp.results.parsing_result import ParsingResult
 from m2fp.task import Task
@@ -35,6 +36,8 @@ class StandInParser:
         self.options = ParserOptions(device="cpu")
         self.device = torch.device("cpu")
         self.batch_size = 1
+        # what the thread plan would be, without resizing the test process's torch pool
+        self.threads = plan_threads(self.options.threads)
         self.releases = 0
 
     describe_compute = HumanParser.describe_compute
