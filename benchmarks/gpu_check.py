@@ -28,6 +28,7 @@ tests; the report says which precisions were skipped and why.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import sys
@@ -48,11 +49,11 @@ FP32_LIMIT = 1e-4  # relative, against CPU fp32
 
 
 def import_network_modules() -> types.SimpleNamespace:
-    """m2fp's torch-only modules, without running ``m2fp/__init__.py``."""
-    if "m2fp" not in sys.modules:
-        package = types.ModuleType("m2fp")
-        package.__path__ = [str(ROOT / "src" / "m2fp")]
-        sys.modules["m2fp"] = package
+    """m2fp's torch-only modules; ``m2fp/__init__.py`` is lazy, so importing them pulls in
+    nothing else (no Pillow, server or OpenVINO) on the GPU machine, where the checkout's
+    ``src/`` may be all there is of m2fp (no install)."""
+    if importlib.util.find_spec("m2fp") is None:
+        sys.path.insert(0, str(ROOT / "src"))
     from m2fp.build import build_model, m2fp_r101_cihp
     from m2fp.compute.options import Precision
     from m2fp.engines.torch_engine import TorchEngine
