@@ -245,11 +245,11 @@ def main() -> None:
     accuracy: dict[str, dict[str, float]] = {}
     for index, (picture_bytes, x) in enumerate(zip(photos, inputs, strict=True)):
         picture = parser.load_image(picture_bytes)
-        resized, _ = parser.preprocess(picture)
+        resized, _ = parser._preprocess(picture)
         outputs = {name: fn(x) for name, fn in engines.items()}
         outputs[NCHW] = nchw_outputs[index]
         maps = {
-            name: parser.postprocess(*out, picture, resized, x).label_map
+            name: parser._postprocess(*out, picture, resized, x).label_map
             for name, out in outputs.items()
         }
         eager_logits, eager_masks = outputs["eager"]

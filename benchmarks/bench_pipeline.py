@@ -170,11 +170,11 @@ def run_pipeline(
     marks = [time.perf_counter()]
     picture = parser.load_image(photo)
     marks.append(time.perf_counter())
-    resized, batch = parser.preprocess(picture)
+    resized, batch = parser._preprocess(picture)
     marks.append(time.perf_counter())
-    class_logits, mask_logits = parser.forward(batch)
+    class_logits, mask_logits = parser._forward(batch)
     marks.append(time.perf_counter())
-    result = parser.postprocess(class_logits, mask_logits, picture, resized, batch)
+    result = parser._postprocess(class_logits, mask_logits, picture, resized, batch)
     del batch, class_logits, mask_logits
     if release:  # what the CLI and the server do after each parse
         release_free_memory()

@@ -305,7 +305,7 @@ class HumanParser:
                     )
                 )
             return passes
-        resized = [self.preprocess(image) for image in pictures]
+        resized = [self._preprocess(image) for image in pictures]
         return [_Pass(images=x, input_size=(r.height, r.width)) for r, x in resized]
 
     def _run(self, passes: list[_Pass]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -374,7 +374,7 @@ class HumanParser:
                 )
         return assemble(parsed, picture, self.class_names)
 
-    def preprocess(self, picture: Image.Image) -> tuple[Image.Image, torch.Tensor]:
+    def _preprocess(self, picture: Image.Image) -> tuple[Image.Image, torch.Tensor]:
         """Multi-person model: the resized picture and the normalised, padded 1x3xHpxWp
         network input, on the engine's device."""
         resized = resize(picture, self.options.min_size, self.options.max_size)
@@ -386,13 +386,13 @@ class HumanParser:
             image, self.model.pixel_mean, self.model.pixel_std, self.model.size_divisibility
         )
 
-    def forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Network outputs in float32 on the CPU: class logits BxQx(K+1), mask logits
         BxQxHp/4xWp/4."""
         class_logits, mask_logits = self.engine(batch.to(self.engine.device))
         return class_logits.cpu(), mask_logits.cpu()
 
-    def postprocess(
+    def _postprocess(
         self,
         class_logits: torch.Tensor,
         mask_logits: torch.Tensor,
@@ -401,7 +401,9 @@ class HumanParser:
         batch: torch.Tensor,
     ) -> ParsingResult:
         """Multi-person model: instances, persons and label map at the size of ``picture``,
-        from ``forward``'s outputs for ``preprocess(picture)``."""
+        from ``_forward``'s outputs for ``_preprocess(picture)``. The three steps of one
+        parse, kept apart for the benchmarks that time each and the parity tests that compare
+        the network's raw outputs; not part of the public API."""
         one = _Pass(images=batch, input_size=(resized.height, resized.width))
         with torch.inference_mode():
             output_size = (picture.height, picture.width)

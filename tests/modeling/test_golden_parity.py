@@ -56,7 +56,7 @@ def test_engine_outputs_within_1e4(engine_parser, expected):
     model = engine_parser.model
     batch = ((tensor - model.pixel_mean) / model.pixel_std)[None]
     with torch.inference_mode():
-        logits, masks = engine_parser.forward(batch)
+        logits, masks = engine_parser._forward(batch)
     assert relative_error(logits[0], expected["pred_logits"]) < 1e-4
     assert relative_error(masks[0], expected["pred_masks"]) < 1e-4
 
@@ -93,7 +93,7 @@ def test_semantic_argmax_and_max(engine_parser, expected):
     model = engine_parser.model
     batch = to_input_tensor(resized, model.pixel_mean, model.pixel_std, 32)
     with torch.inference_mode():
-        logits, masks = engine_parser.forward(batch)
+        logits, masks = engine_parser._forward(batch)
         parsed = measure_pass(
             logits[0],
             masks[0],
