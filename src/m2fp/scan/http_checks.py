@@ -17,6 +17,8 @@ from m2fp.scan.target import FOREIGN_HOST, FOREIGN_ORIGIN, Target
 MIN_HSTS_SECONDS = 365 * 86400
 REQUIRED_HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy")
 ERROR_KEYS = {"error", "message", "request_id"}
+# a rejected upload that counts as a strike also says how many are left and how long the pause
+STRIKE_KEYS = {"strikes_left", "ban_seconds"}
 # what an error body or header must never name: software, versions, paths, stack frames
 LEAKS = re.compile(
     r"traceback|file \"|site-packages|/usr/|/home/|\.py\b|uvicorn|starlette|fastapi|python|"
@@ -198,6 +200,14 @@ def _error_problem(answer: httpx.Response, marker: str) -> str | None:
         body = answer.json()
     except ValueError:
         return f"HTTP {answer.status_code} is not JSON"
-    if not isinstance(body, dict) or set(body) != ERROR_KEYS:
+    if not is_error_contract(body):
         return f"HTTP {answer.status_code} is not the error contract"
     return None
+
+
+def is_error_contract(body: object) -> bool:
+    """The service's error body: the three keys, and the strike fields both or neither."""
+    if not isinstance(body, dict):
+        return False
+    keys = set(body)
+    return keys - STRIKE_KEYS == ERROR_KEYS and keys & STRIKE_KEYS in (set(), STRIKE_KEYS)

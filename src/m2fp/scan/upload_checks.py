@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from m2fp.scan.corpus import OVERSIZE_BYTES, HostileUpload, good_png, hostile_uploads
+from m2fp.scan.http_checks import is_error_contract
 from m2fp.scan.report import CheckResult
 from m2fp.scan.target import Target
 
@@ -59,7 +60,7 @@ def _judge(probe: HostileUpload, answer: httpx.Response, marker: str) -> CheckRe
         return CheckResult(probe.name, False, "the answer repeats the file name")
     if answer.status_code == 403 and isinstance(body, dict) and body.get("error") == "banned":
         return CheckResult(probe.name, False, "the scanner is banned: scan with an API key")
-    if not isinstance(body, dict) or set(body) != {"error", "message", "request_id"}:
+    if not is_error_contract(body):
         return CheckResult(
             probe.name, False, f"HTTP {answer.status_code} is not the error contract"
         )
