@@ -12,6 +12,7 @@ from PIL import Image
 
 from m2fp import HumanParser
 from m2fp.compute.options import ComputeChoiceError
+from m2fp.compute.parser_options import ParserOptionError
 from m2fp.errors import DeviceUnavailableError, ImageError
 from tests.conftest import golden_options
 from tests.utils.same_parse import assert_same_parse
@@ -56,7 +57,11 @@ def test_a_bad_image_refuses_the_whole_call(batch_parser, golden_image_path):
 
 
 def test_describe_compute(batch_parser, tiny_parser):
-    assert batch_parser.describe_compute() == {
+    compute = batch_parser.describe_compute()
+    assert compute.pop("threads") >= 1 and compute.pop("threads_source")
+    assert compute.pop("cpu_affinity") >= 1 and "cpu_quota" in compute
+    compute.pop("cpu_quota")
+    assert compute == {
         "device": "cpu",
         "engine": "torch",
         "precision": "fp32",
@@ -84,5 +89,6 @@ def test_cuda_refused_before_loading(tiny_model_dir):
     ],
 )
 def test_impossible_options(values, message):
-    with pytest.raises(ComputeChoiceError, match=message):
+    # compute choices are ComputeChoiceError, a batch size out of range is a ParserOptionError
+    with pytest.raises((ComputeChoiceError, ParserOptionError), match=message):
         replace(golden_options(), **values)

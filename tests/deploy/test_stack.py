@@ -14,6 +14,7 @@ import io
 import signal
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,7 +141,13 @@ def test_rate_limit_is_shared_by_both_replicas(stack: Stack) -> None:
     assert responses[-1].json()["error"] == "rate_limited"
     assert "x-request-id" in responses[-1].headers, "refused by a replica, not by nginx"
     assert int(responses[-1].headers["retry-after"]) >= 1
-    served = [stack.parses_served(i) - before[i] for i in range(2)]
+    # a replica writes its audit line after the answer has left: poll for the last ones
+    deadline = time.monotonic() + 15
+    while True:
+        served = [stack.parses_served(i) - before[i] for i in range(2)]
+        if sum(served) >= RATE_LIMIT or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert sum(served) == RATE_LIMIT and min(served) >= 1, served
 
 

@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from m2fp.labels import CIHP_PALETTE
 from tests.server.routes.conftest import CHROMIUM
@@ -307,12 +308,13 @@ def test_errors_are_localised(browser, server_url):
         page.set_input_files(
             "#file", {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}
         )
-        assert page.inner_text("#error-text") == (
+        # the page reads the file's first bytes asynchronously: wait for the message
+        expect(page.locator("#error-text")).to_have_text(
             "This file is not a JPEG or PNG photo, whatever its name says. Nothing was sent."
         )
         # a photo under a name the server refuses
         page.set_input_files("#file", {"name": "photo.gif", "mimeType": "", "buffer": png_bytes()})
-        assert page.inner_text("#error-text") == (
+        expect(page.locator("#error-text")).to_have_text(
             "Only JPEG and PNG photos are accepted (.jpg, .jpeg, .png)."
         )
         assert watch.parse_calls() == 0
