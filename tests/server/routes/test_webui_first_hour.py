@@ -250,20 +250,26 @@ def many_persons_answer(count: int) -> dict:
     return answer
 
 
+def show_drawn_answer(page, answer: dict) -> None:
+    """Accept the notice and upload a blank photo of the answer's size, the parse route
+    answering with ``answer``: the page shows a result the test drew, not one the model made."""
+    page.route(
+        "**/api/v1/parse?**",
+        lambda route: route.fulfill(
+            status=200, content_type="application/json", body=json.dumps(answer)
+        ),
+    )
+    page.click("#accept")
+    upload_and_wait(
+        page, a_file("drawn.png", png_photo(answer["width"], answer["height"]), "image/png")
+    )
+
+
 def test_the_persons_list_is_one_tab_stop_with_arrow_keys(browser, server_url):
     answer = many_persons_answer(21)
     context, page, _ = open_page(browser, server_url)
     try:
-        page.route(
-            "**/api/v1/parse?**",
-            lambda route: route.fulfill(
-                status=200, content_type="application/json", body=json.dumps(answer)
-            ),
-        )
-        page.click("#accept")
-        upload_and_wait(
-            page, a_file("drawn.png", png_photo(answer["width"], answer["height"]), "image/png")
-        )
+        show_drawn_answer(page, answer)
         stops = page.eval_on_selector_all(
             "#persons button.person", "bs => bs.filter(b => b.tabIndex === 0).length"
         )
@@ -295,16 +301,7 @@ def test_an_empty_mask_says_so_and_a_bad_dilation_is_refused(browser, server_url
     answer, _, _ = drawn_answer()
     context, page, _ = open_page(browser, server_url)
     try:
-        page.route(
-            "**/api/v1/parse?**",
-            lambda route: route.fulfill(
-                status=200, content_type="application/json", body=json.dumps(answer)
-            ),
-        )
-        page.click("#accept")
-        upload_and_wait(
-            page, a_file("drawn.png", png_photo(answer["width"], answer["height"]), "image/png")
-        )
+        show_drawn_answer(page, answer)
         # the second, smaller person of the drawn photo wears no shoes: the mask is empty
         page.select_option("#mask-kind", "group:shoes")
         page.select_option("#mask-person", "1")
