@@ -13,11 +13,12 @@ from m2fp.compute.options import (
     DEVICE_HELP,
     ENGINE_HELP,
     PRECISION_HELP,
+    ComputeChoiceError,
     Engine,
     Precision,
 )
 from m2fp.compute.parser_options import ParserOptionError, check_batch_size
-from m2fp.compute.threads import MAX_THREADS, THREADS_HELP
+from m2fp.compute.threads import THREADS_HELP, check_threads
 
 
 def add_compute_arguments(
@@ -81,10 +82,13 @@ def option_rule(check: Callable[[int], object]) -> Callable[[str], int]:
 
 
 def _threads(text: str) -> int:
+    """``--threads``: the rule is ``check_threads``'s, its message without the option name."""
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_THREADS:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_THREADS}")
+        value = 0  # refused below, with the range in the message
+    try:
+        check_threads(value)
+    except ComputeChoiceError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("threads ")) from None
     return value
