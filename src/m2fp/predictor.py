@@ -39,8 +39,9 @@ from m2fp.compute.device import (
     release_device_memory,
     resolve_device,
 )
-from m2fp.compute.options import ACCURACY, Engine, check_compute
+from m2fp.compute.options import ACCURACY, Engine, Precision, check_compute
 from m2fp.compute.parser_options import ParserOptions
+from m2fp.compute.precision import compute
 from m2fp.engines.openvino_package import OpenVINOPackage
 from m2fp.engines.selection import NetworkEngine, build_engine
 from m2fp.errors import DeviceMemoryError, ImageError
@@ -426,9 +427,11 @@ class HumanParser:
         output_size: tuple[int, int],
     ) -> SemanticMap:
         """The single-person semantic map of one pass, computed on the device, kept on the
-        CPU at crop size."""
+        CPU at crop size. Exact fp32 math whatever the network's precision: on CUDA under the
+        TF32 lock with TF32 off, so a parser of another precision cannot switch it on
+        meanwhile."""
         assert one.crop_box is not None
-        with torch.inference_mode():
+        with compute(Precision.FP32, self.device):
             probabilities = semantic_probabilities(class_logits, mask_logits, one.padded_size)
         return SemanticMap(
             probabilities.float().cpu(),
