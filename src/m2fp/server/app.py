@@ -197,7 +197,7 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
             yield
         finally:
             state.services = None
-            services.parse.queue.close()
+            services.parse.close()
             await services.watchdog.stop()
             close_storage(services.storage)
 
