@@ -4,6 +4,7 @@ where and how it computes; an impossible choice is refused before the model load
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 
 import pytest
@@ -13,7 +14,7 @@ from PIL import Image
 from m2fp import HumanParser
 from m2fp.compute.options import ComputeChoiceError
 from m2fp.compute.parser_options import ParserOptionError
-from m2fp.errors import DeviceUnavailableError, ImageError
+from m2fp.errors import DeviceMemoryError, DeviceUnavailableError, ImageError
 from tests.conftest import golden_options
 from tests.utils.same_parse import assert_same_parse
 
@@ -92,3 +93,58 @@ def test_impossible_options(values, message):
     # compute choices are ComputeChoiceError, a batch size out of range is a ParserOptionError
     with pytest.raises((ComputeChoiceError, ParserOptionError), match=message):
         replace(golden_options(), **values)
+
+
+class ScarceMemory:
+    """An engine on a device with little memory: more than two inputs in one call, or any
+    input of ``huge`` padded size, raise PyTorch's out-of-memory error."""
+
+    def __init__(self, engine, huge: tuple[int, int]) -> None:
+        self.engine = engine
+        self.huge = huge
+        self.calls: list[int] = []
+
+    def __call__(self, images: torch.Tensor):
+        self.calls.append(images.shape[0])
+        if images.shape[0] > 2 or tuple(images.shape[-2:]) == self.huge:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return self.engine(images)
+
+
+def scarce_memory_parser(batch_parser, monkeypatch, huge_photo) -> ScarceMemory:
+    scarce = ScarceMemory(batch_parser.engine, batch_parser._passes(huge_photo)[0].padded_size)
+    monkeypatch.setattr(batch_parser, "engine", scarce)
+    return scarce
+
+
+def test_out_of_memory_loses_only_the_photo_that_does_not_fit(
+    batch_parser, tiny_parser, golden_image_path, monkeypatch
+):
+    images = photos(golden_image_path)
+    huge = images[2]
+    scarce = scarce_memory_parser(batch_parser, monkeypatch, huge)
+    handling: list[object] = []
+    monkeypatch.setattr(
+        batch_parser, "release_device_memory", lambda: handling.append(sys.exc_info()[0])
+    )
+    outcomes = batch_parser.parse_upright_each(images)
+    assert isinstance(outcomes[2], DeviceMemoryError)
+    assert "ran out of memory" in str(outcomes[2])
+    assert outcomes[2].__traceback__ is None  # its frames (and their tensors) are not kept
+    for index in (0, 1, 3, 4):  # the other three of its window of 4, and the next window
+        assert_same_parse(outcomes[index], tiny_parser(images[index]))
+    # the three same-size photos were split to fit (3 -> 1 + 2) before the window's retry
+    assert scarce.calls[:3] == [3, 1, 2]
+    # memory was handed back after each failure, outside the except block (whose traceback
+    # still held the failed forward's activations)
+    assert handling and set(handling) == {None}
+
+
+def test_out_of_memory_for_one_photo_is_raised_by_parse_batch(
+    batch_parser, golden_image_path, monkeypatch
+):
+    images = photos(golden_image_path)
+    scarce_memory_parser(batch_parser, monkeypatch, images[2])
+    with pytest.raises(DeviceMemoryError, match="lower max_size"):
+        batch_parser.parse_upright_batch(images)
+    assert len(batch_parser.parse_upright_batch([images[0], images[1]])) == 2

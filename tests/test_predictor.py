@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from m2fp import predictor
+from m2fp.compute.options import Precision
 from m2fp.errors import ImageError
 
 
@@ -87,3 +90,29 @@ def test_the_library_leaves_the_heap_alone(tiny_parser, golden_image_path, monke
     monkeypatch.setattr(m2fp.compute.memory, "_malloc_trim", lambda: lambda pad: calls.append(pad))
     tiny_parser(golden_image_path)
     assert calls == []
+
+
+def test_single_person_semantic_map_is_exact_fp32_math(lip_parser, golden_image_path, monkeypatch):
+    """The semantic einsum runs inside ``compute(fp32)``: on CUDA that holds the TF32 lock
+    with TF32 off, so a tf32 parser in another thread cannot switch it on meanwhile."""
+    real_compute, real_probabilities = predictor.compute, predictor.semantic_probabilities
+    inside: list[Precision] = []
+    seen: list[list[Precision]] = []
+
+    @contextlib.contextmanager
+    def recording(precision, device=None):
+        with real_compute(precision, device):
+            inside.append(precision)
+            try:
+                yield
+            finally:
+                inside.pop()
+
+    def probe(*args, **kwargs):
+        seen.append(list(inside))
+        return real_probabilities(*args, **kwargs)
+
+    monkeypatch.setattr(predictor, "compute", recording)
+    monkeypatch.setattr(predictor, "semantic_probabilities", probe)
+    lip_parser(golden_image_path)
+    assert seen == [[Precision.FP32]]

@@ -39,8 +39,9 @@ from m2fp.compute.device import (
     release_device_memory,
     resolve_device,
 )
-from m2fp.compute.options import ACCURACY, Engine, check_compute
+from m2fp.compute.options import ACCURACY, Engine, Precision, check_compute
 from m2fp.compute.parser_options import ParserOptions
+from m2fp.compute.precision import compute
 from m2fp.compute.threads import apply_torch_threads, plan_threads
 from m2fp.engines.openvino_package import OpenVINOPackage
 from m2fp.engines.selection import NetworkEngine, build_engine
@@ -277,18 +278,52 @@ class HumanParser:
 
         Raises:
             ValueError: a picture is not an RGB image.
+            DeviceMemoryError: the device has no memory for one of the pictures even alone
+                (``parse_upright_each`` parses the others and returns it in its place).
+        """
+        results = []
+        for outcome in self.parse_upright_each(pictures):
+            if isinstance(outcome, DeviceMemoryError):
+                raise outcome
+            results.append(outcome)
+        return results
+
+    def parse_upright_each(
+        self, pictures: Sequence[Image.Image]
+    ) -> list[ParsingResult | DeviceMemoryError]:
+        """``parse_upright_batch``, with a picture the device has no memory for even alone
+        returned as its ``DeviceMemoryError``, in its place: the window of ``batch_size``
+        photos it was in is parsed again photo by photo, so the others still get results.
+
+        Raises:
+            ValueError: a picture is not an RGB image.
         """
         if any(picture.mode != "RGB" for picture in pictures):
             raise ValueError("parse_upright needs an RGB image; call the parser instead")
-        results: list[ParsingResult] = []
+        outcomes: list[ParsingResult | DeviceMemoryError] = []
         for start in range(0, len(pictures), self.batch_size):
             window = pictures[start : start + self.batch_size]
-            plans = [self._passes(picture) for picture in window]
-            outputs = iter(self._run([p for passes in plans for p in passes]))
-            for picture, passes in zip(window, plans, strict=True):
-                mine = [next(outputs) for _ in passes]
-                results.append(self._finish(picture, passes, mine))
-        return results
+            try:
+                outcomes.extend(self._parse_window(window))
+                continue
+            except DeviceMemoryError as exc:
+                if len(window) == 1:
+                    outcomes.append(exc.with_traceback(None))  # its frames hold tensors
+                    continue
+            for picture in window:
+                try:
+                    outcomes.extend(self._parse_window([picture]))
+                except DeviceMemoryError as exc:
+                    outcomes.append(exc.with_traceback(None))
+        return outcomes
+
+    def _parse_window(self, window: Sequence[Image.Image]) -> list[ParsingResult]:
+        plans = [self._passes(picture) for picture in window]
+        outputs = iter(self._run([p for passes in plans for p in passes]))
+        return [
+            self._finish(picture, passes, [next(outputs) for _ in passes])
+            for picture, passes in zip(window, plans, strict=True)
+        ]
 
     def _passes(self, picture: Image.Image) -> list[_Pass]:
         pictures = [picture, mirror_image(picture)] if self.options.flip else [picture]
@@ -326,16 +361,21 @@ class HumanParser:
 
     def _network(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The engine on a batch; a batch the device has no memory for is split in halves
-        (each image's result does not depend on its batch)."""
+        (each image's result does not depend on its batch).
+
+        Raises:
+            DeviceMemoryError: no memory for a single image.
+        """
         try:
             return self.engine(images)
         except torch.OutOfMemoryError:
-            self.release_device_memory()
-            if images.shape[0] == 1:
-                raise DeviceMemoryError(
-                    f"{self.device} ran out of memory for one {images.shape[-2]}x"
-                    f"{images.shape[-1]} input; lower max_size (or min_size)"
-                ) from None
+            pass  # released outside the handler: its traceback holds the forward's tensors
+        self.release_device_memory()
+        if images.shape[0] == 1:
+            raise DeviceMemoryError(
+                f"{self.device} ran out of memory for one {images.shape[-2]}x"
+                f"{images.shape[-1]} input; lower max_size (or min_size)"
+            )
         half = images.shape[0] // 2
         first, second = self._network(images[:half]), self._network(images[half:])
         return torch.cat([first[0], second[0]]), torch.cat([first[1], second[1]])
@@ -435,9 +475,11 @@ class HumanParser:
         output_size: tuple[int, int],
     ) -> SemanticMap:
         """The single-person semantic map of one pass, computed on the device, kept on the
-        CPU at crop size."""
+        CPU at crop size. Exact fp32 math whatever the network's precision: on CUDA under the
+        TF32 lock with TF32 off, so a parser of another precision cannot switch it on
+        meanwhile."""
         assert one.crop_box is not None  # nosec B101 # narrows the type; single-person passes have a crop box
-        with torch.inference_mode():
+        with compute(Precision.FP32, self.device):
             probabilities = semantic_probabilities(class_logits, mask_logits, one.padded_size)
         return SemanticMap(
             probabilities.float().cpu(),

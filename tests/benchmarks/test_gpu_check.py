@@ -1,6 +1,7 @@
 """benchmarks/gpu_check.py, the script run where a GPU is lent, checked here on the CPU: it
-prepares its inputs, runs without PIL and numpy (the GPU machine has only torch), finds the
-golden models exact in fp32 and reports what it skipped and why."""
+prepares its inputs, finds the golden models exact in fp32, reports what it skipped and why,
+keeps going past an entry that fails, leaves its report behind when it dies, and names a
+missing input file."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
-# what the GPU machine lacks: the script must not need it
-WITHOUT = "import sys; sys.modules['numpy'] = sys.modules['PIL'] = None; "
+HARDWARE = (
+    "weights_to_device",
+    "batch8_equals_batch1",
+    "two_threads_one_model",
+    "syncs_per_forward",
+    "semantic_map",
+    "out_of_memory_split",
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,15 +30,19 @@ def inputs(tmp_path_factory) -> Path:
     return out
 
 
-def test_runs_with_torch_alone_and_reports(inputs, tmp_path):
-    report_path = tmp_path / "report.json"
-    argv = ["gpu_check.py", "run", "--device", "cpu", "--inputs", str(inputs), "--out",
-            str(report_path)]  # fmt: skip
+def run_script(*argv: str, before: str = "pass") -> subprocess.CompletedProcess:
+    """The script as ``python gpu_check.py ARGV``, after the Python statements ``before``."""
+    args = ["gpu_check.py", *argv]
     code = (
-        WITHOUT + f"sys.argv = {argv!r}; import runpy; "
+        f"import sys; {before}; sys.argv = {args!r}; import runpy; "
         f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+
+
+def test_runs_and_reports(inputs, tmp_path):
+    report_path = tmp_path / "report.json"
+    proc = run_script("run", "--device", "cpu", "--inputs", str(inputs), "--out", str(report_path))
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(report_path.read_text())
     assert report["device"] == "cpu" and report["throughput"] == {}  # R101 only on CUDA
@@ -41,7 +52,61 @@ def test_runs_with_torch_alone_and_reports(inputs, tmp_path):
         assert fp32["rel_vs_modelscope"] < 1e-3
         for precision in ("tf32", "fp16", "bf16"):
             assert report["parity"][name][precision] == {"skipped": "not run on cpu"}
+    hardware = report["hardware"]
+    assert tuple(hardware) == HARDWARE
+    for key in ("weights_to_device", "batch8_equals_batch1", "two_threads_one_model"):
+        assert hardware[key]["agree"] is True, hardware[key]
+    assert hardware["semantic_map"]["agree"] is True
+    assert hardware["semantic_map"]["cpu_classes"] >= 2  # the compared maps show classes
+    for key in ("syncs_per_forward", "out_of_memory_split"):
+        assert "CUDA" in hardware[key]["skipped"]
     assert "| m2fp_tiny | fp32 |" in proc.stdout
+    assert "| weights_to_device |" in proc.stdout
+
+
+def test_a_failing_entry_is_recorded_and_the_others_still_run(inputs, tmp_path):
+    """Without numpy and PIL the package's entries fail on import: each records its error,
+    the torch-only entries after them still run, and the exit code says something failed."""
+    report_path = tmp_path / "report.json"
+    proc = run_script(
+        "run", "--device", "cpu", "--inputs", str(inputs), "--out", str(report_path),
+        before="sys.modules['numpy'] = sys.modules['PIL'] = None",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    report = json.loads(report_path.read_text())
+    assert report["parity"]["m2fp_tiny"]["fp32"]["exact"] is True  # torch alone suffices
+    hardware = report["hardware"]
+    assert tuple(hardware) == HARDWARE
+    assert hardware["weights_to_device"]["error"].startswith("ModuleNotFoundError(")
+    assert "numpy" in hardware["semantic_map"]["error"].lower()
+    assert hardware["two_threads_one_model"]["agree"] is True  # ran after the failure
+
+
+def test_the_report_is_on_disk_after_every_entry(inputs, tmp_path):
+    """The process dies in the middle (as at the device's time limit): what was measured
+    until then is in the report."""
+    report_path = tmp_path / "report.json"
+    die = (
+        "import os, torch; real_load = torch.load; "
+        "torch.cuda.get_device_name = lambda *a: None; "
+        "torch.load = lambda *a, **k: (setattr(sys.modules['__main__'], 'syncs_per_forward', "
+        "lambda *a: os._exit(3)), real_load(*a, **k))[1]"
+    )
+    proc = run_script(
+        "run", "--device", "cpu", "--inputs", str(inputs), "--out", str(report_path), before=die
+    )
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    report = json.loads(report_path.read_text())
+    assert report["parity"]["m2fp_lip_tiny"]["fp32"]["exact"] is True
+    assert tuple(report["hardware"]) == HARDWARE[:3]  # everything before the death
+
+
+def test_a_missing_input_file_is_named(tmp_path):
+    missing = tmp_path / "gpu_inputs.pt"
+    proc = run_script("run", "--device", "cpu", "--inputs", str(missing))
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1, proc.stderr  # one line, no traceback
+    assert str(missing) in proc.stderr and "prepare" in proc.stderr and "carry" in proc.stderr
 
 
 def test_options():

@@ -13,7 +13,14 @@ from PIL import Image
 
 from m2fp import HumanParser
 from m2fp.compute.parser_options import ParserOptions
-from m2fp.compute.precision import Precision, native_bf16, prepare_model
+from m2fp.compute.precision import (
+    Precision,
+    _cuda_fp32_math,
+    check_precision,
+    compute,
+    native_bf16,
+    prepare_model,
+)
 from m2fp.errors import PrecisionUnsupportedError
 from m2fp.weights.loader import fill_skeleton
 from tests.conftest import GOLDEN, golden_config, golden_options, golden_state_dict
@@ -101,3 +108,90 @@ def test_bf16_is_accepted_and_agrees_where_the_cpu_has_native_bf16(photos):
 def test_unknown_precision_is_a_value_error():
     with pytest.raises(ValueError, match="precision must be one of"):
         ParserOptions(precision="fp64")
+
+
+def fake_gpus(monkeypatch, capabilities: dict[int, tuple[int, int]]) -> list[int]:
+    """Pretend this machine has GPUs of the given compute capabilities; returns the log of the
+    device indices asked about. ``is_bf16_supported`` answers True as PyTorch does on a T4 or
+    V100 (emulation counted), so a rule that trusted it would pass the pre-Ampere cases."""
+    asked: list[int] = []
+
+    def capability(device=None):
+        index = torch.device(device).index or 0
+        asked.append(index)
+        return capabilities[index]
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    return asked
+
+
+@pytest.mark.parametrize(
+    ("capability", "accepted"), [((7, 0), False), ((7, 5), False), ((8, 0), True), ((9, 0), True)]
+)
+def test_cuda_bf16_needs_the_devices_own_ampere_capability(monkeypatch, capability, accepted):
+    asked = fake_gpus(monkeypatch, {0: capability})
+    if accepted:
+        check_precision(Precision.BF16, torch.device("cuda"))
+    else:
+        with pytest.raises(PrecisionUnsupportedError, match=r"bf16 needs an Ampere.*has 7"):
+            check_precision(Precision.BF16, torch.device("cuda"))
+    assert asked
+
+
+def test_cuda_bf16_judges_the_chosen_gpu_not_gpu_0(monkeypatch):
+    asked = fake_gpus(monkeypatch, {0: (9, 0), 1: (7, 5)})
+    with pytest.raises(PrecisionUnsupportedError, match=r"this one has 7\.5"):
+        check_precision(Precision.BF16, torch.device("cuda:1"))
+    assert set(asked) == {1}
+    fake_gpus(monkeypatch, {0: (7, 5), 1: (9, 0)})
+    check_precision(Precision.BF16, torch.device("cuda:1"))
+
+
+def read_every_tf32_switch() -> dict[str, object]:
+    """What any code in the process may read while a CUDA forward runs (raises on a mix of
+    the legacy and the new switches, torch >= 2.9)."""
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    seen: dict[str, object] = {
+        "matmul.allow_tf32": matmul.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cudnn.allow_tf32": cudnn.allow_tf32,
+    }
+    if hasattr(matmul, "fp32_precision"):
+        seen["new"] = (matmul.fp32_precision, cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("precision", "tf32"), [(Precision.FP32, False), (Precision.TF32, True), (Precision.FP16, True)]
+)
+def test_cuda_tf32_switches_are_readable_and_consistent_during_a_forward(precision, tf32):
+    """The switches are set on the CPU too (they are plain process flags), so a CUDA forward's
+    context is entered here without a GPU; fp16 is entered without its autocast."""
+    before = read_every_tf32_switch()
+    with _cuda_fp32_math(precision):
+        during = read_every_tf32_switch()
+    assert during["matmul.allow_tf32"] is tf32
+    assert during["cudnn.allow_tf32"] is tf32  # convolutions and RNNs alike
+    assert during["float32_matmul_precision"] == ("high" if tf32 else "highest")
+    if "new" in during:
+        matmul, conv, rnn = during["new"]
+        assert matmul == ("tf32" if tf32 else "ieee")
+        assert conv == rnn
+    assert read_every_tf32_switch() == before
+
+
+def test_cuda_forward_context_restores_a_users_own_new_api_setting():
+    matmul = torch.backends.cuda.matmul
+    if not hasattr(matmul, "fp32_precision"):
+        pytest.skip("this torch has only the legacy TF32 switches")
+    conv = torch.backends.cudnn.conv
+    saved = (matmul.fp32_precision, conv.fp32_precision)
+    try:
+        matmul.fp32_precision, conv.fp32_precision = "tf32", "ieee"
+        with compute(Precision.FP32, torch.device("cuda")):
+            assert read_every_tf32_switch()["matmul.allow_tf32"] is False
+        assert (matmul.fp32_precision, conv.fp32_precision) == ("tf32", "ieee")
+    finally:
+        matmul.fp32_precision, conv.fp32_precision = saved

@@ -1,6 +1,7 @@
 """Images parsed ``batch_size`` at a time, in order, for the commands that parse many: each
 image is read and decoded alone (a bad one is its own error, the others go on), the good ones
-go to ``HumanParser.parse_upright_batch`` together.
+go to ``HumanParser.parse_upright_each`` together (a photo the device has no memory for is
+its own error too).
 
 A batch only ever holds photos of one network input size (``HumanParser.parse_batch``), so
 results are those of parsing each photo alone."""
@@ -27,7 +28,8 @@ def parse_in_batches(
     *,
     batch_size: int | None = None,
 ) -> Iterator[tuple[Item, ParsingResult | M2FPError]]:
-    """Each item with its result, or the error that refused its image, in input order.
+    """Each item with its result, or the error that refused its image (unreadable, or too
+    large for the device's memory even alone), in input order.
 
     Args:
         parser: parses the batches.
@@ -46,6 +48,6 @@ def parse_in_batches(
                 outcomes.append(None)
             except M2FPError as exc:
                 outcomes.append(exc)
-        results = iter(parser.parse_upright_batch(pictures) if pictures else ())
+        results = iter(parser.parse_upright_each(pictures) if pictures else ())
         for item, error in zip(window, outcomes, strict=True):
             yield item, error if error is not None else next(results)

@@ -25,10 +25,11 @@ from m2fp.compute.options import Precision
 from m2fp.errors import PrecisionUnsupportedError
 from m2fp.modeling.m2fp import M2FP
 
-__all__ = ["Precision", "compute", "native_bf16", "prepare_model"]
+__all__ = ["Precision", "compute", "cuda_native_bf16", "native_bf16", "prepare_model"]
 
 AUTOCAST = {Precision.FP16: torch.float16, Precision.BF16: torch.bfloat16}
 TF32_CAPABILITY = (8, 0)  # Ampere: the first GPUs with TF32 tensor cores
+BF16_CAPABILITY = (8, 0)  # Ampere: the first with bf16 tensor cores (older ones emulate it)
 _CUDA_MATH = threading.Lock()
 
 
@@ -39,6 +40,16 @@ def native_bf16() -> bool:
     slower than fp32, so bf16 is refused rather than silently made slow.
     """
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def cuda_native_bf16(device: torch.device) -> bool:
+    """True when the GPU ``device`` itself computes bf16 in hardware (compute capability 8.0,
+    Ampere, or newer).
+
+    Not ``torch.cuda.is_bf16_supported()``: that judges the current device (GPU 0 for
+    ``cuda:1``) and counts the emulation of older GPUs (T4, V100), which is slow.
+    """
+    return torch.cuda.get_device_capability(device) >= BF16_CAPABILITY
 
 
 def check_precision(precision: Precision, device: torch.device) -> None:
@@ -54,9 +65,12 @@ def check_precision(precision: Precision, device: torch.device) -> None:
         )
     if device.type != "cuda":
         return
-    if precision is Precision.BF16 and not torch.cuda.is_bf16_supported():
-        raise PrecisionUnsupportedError("bf16 needs a GPU with bf16 (Ampere or newer); use fp16")
     capability = torch.cuda.get_device_capability(device)
+    if precision is Precision.BF16 and not cuda_native_bf16(device):
+        raise PrecisionUnsupportedError(
+            f"bf16 needs an Ampere or newer GPU (compute capability 8.0, this one has "
+            f"{capability[0]}.{capability[1]}); use fp16"
+        )
     if precision is Precision.TF32 and capability < TF32_CAPABILITY:
         raise PrecisionUnsupportedError(
             f"tf32 needs an Ampere or newer GPU (compute capability 8.0, this one has "
@@ -81,24 +95,58 @@ def prepare_model(model: M2FP, precision: Precision, device: torch.device | None
 
 @contextlib.contextmanager
 def _cuda_fp32_math(precision: Precision) -> Iterator[None]:
-    """TF32 off (``fp32``: exact) or on (the others) for matmuls and convolutions."""
-    mode = "ieee" if precision is Precision.FP32 else "tf32"
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn
+    """TF32 off (``fp32``: exact) or on (the others) for cuBLAS matmuls and every cuDNN op
+    (convolutions and RNNs), restored afterwards.
+
+    Set through the legacy switches, which write matmul, cuDNN conv and cuDNN RNN together:
+    setting only some of the new per-backend ``fp32_precision`` values leaves a state in which
+    reading ``torch.backends.cuda.matmul.allow_tf32``, ``torch.backends.cudnn.allow_tf32`` or
+    ``torch.get_float32_matmul_precision()`` raises "mix of the legacy and new APIs" (torch >=
+    2.9), in this thread or any other meanwhile.
+    """
+    tf32 = precision is not Precision.FP32
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
     with _CUDA_MATH:
-        if hasattr(matmul, "fp32_precision"):  # torch >= 2.9: the legacy flags must not mix in
-            before = (matmul.fp32_precision, conv.conv.fp32_precision)
-            matmul.fp32_precision, conv.conv.fp32_precision = mode, mode
-            try:
-                yield
-            finally:
-                matmul.fp32_precision, conv.conv.fp32_precision = before
-        else:
-            before = (matmul.allow_tf32, conv.allow_tf32)
-            matmul.allow_tf32 = conv.allow_tf32 = mode == "tf32"
-            try:
-                yield
-            finally:
-                matmul.allow_tf32, conv.allow_tf32 = before
+        before = _tf32_state()
+        matmul.allow_tf32 = cudnn.allow_tf32 = tf32
+        try:
+            yield
+        finally:
+            _restore_tf32_state(before)
+
+
+_LegacySwitches = tuple[bool | None, bool | None]
+_NewSwitches = tuple[str, str, str] | None
+
+
+def _tf32_state() -> tuple[_LegacySwitches, _NewSwitches]:
+    """The switches as found: the legacy booleans of matmul and cuDNN (None where reading
+    one raises, a state someone else mixed) and, on torch >= 2.9, the new per-backend values
+    of matmul, cuDNN conv and cuDNN RNN, which decide what the kernels do."""
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    legacy: list[bool | None] = []
+    for switch in (matmul, cudnn):
+        try:
+            legacy.append(bool(switch.allow_tf32))
+        except RuntimeError:
+            legacy.append(None)
+    new = None
+    if hasattr(matmul, "fp32_precision"):
+        new = (matmul.fp32_precision, cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision)
+    return (legacy[0], legacy[1]), new
+
+
+def _restore_tf32_state(state: tuple[_LegacySwitches, _NewSwitches]) -> None:
+    """Put back what ``_tf32_state`` read: the legacy booleans first (they also write the new
+    values), then the new values exactly."""
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    (legacy_matmul, legacy_cudnn), new = state
+    if legacy_matmul is not None:
+        matmul.allow_tf32 = legacy_matmul
+    if legacy_cudnn is not None:
+        cudnn.allow_tf32 = legacy_cudnn
+    if new is not None:
+        matmul.fp32_precision, cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision = new
 
 
 @contextlib.contextmanager

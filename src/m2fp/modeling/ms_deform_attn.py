@@ -17,9 +17,25 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def level_table(spatial_shapes: list[tuple[int, int]], device: torch.device) -> torch.Tensor:
+    """The levels' sizes on the device: Lx3 int64 of (H_l, W_l, first row of the level in
+    the flattened S axis).
+
+    Built once per forward by the encoder and shared by its layers: each ``torch.tensor`` on
+    a GPU is a host-to-device copy that waits for the stream, so one per layer would keep the
+    CPU from queueing work ahead.
+    """
+    rows, start = [], 0
+    for height, width in spatial_shapes:
+        rows.append((height, width, start))
+        start += height * width
+    return torch.tensor(rows, dtype=torch.int64, device=device)
+
+
 def ms_deform_attn_sample(
     value: torch.Tensor,
     spatial_shapes: list[tuple[int, int]],
+    levels: torch.Tensor,
     sampling_locations: torch.Tensor,
     attention_weights: torch.Tensor,
 ) -> torch.Tensor:
@@ -28,6 +44,7 @@ def ms_deform_attn_sample(
     Args:
         value: BxSxMxD, S = sum of H_l*W_l over levels, M heads of D channels.
         spatial_shapes: (H_l, W_l) per level, in the order the levels appear in ``value``.
+        levels: ``level_table(spatial_shapes, value.device)``.
         sampling_locations: BxQxMxLxPx2, (x, y) in [0, 1] relative to each level.
         attention_weights: BxQxMxLxP, softmax-normalised over L*P.
 
@@ -35,13 +52,9 @@ def ms_deform_attn_sample(
         BxQx(M*D).
     """
     batch, total, heads, dim = value.shape
-    queries, levels = sampling_locations.shape[1], sampling_locations.shape[3]
-    device, dtype = value.device, sampling_locations.dtype
-    sizes = torch.tensor(spatial_shapes, device=device)  # L x (H, W)
-    heights = sizes[:, 0].view(levels, 1).to(dtype)
-    widths = sizes[:, 1].view(levels, 1).to(dtype)
-    areas = sizes[:, 0] * sizes[:, 1]
-    starts = (torch.cumsum(areas, 0) - areas).view(levels, 1).to(dtype)
+    queries = sampling_locations.shape[1]
+    device = value.device
+    heights, widths, starts = levels[:, 0:1], levels[:, 1:2], levels[:, 2:3]  # L x 1 each
     # pixel coordinates as grid_sample computes them with align_corners=False
     x = sampling_locations[..., 0] * widths - 0.5
     y = sampling_locations[..., 1] * heights - 0.5
@@ -53,11 +66,11 @@ def ms_deform_attn_sample(
     wx1 = fx * ((x0 >= -1) & (x0 < widths - 1))
     wy0 = (1 - fy) * ((y0 >= 0) & (y0 < heights)) * attention_weights
     wy1 = fy * ((y0 >= -1) & (y0 < heights - 1)) * attention_weights
-    # row of (flat position, head) in value viewed as (B*S*M) x D; flat positions are exact
-    # in float32 far beyond any feature map size
-    head = torch.arange(heads, device=device, dtype=dtype).view(1, 1, heads, 1, 1)
-    image = (torch.arange(batch, device=device, dtype=dtype) * total).view(batch, 1, 1, 1, 1)
-    top_left = (image + starts + y0 * widths + x0) * heads + head
+    # row of (flat position, head) in value viewed as (B*S*M) x D, in int64: float32 rows are
+    # exact only below 2^24, which batch 64 at 1344x1344 passes
+    head = torch.arange(heads, device=device).view(1, 1, heads, 1, 1)
+    image = (torch.arange(batch, device=device) * total).view(batch, 1, 1, 1, 1)
+    top_left = (image + starts + y0.long() * widths + x0.long()) * heads + head
     below = widths * heads  # L x 1: one row further down
     # B x Q x M x 4 x L x P: the four corners of every point, one bag per (image, query, head);
     # a corner outside the level has weight 0, and clamping keeps its unused row in range
@@ -65,7 +78,7 @@ def ms_deform_attn_sample(
     corners = torch.stack(
         (top_left, top_left + heads, top_left + below, top_left + (below + heads)), dim=3
     )
-    corners = corners.clamp_(0, batch * total * heads - 1).to(torch.int32)
+    corners = corners.clamp_(0, batch * total * heads - 1)
     bags = batch * queries * heads
     sampled = F.embedding_bag(
         corners.view(bags, -1),
@@ -79,6 +92,7 @@ def ms_deform_attn_sample(
 def ms_deform_attn_sample_grid(
     value: torch.Tensor,
     spatial_shapes: list[tuple[int, int]],
+    levels: torch.Tensor,
     sampling_locations: torch.Tensor,
     attention_weights: torch.Tensor,
 ) -> torch.Tensor:
@@ -107,7 +121,9 @@ def ms_deform_attn_sample_grid(
     return (stacked * weights).sum(-1).view(batch, heads * dim, queries).transpose(1, 2)
 
 
-Sampler = Callable[[torch.Tensor, list[tuple[int, int]], torch.Tensor, torch.Tensor], torch.Tensor]
+Sampler = Callable[
+    [torch.Tensor, list[tuple[int, int]], torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor
+]
 
 
 class MSDeformAttn(nn.Module):
@@ -151,12 +167,14 @@ class MSDeformAttn(nn.Module):
         reference_points: torch.Tensor,
         value: torch.Tensor,
         spatial_shapes: list[tuple[int, int]],
+        level_sizes: torch.Tensor,
     ) -> torch.Tensor:
         """Args:
             query: BxQxC (queries with position embedding).
             reference_points: BxQxLx2, normalised (x, y) per level.
             value: BxSxC, the flattened levels.
             spatial_shapes: (H_l, W_l) per level.
+            level_sizes: ``level_table(spatial_shapes, device)``, built once per forward.
 
         Returns: BxQxC.
         """
@@ -167,12 +185,10 @@ class MSDeformAttn(nn.Module):
         weights = self.attention_weights(query).view(batch, queries, heads, levels * points)
         weights = weights.softmax(-1).view(batch, queries, heads, levels, points)
         # offsets are in pixels of each level: normalise by (W, H)
-        normalizer = torch.tensor(
-            [[w, h] for h, w in spatial_shapes], dtype=query.dtype, device=query.device
-        )
+        normalizer = level_sizes[:, :2].flip(-1).to(query.dtype)  # L x (W, H)
         locations = (
             reference_points[:, :, None, :, None, :]
             + offsets / normalizer[None, None, None, :, None, :]
         )
-        output = self.sampler(projected, spatial_shapes, locations, weights)
+        output = self.sampler(projected, spatial_shapes, level_sizes, locations, weights)
         return self.output_proj(output)

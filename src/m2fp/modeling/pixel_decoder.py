@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from m2fp.modeling.conv_norm import ConvNorm
-from m2fp.modeling.ms_deform_attn import MSDeformAttn
+from m2fp.modeling.ms_deform_attn import MSDeformAttn, level_table
 from m2fp.modeling.position_encoding import PositionEmbeddingSine
 
 
@@ -37,8 +37,10 @@ class DeformableEncoderLayer(nn.Module):
         pos: torch.Tensor,
         reference_points: torch.Tensor,
         spatial_shapes: list[tuple[int, int]],
+        levels: torch.Tensor,
     ) -> torch.Tensor:
-        src = self.norm1(src + self.self_attn(src + pos, reference_points, src, spatial_shapes))
+        attended = self.self_attn(src + pos, reference_points, src, spatial_shapes, levels)
+        src = self.norm1(src + attended)
         return self.norm2(src + self.linear2(F.relu(self.linear1(src))))
 
 
@@ -86,8 +88,9 @@ class DeformableEncoder(nn.Module):
     ) -> torch.Tensor:
         reference = self.reference_points(spatial_shapes, len(spatial_shapes), src.device)
         reference = reference.expand(src.shape[0], -1, -1, -1)
+        levels = level_table(spatial_shapes, src.device)  # once for all layers
         for layer in self.layers:
-            src = layer(src, pos, reference, spatial_shapes)
+            src = layer(src, pos, reference, spatial_shapes, levels)
         return src
 
 

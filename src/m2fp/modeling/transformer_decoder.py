@@ -7,6 +7,7 @@ Frames: queries BxQxC; ``mask_features`` Bx mask_dim x H/4 x W/4; the three memo
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import torch
@@ -14,6 +15,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from m2fp.modeling.position_encoding import PositionEmbeddingSine
+
+
+def _full_precision(tensor: torch.Tensor) -> contextlib.AbstractContextManager[object]:
+    """Autocast switched off on ``tensor``'s device while it is on: the output heads compute
+    in float32 whatever precision the rest of the network runs at. Nothing otherwise, so the
+    fp32 graph (and what exporters trace of it) stays as it is."""
+    device = tensor.device.type
+    if torch.is_autocast_enabled(device):
+        return torch.autocast(device, enabled=False)
+    return contextlib.nullcontext()
 
 
 class MultiheadAttention(nn.Module):
@@ -226,13 +237,21 @@ class MaskedTransformerDecoder(nn.Module):
             if idx < num_layers - 1:
                 next_lvl = (idx + 1) % self.num_feature_levels
                 blocked = self.attention_block(self.mask_logits(output, level_features[next_lvl]))
-        return self.class_embed(self.decoder_norm(output)), self.mask_logits(output, mask_features)
+        with _full_precision(output):
+            class_logits = self.class_embed(self.decoder_norm(output.float()))
+        return class_logits, self.mask_logits(output, mask_features)
 
     def mask_logits(self, output: torch.Tensor, mask_features: torch.Tensor) -> torch.Tensor:
-        """Mask logits of every query at the size of ``mask_features``: BxQxHxW."""
-        mask_embed = self.mask_embed(self.decoder_norm(output))
-        # channels last: a view of channels-last features, so no transposing copy of them
-        return torch.einsum("bqc,bhwc->bqhw", mask_embed, mask_features.permute(0, 2, 3, 1))
+        """Mask logits of every query at the size of ``mask_features``: BxQxHxW, float32.
+
+        In float32 even under autocast: bf16 rounds logits of 10-30 in steps of 0.06-0.125,
+        enough to move a score across the 0.1/0.3 thresholds, and the attention blocks of
+        the next layer are decided by their sign."""
+        with _full_precision(output):
+            mask_embed = self.mask_embed(self.decoder_norm(output.float()))
+            # channels last: a view of channels-last features, so no transposing copy of them
+            features = mask_features.permute(0, 2, 3, 1).float()
+            return torch.einsum("bqc,bhwc->bqhw", mask_embed, features)
 
     def attention_block(self, masks: torch.Tensor) -> torch.Tensor:
         """Masked attention for the next layer from mask logits at its memory level's size

@@ -190,8 +190,7 @@ def create_app(settings: Settings, *, parser: HumanParser | None = None) -> Fast
             yield
         finally:
             state.services = None
-            services.parse.queue.close()
-            services.parse.decoder.close()
+            services.parse.close()
             await services.watchdog.stop()
             close_storage(services.storage)
 

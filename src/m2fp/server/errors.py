@@ -44,6 +44,10 @@ REASONS: dict[str, tuple[int, str]] = {
     "overloaded": (503, "The service is busy; retry later."),
     "timeout": (503, "The request took too long and was abandoned."),
     "storage_unavailable": (503, "The service cannot check its limits right now; retry later."),
+    "device_out_of_memory": (
+        503,
+        "The service's device has no memory for this image now; retry later or send a smaller one.",
+    ),
     "not_acceptable": (406, "The answer can only be JSON or a PNG image."),
     "not_found": (404, "Nothing is served at this address."),
     "method_not_allowed": (405, "This method is not allowed here."),

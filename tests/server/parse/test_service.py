@@ -9,8 +9,10 @@ import anyio
 import anyio.to_thread
 import pytest
 
+from m2fp.errors import DeviceMemoryError
 from m2fp.server.app import create_app
 from m2fp.server.app_state import app_state
+from m2fp.server.errors import REASONS
 from tests.server.conftest import app_client, tiny_settings
 from tests.utils.images import png_bytes
 from tests.utils.stand_in_parser import StandInParser, standing_in_for
@@ -134,3 +136,49 @@ async def test_full_queue_is_503_before_a_byte_of_the_body_is_read(tiny_parser):
         assert pulled == [], "the body was read before the capacity check"
         gate.release.set()
         assert (await first).status_code == 200
+
+
+class CountingParser:
+    """The tiny parser, counting when the service hands its device memory back; it runs out
+    of device memory for the photos in ``too_large`` (sizes)."""
+
+    def __init__(self, parser, too_large: tuple[tuple[int, int], ...] = ()) -> None:
+        self.parser = parser
+        self.too_large = too_large
+        self.releases = 0
+
+    def parse_upright(self, image):
+        if image.size in self.too_large:
+            raise DeviceMemoryError("cuda:0 ran out of memory for one 1344x1344 input")
+        return self.parser(image)
+
+    def release_device_memory(self) -> None:
+        self.releases += 1
+
+
+async def test_device_out_of_memory_is_503_with_its_own_reason(tiny_parser):
+    parser = CountingParser(tiny_parser, too_large=((120, 80),))
+    app = create_app(tiny_settings(), parser=parser)
+    async with app_client(app) as client:
+        refused = await post(client, png_bytes(width=120, height=80))
+        assert refused.status_code == 503
+        body = refused.json()
+        assert body == {
+            "error": "device_out_of_memory",
+            "message": REASONS["device_out_of_memory"][1],
+            "request_id": refused.headers["x-request-id"],
+        }
+        assert "1344" not in refused.text  # the parser's message stays in the server
+        assert (await post(client)).status_code == 200  # the next photo is served
+
+
+async def test_device_memory_is_not_released_between_back_to_back_parses(tiny_parser):
+    """Releasing after every parse whenever the queue is momentarily empty makes the next
+    request allocate GBs again: the release waits for an idle period (30 s)."""
+    parser = CountingParser(tiny_parser)
+    app = create_app(tiny_settings(), parser=parser)
+    async with app_client(app) as client:
+        for _ in range(3):
+            assert (await post(client)).status_code == 200
+        assert parser.releases == 0
+    assert parser.releases == 0  # shutdown cancelled the pending release

@@ -13,9 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from m2fp.compute.memory import release_free_memory
+from m2fp.errors import DeviceMemoryError
 from m2fp.imaging.decode_pool import DecodePool
 from m2fp.predictor import HumanParser
+from m2fp.server.errors import ApiError
 from m2fp.server.ops.metrics import Metrics
+from m2fp.server.parse.idle_release import IDLE_RELEASE_SECONDS, IdleRelease
 from m2fp.server.parse.query import ParseQuery
 from m2fp.server.parse.queue import InferenceQueue, InferenceTimeout, Reservation
 from m2fp.server.parse.response import JSON_MEDIA_TYPE, PNG_MEDIA_TYPE, json_body, png_body
@@ -41,8 +44,9 @@ class ParseService:
         decoder: the worker processes that decode uploads (bounded, killable).
         metrics: where latency, queue depth and activity are recorded.
         release_device_memory: hands the GPU memory the parser's device caches back to the
-            driver; called when a parse ends with nothing else running or waiting (the next
-            parse would allocate it again).
+            driver; called once no parse has run for ``idle_release_after`` seconds
+            (``m2fp.server.parse.idle_release``).
+        idle_release_after: idle seconds before that release.
     """
 
     def __init__(
@@ -55,9 +59,14 @@ class ParseService:
         decoder: DecodePool,
         metrics: Metrics,
         release_device_memory: Callable[[], None] | None = None,
+        idle_release_after: float = IDLE_RELEASE_SECONDS,
     ) -> None:
         self.parser = parser
-        self.release_device_memory = release_device_memory
+        self.idle_release = (
+            None
+            if release_device_memory is None
+            else IdleRelease(release_device_memory, after=idle_release_after)
+        )
         self.queue = queue
         self.max_pixels = max_pixels
         self.max_side = max_side
@@ -87,6 +96,7 @@ class ParseService:
 
         Raises:
             UploadRejected: the image does not decode or has too many pixels.
+            ApiError: ``device_out_of_memory``: the device has no memory for this image.
             InferenceTimeout: the deadline passed.
         """
 
@@ -96,6 +106,8 @@ class ParseService:
 
         def job() -> Reply:
             self.metrics.inference_active.inc()
+            if self.idle_release is not None:
+                self.idle_release.begin()
             started = time.perf_counter()
             try:
                 image = decode_upload(
@@ -107,7 +119,11 @@ class ParseService:
                 )
                 if time.monotonic() >= answered_at:
                     raise InferenceTimeout(retry_after=self.queue.retry_after())
-                result = self.parser.parse_upright(image)
+                try:
+                    result = self.parser.parse_upright(image)
+                except DeviceMemoryError:
+                    # the parser already handed the failed forward's memory back
+                    raise ApiError("device_out_of_memory") from None
                 del image
                 if as_png:
                     reply = Reply(png_body(result, query), PNG_MEDIA_TYPE)
@@ -119,10 +135,17 @@ class ParseService:
             finally:
                 # the photo, its masks and the activations are garbage now: hand the heap back
                 release_free_memory()
-                idle = self.queue.running <= 1 and self.queue.depth == 0
-                if idle and self.release_device_memory is not None:
-                    self.release_device_memory()
+                if self.idle_release is not None:
+                    self.idle_release.end()
                 self.metrics.inference_seconds.observe(time.perf_counter() - started)
                 self.metrics.inference_active.dec()
 
         return await place.run(job)
+
+    def close(self) -> None:
+        """Stop taking parses (the queue), stop the decode workers and cancel a pending device
+        memory release."""
+        self.queue.close()
+        self.decoder.close()
+        if self.idle_release is not None:
+            self.idle_release.close()

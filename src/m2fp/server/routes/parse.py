@@ -45,6 +45,7 @@ PARSE_REFUSALS = (
     "overloaded",
     "timeout",
     "storage_unavailable",
+    "device_out_of_memory",
 )
 
 
