@@ -33,7 +33,12 @@ from m2fp.compute.options import (
     check_compute,
     check_device,
 )
-from m2fp.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
+from m2fp.defaults import (
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_MIN_SIZE,
+)
 from m2fp.processing.preprocess import check_input_sizes
 from m2fp.server.abuse.bans import check_ban_after, check_ban_seconds
 from m2fp.server.abuse.client_identity import check_api_key_digests, check_api_key_policy
@@ -87,7 +92,7 @@ class Settings(BaseSettings):
     min_size: int = Field(DEFAULT_MIN_SIZE, ge=32, le=4096)
     max_size: int = Field(DEFAULT_MAX_SIZE, ge=32, le=8192)
     # uploads
-    max_upload_bytes: int = Field(10 * MIB, ge=1024, le=200 * MIB)
+    max_upload_bytes: int = Field(DEFAULT_MAX_FILE_BYTES, ge=1024, le=200 * MIB)
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=1, le=200_000_000)
     max_side: int = Field(1920, ge=64, le=16384)
     upload_timeout: Annotated[float, AfterValidator(check_upload_timeout)] = 60.0
