@@ -10,6 +10,8 @@ DEFAULT_MIN_SIZE = 640
 DEFAULT_MAX_SIZE = 1333
 # encoded images declaring more pixels are refused before decoding (decompression bombs)
 DEFAULT_MAX_PIXELS = 50_000_000
+# the largest encoded image taken: an upload to the server, an input file of ``m2fp parse``
+DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024
 # weight of the class colours over the photo in the overlay
 DEFAULT_ALPHA = 0.6
 # drawn scenes the int8 backbone is calibrated on (m2fp.engines.calibration)

@@ -11,11 +11,15 @@ import resource
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
 import pytest
+import uvicorn
 
+from m2fp.server.http_protocol import hardened_protocol
+from m2fp.server.middleware.security_headers import SECURITY_HEADERS
 from tests.conftest import golden_sizes
 from tests.server.conftest import GENEROUS_LIMITS, running_process, running_server
 from tests.utils.ports import free_port
@@ -74,6 +78,101 @@ def test_malformed_request_gets_the_json_error_format(strict_server):
     assert head.startswith(b"HTTP/1.1 400 ")
     assert b"content-type: application/json" in head.lower()
     assert json.loads(body.removesuffix(b"<closed>"))["error"] == "bad_request"
+
+
+def assert_security_headers(head: bytes) -> None:
+    lines = head.lower().split(b"\r\n")
+    for name, value in SECURITY_HEADERS.items():
+        assert f"{name}: {value}".lower().encode() in lines, (name, head)
+
+
+def test_a_protocol_level_400_carries_the_security_headers(strict_server):
+    answer = exchange(strict_server.port, b"GET /healthz HTTP/1.1\r\nHo st: \x01\r\n\r\n")
+    assert_security_headers(answer.partition(b"\r\n\r\n")[0])
+
+
+def test_a_chunked_body_is_411_before_a_chunk_is_read(strict_server):
+    chunked = (
+        b"POST /api/v1/parse HTTP/1.1\r\nHost: a\r\nContent-Type: image/png\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + b"1\r\nx\r\n" * 1000 + b"0\r\n\r\n"
+    )
+    answer = exchange(strict_server.port, chunked)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 411 Length Required\r\n"), answer[:200]
+    assert answer.endswith(b"<closed>") and answer.count(b"HTTP/1.1 ") == 1
+    assert_security_headers(head)
+    error = json.loads(body.removesuffix(b"<closed>"))
+    assert error["error"] == "length_required" and set(error) == {"error", "message", "request_id"}
+
+
+def test_healthz_stays_fast_while_two_clients_send_1_byte_chunks(strict_server):
+    flood = subprocess.Popen(
+        [sys.executable, "-m", "tests.utils.chunk_flood", str(strict_server.port), "60"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    latencies: list[float] = []
+    try:
+        with httpx.Client(timeout=5) as client:
+            client.get(strict_server.url + "/healthz")  # the connection, before timing
+            assert flood.stdout.readline().strip() == "flooding"
+            for _ in range(100):
+                started = time.perf_counter()
+                assert client.get(strict_server.url + "/healthz").status_code == 200
+                latencies.append(time.perf_counter() - started)
+                assert flood.poll() is None, "the flood ended before the probes"
+    finally:
+        flood.terminate()
+        flood.communicate(timeout=30)
+    p99 = sorted(latencies)[98]
+    assert p99 < 0.1, f"/healthz p99 {p99 * 1000:.0f} ms during the attack"
+
+
+def test_an_answer_nobody_reads_is_dropped_after_the_send_deadline():
+    """A client that never reads a 64 MB answer: the server's send waits at most the stall
+    deadline, then the connection is aborted and its buffered bytes freed."""
+    answered = threading.Event()
+    big = b"\0" * (64 << 20)
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for start in range(0, len(big), 1 << 20):  # each send waits while the buffer is full
+            chunk = big[start : start + (1 << 20)]
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        answered.set()  # every send returned: delivered, or the connection is gone
+
+    port = free_port()
+    protocol = hardened_protocol(header_timeout=5, max_connections=64, send_stall_seconds=1)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=protocol, lifespan="off",
+                            log_level="warning")  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert answered.wait(timeout=20), "the send still waits for a client that never reads"
+            sock.settimeout(10)
+            received = 0
+            try:
+                while chunk := sock.recv(1 << 20):
+                    received += len(chunk)
+            except ConnectionResetError:
+                pass
+            # what the kernel had taken before the abort, then the end: never the whole answer
+            assert received < len(big) // 2
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 def test_headers_must_be_complete_within_the_header_timeout(strict_server):

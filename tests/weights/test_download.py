@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import resource
+import signal
+import subprocess
+import sys
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +22,9 @@ from m2fp.weights.location import HUB_MODELS, default_model_dir, resolve_model_p
 FILES = {"configuration.json": b'{"model": {}}', "pytorch_model.pt": bytes(range(256)) * 4000}
 
 
+STALLED = threading.Event()
+
+
 class FakeHub(BaseHTTPRequestHandler):
     files: dict[str, bytes] = FILES
     listing_sizes: dict[str, int] = {}
@@ -24,6 +32,7 @@ class FakeHub(BaseHTTPRequestHandler):
     ranges_seen: list[str] = []
     paths_seen: list[str] = []
     cut_after: int | None = None
+    stall_after: int | None = None  # send this many bytes of the body, then stall
 
     def log_message(self, *args) -> None:
         pass
@@ -52,6 +61,14 @@ class FakeHub(BaseHTTPRequestHandler):
         chunk = body[start:]
         if self.cut_after is not None:
             chunk = chunk[: self.cut_after]
+        if self.stall_after is not None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(chunk)))
+            self.end_headers()
+            self.wfile.write(chunk[: self.stall_after])
+            self.wfile.flush()
+            STALLED.wait(timeout=30)  # the client times out meanwhile
+            return
         self._send(206 if start else 200, chunk)
 
     def _send(self, status: int, body: bytes) -> None:
@@ -65,11 +82,14 @@ class FakeHub(BaseHTTPRequestHandler):
 def hub():
     FakeHub.listing_sizes, FakeHub.listing_hashes, FakeHub.ranges_seen = {}, {}, []
     FakeHub.paths_seen = []
-    FakeHub.cut_after = None
+    FakeHub.cut_after = FakeHub.stall_after = None
+    FakeHub.files = FILES
+    STALLED.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
+    STALLED.set()
     server.shutdown()
     server.server_close()
 
@@ -151,3 +171,62 @@ def test_an_unknown_model_name_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         run(["model", "download", "--model", "both"])
     assert exit_info.value.code == 2
+
+
+def test_a_file_longer_than_listed_stops_at_the_listed_size(hub, tmp_path):
+    # listed as 10 bytes, served as 2 MB: nothing past byte 10 is written, nothing is left
+    FakeHub.listing_sizes = {"pytorch_model.pt": 10}
+    FakeHub.files = {**FILES, "pytorch_model.pt": b"x" * (2 << 20)}
+    try:
+        with pytest.raises(DownloadError, match="more than the 10 bytes it lists"):
+            download_model(tmp_path, base_url=hub)
+    finally:
+        FakeHub.files = FILES
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["configuration.json"]
+
+
+def test_a_resumed_file_longer_than_listed_is_removed(hub, tmp_path):
+    body = FILES["pytorch_model.pt"]
+    (tmp_path / "pytorch_model.pt.part").write_bytes(body[:1000])
+    FakeHub.listing_sizes = {"pytorch_model.pt": 1500}
+    with pytest.raises(DownloadError, match="more than the 1500 bytes"):
+        download_model(tmp_path, base_url=hub)
+    assert not (tmp_path / "pytorch_model.pt.part").exists()
+
+
+def test_a_failed_write_removes_the_partial_file(hub, tmp_path):
+    # a file-size limit of 64 KiB: the write of the weights fails with EFBIG, as on a full disk
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "m2fp", "model", "download", "--base-url", hub],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit_file_size,
+        env={**os.environ, "M2FP_HOME": str(tmp_path)},
+    )
+    assert proc.returncode == 1
+    assert "m2fp: pytorch_model.pt: could not be written (File too large)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_a_connection_stalled_mid_body_is_one_line_and_resumes(hub, tmp_path, capsys, monkeypatch):
+    from m2fp.weights import download
+
+    monkeypatch.setattr(download, "TIMEOUT_S", 1)
+    FakeHub.stall_after = 3000
+    dest = tmp_path / "model"
+    assert run(["model", "download", "--base-url", hub, "--dest", str(dest)]) == 1
+    FakeHub.stall_after = None
+    STALLED.set()
+    err = capsys.readouterr().err
+    assert "m2fp: pytorch_model.pt: the connection broke after" in err
+    assert "Traceback" not in err
+    assert (dest / "pytorch_model.pt.part").stat().st_size == 3000
+    download_model(dest, base_url=hub)
+    assert FakeHub.ranges_seen == ["bytes=3000-"]
+    assert (dest / "pytorch_model.pt").read_bytes() == FILES["pytorch_model.pt"]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from m2fp.cli.arguments import build_parser
 from m2fp.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CLIError
+from m2fp.cli.terminal_text import escape_controls
 from m2fp.compute.options import ComputeChoiceError
 from m2fp.errors import DeviceUnavailableError, M2FPError, ModelNotFoundError
 
@@ -28,13 +29,13 @@ def run(argv: Sequence[str] | None = None) -> int:
         handler = getattr(importlib.import_module(f"m2fp.cli.{module_name}"), function)
         return handler(args)
     except CLIError as exc:
-        print(f"m2fp: {exc}", file=sys.stderr)
+        print(f"m2fp: {escape_controls(str(exc))}", file=sys.stderr)
         return exc.code
     except (ModelNotFoundError, ComputeChoiceError, DeviceUnavailableError) as exc:
-        print(f"m2fp: {exc}", file=sys.stderr)
+        print(f"m2fp: {escape_controls(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except M2FPError as exc:
-        print(f"m2fp: {exc}", file=sys.stderr)
+        print(f"m2fp: {escape_controls(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("m2fp: interrupted", file=sys.stderr)

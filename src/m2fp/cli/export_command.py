@@ -17,6 +17,7 @@ from pathlib import Path
 
 from m2fp.cli.errors import EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import model_path, required_key
+from m2fp.cli.terminal_text import escape_controls
 from m2fp.compute.options import Precision
 from m2fp.engines.openvino_package import attachment_name, package_file_name
 from m2fp.weights.loader import load_model
@@ -47,14 +48,18 @@ def _onnx(path: Path, key: bytes | None, args: argparse.Namespace) -> int:
     started = time.perf_counter()
     size = write_onnx(loaded.model, out, opset=args.opset)
     print(
-        f"m2fp: warning: {out.name} holds the model's weights in plaintext (mode 0600): "
-        "keep it as safe as the model key",
+        escape_controls(
+            f"m2fp: warning: {out.name} holds the model's weights in plaintext (mode 0600): "
+            "keep it as safe as the model key"
+        ),
         file=sys.stderr,
     )
     print(
-        f"exported to {out} in {time.perf_counter() - started:.0f} s ({size / MB:.0f} MB, opset "
-        f"{args.opset}): input images 1x3xHxW float32 (normalised, H and W multiples of 32 "
-        "from 64 to 4096), outputs class_logits 1xQx(K+1) and mask_logits 1xQxH/4xW/4"
+        escape_controls(
+            f"exported to {out} in {time.perf_counter() - started:.0f} s ({size / MB:.0f} MB, "
+            f"opset {args.opset}): input images 1x3xHxW float32 (normalised, H and W multiples "
+            "of 32 from 64 to 4096), outputs class_logits 1xQx(K+1) and mask_logits 1xQxH/4xW/4"
+        )
     )
     return 0
 
@@ -84,8 +89,10 @@ def _openvino(path: Path, key: bytes | None, args: argparse.Namespace) -> int:
         attach(path, key=key, out=out, name=attachment_name(precision.value), data=data)
     note = " (an approximation)" if precision is Precision.INT8 else " (exact)"
     print(
-        f"converted to OpenVINO {precision.value}{note} in {seconds:.0f} s; wrote {out} "
-        f"({len(data) / MB:.0f} MB); --engine openvino --precision {precision.value} loads it"
+        escape_controls(
+            f"converted to OpenVINO {precision.value}{note} in {seconds:.0f} s; wrote {out} "
+            f"({len(data) / MB:.0f} MB); --engine openvino --precision {precision.value} loads it"
+        )
     )
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from m2fp.cli.terminal_text import escape_controls
 from m2fp.protection.keys import encode_key, generate_key, key_id, write_key_file
 
 
@@ -14,5 +15,5 @@ def keygen(args: argparse.Namespace) -> int:
         print(encode_key(key))
         return 0
     write_key_file(Path(args.out), key)
-    print(f"key {key_id(key)} written to {args.out} (mode 0600)")
+    print(f"key {key_id(key)} written to {escape_controls(args.out)} (mode 0600)")
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from m2fp.cli.errors import EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import model_path, required_key
+from m2fp.cli.terminal_text import escape_controls
 from m2fp.compute.options import Precision
 from m2fp.compute.parser_options import ParserOptions
 from m2fp.compute.report import compute_report
@@ -77,8 +78,10 @@ def encrypt(args: argparse.Namespace) -> int:
     header = encrypt_payload(payload, key=key, out=Path(args.out), attachments=attachments)
     carried = f", with {', '.join(attachments)}" if attachments else ""
     print(
-        f"encrypted to {args.out}: key id {header.key_id}, {header.chunk_count} chunk(s), "
-        f"weights sha256 {header.plaintext_sha256}{carried}"
+        escape_controls(
+            f"encrypted to {args.out}: key id {header.key_id}, {header.chunk_count} chunk(s), "
+            f"weights sha256 {header.plaintext_sha256}{carried}"
+        )
     )
     return 0
 
@@ -89,5 +92,9 @@ def rekey(args: argparse.Namespace) -> int:
     old_key = read_key_file(Path(args.key_file))
     new_key = read_key_file(Path(args.new_key_file))
     rekey_file(Path(args.file), old_key=old_key, new_key=new_key, out=Path(args.out))
-    print(f"re-encrypted to {args.out}: key id {key_id(old_key)} -> {key_id(new_key)}")
+    print(
+        escape_controls(
+            f"re-encrypted to {args.out}: key id {key_id(old_key)} -> {key_id(new_key)}"
+        )
+    )
     return 0

@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable
 
 from m2fp.compute.parser_options import ParserOptionError, check_sizes
-from m2fp.defaults import DEFAULT_MAX_PIXELS
+from m2fp.defaults import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS
 from m2fp.outputs.errors import OutputRequestError
 from m2fp.outputs.label_sets import OUTPUT_LABEL_SETS
 from m2fp.outputs.mask_rules import (
@@ -55,6 +55,20 @@ def frame_size(text: str) -> tuple[int, int]:
     if min(size) <= 0 or size[0] * size[1] > DEFAULT_MAX_PIXELS:
         raise argparse.ArgumentTypeError(f"must be positive, at most {DEFAULT_MAX_PIXELS} pixels")
     return size
+
+
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def file_size(text: str) -> int:
+    """``"10M"`` -> 10485760: a positive number of bytes, K/M/G (powers of 1024, an optional
+    ``B`` or ``iB`` after them) allowed."""
+    number = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = number[-1:] if number[-1:] in _SIZE_UNITS else ""
+    digits = number[: len(number) - len(unit)]
+    if not (digits.isascii() and digits.isdigit()) or int(digits) <= 0:
+        raise argparse.ArgumentTypeError("must be a positive size in bytes, e.g. 10485760 or 10M")
+    return int(digits) * _SIZE_UNITS[unit]
 
 
 def add_output_arguments(parse: argparse.ArgumentParser) -> None:
@@ -122,6 +136,20 @@ def add_output_arguments(parse: argparse.ArgumentParser) -> None:
     )
     inputs.add_argument(
         "--watch", metavar="DIR", help="parse images appearing in DIR until interrupted"
+    )
+    inputs.add_argument(
+        "--max-file-size",
+        type=file_size,
+        default=DEFAULT_MAX_FILE_BYTES,
+        metavar="BYTES",
+        help="refuse input files larger than this, before reading them (K/M/G allowed; "
+        f"default: {DEFAULT_MAX_FILE_BYTES >> 20}M, the server's upload limit)",
+    )
+    inputs.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="take files and enter folders whose symlinks lead out of an input directory "
+        "(default: refuse them, one line each)",
     )
     inputs.add_argument(
         "--frames",

@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,11 @@ from m2fp.cli.batching import parse_in_batches
 from m2fp.cli.errors import EXIT_FAILED, EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import key_for, model_path
 from m2fp.cli.parse_inputs import IncompleteFrameError, Item, collect, frames, watch
+from m2fp.cli.terminal_text import escape_controls
 from m2fp.compute.memory import release_free_memory
 from m2fp.compute.parser_options import ParserOptions
 from m2fp.errors import M2FPError
+from m2fp.imaging.input_file import InputFileError, read_input_file
 from m2fp.labels import label_set_of
 from m2fp.outputs.errors import OutputRequestError
 from m2fp.outputs.requested import OutputRequest
@@ -41,7 +44,12 @@ def parse(args: argparse.Namespace) -> int:
         raise CLIError(
             "--out must not be a folder images are read from (use a subfolder)", EXIT_USAGE
         )
-    items = collect(args.images, recursive=args.recursive, out_dir=out_dir)
+    items = collect(
+        args.images,
+        recursive=args.recursive,
+        out_dir=out_dir,
+        follow_symlinks=args.follow_symlinks,
+    )
     if args.watch is not None and not Path(args.watch).is_dir():
         raise CLIError(f"--watch {args.watch}: not a directory", EXIT_USAGE)
     path = model_path(args.model)
@@ -55,7 +63,13 @@ def parse(args: argparse.Namespace) -> int:
     except OutputRequestError as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = Run(parser, plan, out_dir, skip_existing=args.skip_existing)
+    run = Run(
+        parser,
+        plan,
+        out_dir,
+        skip_existing=args.skip_existing,
+        reading=Reading(max_bytes=args.max_file_size, follow_symlinks=args.follow_symlinks),
+    )
     try:
         if args.watch is not None:
             return run.watching(Path(args.watch), recursive=args.recursive)
@@ -82,18 +96,33 @@ def _request(args: argparse.Namespace) -> OutputRequest:
     )
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How input files are read (``--max-file-size``, ``--follow-symlinks``)."""
+
+    max_bytes: int
+    follow_symlinks: bool
+
+
 class Run:
     """Parses items one by one, writes their outputs and reports each on stdout (one JSON
     line: ``image``, ``status`` ok/skipped/failed, ``outputs``, ``persons``, ``seconds`` or
     ``error``) and failures on stderr."""
 
     def __init__(
-        self, parser: HumanParser, plan: OutputPlan, out_dir: Path, *, skip_existing: bool
+        self,
+        parser: HumanParser,
+        plan: OutputPlan,
+        out_dir: Path,
+        *,
+        skip_existing: bool,
+        reading: Reading,
     ) -> None:
         self.parser = parser
         self.plan = plan
         self.out_dir = out_dir
         self.skip_existing = skip_existing
+        self.reading = reading
         self.failures = 0
 
     def all(self, items: list[Item]) -> int:
@@ -108,7 +137,7 @@ class Run:
         try:
             self._each(frames(sys.stdin.buffer, size), progress)
         except IncompleteFrameError as exc:
-            progress.write(f"m2fp: {exc}", file=sys.stderr)
+            progress.write(f"m2fp: {escape_controls(str(exc))}", file=sys.stderr)
             self.failures += 1
         return EXIT_FAILED if self.failures else 0
 
@@ -118,13 +147,18 @@ class Run:
         try:
             # one at a time: a new file is parsed at once, not when more arrive
             self._each(
-                watch(directory, recursive=recursive, out_dir=self.out_dir),
+                watch(
+                    directory,
+                    recursive=recursive,
+                    out_dir=self.out_dir,
+                    follow_symlinks=self.reading.follow_symlinks,
+                ),
                 progress,
                 batch_size=1,
             )
         except KeyboardInterrupt:
             progress.close()
-            print(f"m2fp: stopped watching {directory}", file=sys.stderr)
+            print(f"m2fp: stopped watching {escape_controls(str(directory))}", file=sys.stderr)
         return EXIT_FAILED if self.failures else 0
 
     def _each(
@@ -162,7 +196,9 @@ class Run:
             files = self.plan.render(result, item.name, item.stem)
         except M2FPError as exc:
             self.failures += 1
-            progress.write(f"m2fp: {item.name}: {exc}", file=sys.stderr)
+            # an input file's refusal names the file itself
+            line = str(exc) if isinstance(exc, InputFileError) else f"{item.name}: {exc}"
+            progress.write(f"m2fp: {escape_controls(line)}", file=sys.stderr)
             _report({"image": item.name, "status": "failed", "error": str(exc)})
             return
         persons = len(result.persons)
@@ -181,12 +217,21 @@ class Run:
         release_free_memory()
 
     def _picture(self, item: Item) -> Image.Image:
-        """The item's upright RGB image (a frame is one already)."""
+        """The item's upright RGB image (a frame is one already); a file is read within
+        ``--max-file-size`` and the symlink rule (``m2fp.imaging.input_file``)."""
+        if item.refused is not None:
+            raise item.refused
         if item.frame is not None:
             assert item.size is not None  # nosec B101 # narrows the type; frames() sets size with frame
             return Image.frombytes("RGB", item.size, item.frame)
         assert item.path is not None  # nosec B101 # narrows the type; collect() sets path without frame
-        return self.parser.load_image(item.path)
+        data = read_input_file(
+            item.path,
+            max_bytes=self.reading.max_bytes,
+            root=item.root,
+            follow_symlinks=self.reading.follow_symlinks,
+        )
+        return self.parser.load_image(data)
 
 
 def _report(line: dict[str, Any]) -> None:

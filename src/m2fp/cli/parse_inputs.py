@@ -4,11 +4,18 @@ recursively), a watched directory (polled until interrupted), or raw RGB24 frame
 Each image becomes an ``Item`` with the stem its outputs are written under, relative to
 ``--out``: a file's own stem, a file found in a directory its path below that directory (so
 ``a/x.jpg`` and ``b/x.jpg`` of one tree do not collide), ``frame_000012`` for frames.
+
+Nothing here reads a file: each is read later through ``m2fp.imaging.input_file`` (regular
+files only, size-capped, no symlinks out of its directory unless ``--follow-symlinks``). A
+symlinked folder met while walking is entered only if it is followed and leads out of the
+directory (one that stays inside is walked under its real name already); unfollowed, it
+becomes an item that is refused on its own line.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +23,7 @@ from pathlib import Path, PurePath
 from typing import BinaryIO
 
 from m2fp.cli.errors import EXIT_USAGE, CLIError
+from m2fp.imaging.input_file import InputFileError, check_inside
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 # how often a watched directory is looked at; a new file is taken once its size and time
@@ -32,6 +40,9 @@ class Item:
             below its directory, or ``frame N``.
         stem: output path stem relative to ``--out``.
         path: the file, or None for a frame.
+        root: the directory ``path`` was found in (its symlinks may not lead out of it), or
+            None for a file named directly.
+        refused: why the item was refused while walking (a symlinked folder not followed).
         frame: a frame's RGB24 bytes, row by row.
         size: (width, height) of a frame.
     """
@@ -39,6 +50,8 @@ class Item:
     name: str
     stem: PurePath
     path: Path | None = None
+    root: Path | None = None
+    refused: InputFileError | None = None
     frame: bytes | None = None
     size: tuple[int, int] | None = None
 
@@ -55,22 +68,54 @@ def _inside(path: Path, directory: Path) -> bool:
     return True
 
 
-def walk(directory: Path, *, recursive: bool, out_dir: Path) -> list[Path]:
-    """Image files in ``directory`` (and below, if ``recursive``), sorted; hidden files and
-    folders and everything inside ``out_dir`` (the outputs, if it lies within) are skipped."""
-    found: list[Path] = []
-    for root, folders, files in os.walk(directory):
+def walk(
+    directory: Path, *, recursive: bool, out_dir: Path, follow_symlinks: bool = False
+) -> list[tuple[Path, InputFileError | None]]:
+    """Image files in ``directory`` (and below, if ``recursive``), sorted, each with None;
+    hidden files and folders and everything inside ``out_dir`` (the outputs, if it lies
+    within) are skipped.
+
+    A symlinked folder below leading out of ``directory`` is entered with ``follow_symlinks``
+    (each real folder once: a symlink loop ends), else listed with its refusal.
+    """
+    found: list[tuple[Path, InputFileError | None]] = []
+    entered = {os.path.realpath(directory)}
+    for root, folders, files in os.walk(directory, followlinks=follow_symlinks):
         here = Path(root)
-        folders[:] = sorted(
-            f for f in folders if not f.startswith(".") and not _inside(here / f, out_dir)
-        )
-        found.extend(here / f for f in sorted(files) if _is_image(here / f))
+        found.extend((here / f, None) for f in sorted(files) if _is_image(here / f))
         if not recursive:
             break
+        kept: list[str] = []
+        for name in sorted(folders):
+            folder = here / name
+            if name.startswith(".") or _inside(folder, out_dir):
+                continue
+            if folder.is_symlink():
+                real = os.path.realpath(folder)
+                if _inside(Path(real), directory) or real in entered:
+                    continue  # walked under its real name, or a loop
+                try:
+                    check_inside(folder, root=directory, follow_symlinks=follow_symlinks)
+                except InputFileError as refusal:
+                    found.append((folder, refusal))
+                    continue
+                entered.add(real)
+            kept.append(name)
+        folders[:] = kept
     return found
 
 
-def collect(arguments: list[str], *, recursive: bool, out_dir: Path) -> list[Item]:
+def _found_item(path: Path, refused: InputFileError | None, directory: Path) -> Item:
+    """The item of one ``walk`` result, named by its path below ``directory``."""
+    below = path.relative_to(directory)
+    return Item(
+        name=str(below), stem=below.with_suffix(""), path=path, root=directory, refused=refused
+    )
+
+
+def collect(
+    arguments: list[str], *, recursive: bool, out_dir: Path, follow_symlinks: bool = False
+) -> list[Item]:
     """The items of the positional arguments, in order.
 
     A path that is not a directory stays an item even if it does not exist: it fails when
@@ -83,14 +128,16 @@ def collect(arguments: list[str], *, recursive: bool, out_dir: Path) -> list[Ite
     for argument in arguments:
         path = Path(argument)
         if path.is_dir():
-            for found in walk(path, recursive=recursive, out_dir=out_dir):
-                stem = found.relative_to(path).with_suffix("")
-                name = str(found.relative_to(path))
-                items.append(Item(name=name, stem=stem, path=found))
+            found = walk(
+                path, recursive=recursive, out_dir=out_dir, follow_symlinks=follow_symlinks
+            )
+            items.extend(_found_item(each, refused, path) for each, refused in found)
         else:
             items.append(Item(name=path.name, stem=PurePath(path.stem), path=path))
     seen: dict[PurePath, str] = {}
     for item in items:
+        if item.refused is not None:
+            continue  # writes nothing
         if item.stem in seen:
             raise CLIError(
                 f"{seen[item.stem]} and {item.name} would write the same outputs "
@@ -106,12 +153,16 @@ def watch(
     *,
     recursive: bool,
     out_dir: Path,
+    follow_symlinks: bool = False,
     interval: float = WATCH_INTERVAL,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[Item]:
     """Items for the images in ``directory``, those there now first, then each new one once
     its size and modification time are the same at two looks ``interval`` apart. Runs until
     the caller stops (Ctrl-C). A file is taken once, even if it changes later.
+
+    Only ``stat`` is used here; what is not a regular file (a FIFO, a device, a refused
+    symlinked folder) becomes an item at once, to be refused on its own line when read.
 
     Raises:
         CLIError: ``directory`` is not a directory (exit code 2).
@@ -122,19 +173,25 @@ def watch(
     last_seen: dict[Path, tuple[int, int]] = {}
     while True:
         current: dict[Path, tuple[int, int]] = {}
-        for path in walk(directory, recursive=recursive, out_dir=out_dir):
+        found = walk(
+            directory, recursive=recursive, out_dir=out_dir, follow_symlinks=follow_symlinks
+        )
+        for path, refused in found:
             if path in taken:
                 continue
             try:
-                stat = path.stat()
+                info = path.stat()
             except OSError:
                 continue  # gone again
-            current[path] = (stat.st_size, stat.st_mtime_ns)
+            if refused is not None or not stat.S_ISREG(info.st_mode):
+                taken.add(path)
+                yield _found_item(path, refused, directory)
+                continue
+            current[path] = (info.st_size, info.st_mtime_ns)
         for path, signature in current.items():
             if last_seen.get(path) == signature and signature[0] > 0:
                 taken.add(path)
-                stem = path.relative_to(directory).with_suffix("")
-                yield Item(name=str(path.relative_to(directory)), stem=stem, path=path)
+                yield _found_item(path, None, directory)
         last_seen = current
         sleep(interval)
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from m2fp.cli.errors import EXIT_FAILED, EXIT_USAGE, CLIError
+from m2fp.cli.terminal_text import escape_controls
 from m2fp.scan.runner import default_checks, run_scan
 from m2fp.scan.target import target_for
 from m2fp.server.ops.alerts import AlertWebhook
@@ -65,7 +66,7 @@ def scan(args: argparse.Namespace) -> int:
         report = run_scan(target, _checks(args))
     except ValueError as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None
-    print(report.to_json() if args.json else "\n".join(report.lines()))
+    print(report.to_json() if args.json else "\n".join(map(escape_controls, report.lines())))
     if report.passed:
         return 0
     if webhook is not None and not asyncio.run(webhook.send(report.alert_text())):

@@ -35,6 +35,7 @@ REASONS: dict[str, tuple[int, str]] = {
     "image_too_costly": (400, "The image costs more to decode than this service allows."),
     "empty_body": (400, "The upload is empty."),
     "upload_timeout": (408, "The upload was not received in time."),
+    "length_required": (411, "Send the body with a Content-Length; chunked bodies are refused."),
     "bad_request": (400, "The request is malformed."),
     "no_person": (400, "The photo has no such person to make the masks for."),
     "forbidden_origin": (403, "Requests from this origin are not allowed."),

@@ -40,7 +40,12 @@ from m2fp.compute.parser_options import (
     check_sizes,
 )
 from m2fp.compute.threads import check_threads
-from m2fp.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
+from m2fp.defaults import (
+    DEFAULT_MAX_FILE_BYTES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_MIN_SIZE,
+)
 from m2fp.server.abuse.bans import check_ban_after, check_ban_seconds
 from m2fp.server.abuse.client_identity import (
     IPNetwork,
@@ -113,7 +118,7 @@ class Settings(BaseSettings):
     min_size: Annotated[int, AfterValidator(_size_rule(check_min_size))] = DEFAULT_MIN_SIZE
     max_size: Annotated[int, AfterValidator(_size_rule(check_max_size))] = DEFAULT_MAX_SIZE
     # uploads
-    max_upload_bytes: int = Field(10 * MIB, ge=1024, le=200 * MIB)
+    max_upload_bytes: int = Field(DEFAULT_MAX_FILE_BYTES, ge=1024, le=200 * MIB)
     max_pixels: Annotated[int, AfterValidator(_size_rule(check_max_pixels))] = DEFAULT_MAX_PIXELS
     max_side: int = Field(1920, ge=64, le=16384)
     upload_timeout: Annotated[float, AfterValidator(check_upload_timeout)] = 60.0

@@ -1,9 +1,16 @@
 """Fetch the official model files from the ModelScope hub: HTTPS, resumable, size- and
-hash-checked, with the sha256 of every file recorded next to it."""
+hash-checked, with the sha256 of every file recorded next to it.
+
+A file is written to ``NAME.part`` and renamed when whole and hash-checked. The listing's
+size bounds what is written: a hub sending more is refused at the first byte too many and
+the ``.part`` removed, as on a failed write or a hash mismatch. Only a transfer cut short
+(within the declared size) keeps its ``.part``, so that running the command again resumes.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import sys
 import urllib.error
@@ -57,6 +64,39 @@ def _file_index(base: str, model_id: str, revision: str) -> dict[str, dict[str, 
             raise DownloadError("the model hub sent an unexpected file listing") from exc
 
 
+class _TooLarge(Exception):
+    """The hub sent more bytes than its listing declared."""
+
+
+def _receive(response: Any, out: Any, digest: Any, bar: Any, *, name: str, limit: int) -> None:
+    """Copy the body of ``response`` to ``out``, at most ``limit`` bytes (what the listing
+    declared, less what a resumed ``.part`` holds): one byte more is the hub's fault, not a
+    reason to fill the disk.
+
+    Raises:
+        _TooLarge: the body is longer than ``limit``.
+        DownloadError: the connection broke (the ``.part`` is kept: running again resumes).
+        OSError: writing failed (disk full, ...).
+    """
+    written = 0
+    while True:
+        try:
+            block = response.read1(min(BLOCK, limit - written + 1))
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # timeout, reset
+            raise DownloadError(
+                f"{name}: the connection broke after {written} bytes; run the command again "
+                "to resume"
+            ) from exc
+        if not block:
+            return
+        written += len(block)
+        if written > limit:
+            raise _TooLarge
+        out.write(block)
+        digest.update(block)
+        bar.update(len(block))
+
+
 def _fetch(
     base: str, model_id: str, revision: str, name: str, dest: Path, expected: dict[str, Any]
 ) -> str:
@@ -83,16 +123,25 @@ def _fetch(
             with partial.open("rb") as previous:
                 for block in iter(lambda: previous.read(BLOCK), b""):
                     digest.update(block)
-        with (
-            partial.open(mode) as out,
-            tqdm(
-                total=size, initial=have, unit="B", unit_scale=True, desc=name, file=sys.stderr
-            ) as bar,
-        ):
-            for block in iter(lambda: response.read(BLOCK), b""):
-                out.write(block)
-                digest.update(block)
-                bar.update(len(block))
+        try:
+            with (
+                partial.open(mode) as out,
+                tqdm(
+                    total=size, initial=have, unit="B", unit_scale=True, desc=name, file=sys.stderr
+                ) as bar,
+            ):
+                _receive(response, out, digest, bar, name=name, limit=size - have)
+        except _TooLarge:
+            partial.unlink(missing_ok=True)
+            raise DownloadError(
+                f"{name}: the model hub sent more than the {size} bytes it lists; the download "
+                "was removed"
+            ) from None
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise DownloadError(
+                f"{name}: could not be written ({exc.strerror or exc}); the download was removed"
+            ) from None
     got = partial.stat().st_size
     if got != size:
         raise DownloadError(f"{name}: got {got} bytes, expected {size}; run the command again")

@@ -128,7 +128,10 @@ def test_three_bad_uploads_ban_the_client(proxied_server):
     assert httpx.get(proxied_server.url + "/healthz", timeout=10).status_code == 200
     log = proxied_server.log
     events = [json.loads(line) for line in log.splitlines() if "security_event" in line]
-    assert [e["kind"] for e in events].count("banned") == 1
+    banned = [e for e in events if e["kind"] == "banned"]
+    # the ban imposed once, then its refusal (which says how long it lasts)
+    assert [("retry_after" in e) for e in banned] == [False, True]
+    assert 3590 <= banned[1]["retry_after"] <= 3600
     assert "carol.gif" not in log and "203.0.113" not in log
 
 

@@ -12,7 +12,8 @@ from fastapi.routing import iter_route_contexts
 from m2fp.server.app import create_app
 from m2fp.server.app_state import app_state
 from m2fp.server.deps import guard_parse
-from tests.server.conftest import app_client, tiny_settings
+from m2fp.server.ops.log_rate_limit import Throttle
+from tests.server.conftest import FakeClock, app_client, tiny_settings
 from tests.utils.images import png_bytes
 
 PARSE = "/api/v1/parse"
@@ -187,6 +188,49 @@ async def test_banned_client_with_a_wrong_key_is_403_banned_not_401(tiny_parser)
             assert response.status_code == 403, response.text
             assert response.json()["error"] == "banned"
             assert int(response.headers["retry-after"]) >= 1
+
+
+@pytest.mark.anyio
+async def test_a_banned_address_stays_banned_with_a_valid_key(tiny_parser):
+    """README: a banned address stays banned whatever key it tries; a valid key included,
+    else a banned attacker holding any key walks around its ban."""
+    settings = tiny_settings(api_keys=DIGEST, rate_limit="100/minute", ban_after=1)
+    app = create_app(settings, parser=tiny_parser)
+    async with app_client(app) as client:
+        assert (await post(client, b"GIF89a", "x.gif")).status_code == 415  # banned now
+        for headers in ({"authorization": f"Bearer {KEY}"}, {"x-api-key": KEY}):
+            response = await post(client, headers=headers)
+            assert response.status_code == 403, response.text
+            assert response.json()["error"] == "banned"
+            assert int(response.headers["retry-after"]) >= 1
+
+
+@pytest.mark.anyio
+async def test_refusals_of_a_banned_client_are_thinned_security_events(tiny_parser, caplog):
+    clock = FakeClock()
+    settings = tiny_settings(api_keys=DIGEST, rate_limit="100/minute", ban_after=1)
+    app = create_app(settings, parser=tiny_parser)
+    async with app_client(app) as client:
+        guard = app_state(app).services.guard
+        guard.refusal_lines = Throttle(burst=2, window=60, clock=clock)
+        assert (await post(client, b"GIF89a", "x.gif")).status_code == 415  # banned now
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="m2fp.audit"):
+            for headers in ({}, {"x-api-key": KEY}, {"x-api-key": "wrong"}, {}, {}, {}):
+                assert (await post(client, headers=headers)).status_code == 403
+            clock.now += 61
+            assert (await post(client)).status_code == 403
+        events = [r.fields for r in caplog.records if r.fields.get("event") == "security_event"]
+    assert [(e["kind"], e["reason"], e.get("suppressed")) for e in events] == [
+        ("banned", "banned", None),  # anonymous: the address's bucket
+        ("banned", "banned", None),  # the valid key: its own bucket, refused by the address ban
+        ("banned", "banned", None),  # a wrong key: refused as the address
+        # the address's next three refusals are dropped, then the window ends
+        ("banned", "banned", 3),
+    ]
+    assert events[1]["key_id"] == DIGEST[:12]
+    assert all(1 <= e["retry_after"] <= 3600 for e in events)
+    assert all(e["client"] != "127.0.0.1" for e in events)
 
 
 @pytest.mark.anyio
