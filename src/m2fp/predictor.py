@@ -22,6 +22,8 @@ wait for the GPU, and only ~15 MB of mask logits per photo cross to the host.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,11 +41,11 @@ from m2fp.compute.device import (
     release_device_memory,
     resolve_device,
 )
-from m2fp.compute.options import ACCURACY, Engine, Precision, check_compute
+from m2fp.compute.options import ACCURACY, CAVEAT, Engine, Precision, check_compute
 from m2fp.compute.parser_options import ParserOptions
-from m2fp.compute.precision import compute
+from m2fp.compute.precision import compute, resolve_precision
 from m2fp.compute.threads import apply_torch_threads, plan_threads
-from m2fp.engines.openvino_package import OpenVINOPackage
+from m2fp.engines.openvino_package import OpenVINOPackage, package_precision
 from m2fp.engines.selection import NetworkEngine, build_engine
 from m2fp.errors import DeviceMemoryError, ImageError
 from m2fp.imaging.decoder import decode_image, prepare_image
@@ -66,6 +68,15 @@ from m2fp.weights.loader import load_model
 
 ImageInput = str | os.PathLike | bytes | np.ndarray | Image.Image
 DEFAULT_OPTIONS = ParserOptions()
+logger = logging.getLogger(__name__)
+
+
+def _package_precision(options: ParserOptions, device: torch.device) -> Precision | None:
+    """The OpenVINO package ``options`` run from (None: the torch engine needs none)."""
+    if options.engine is not Engine.OPENVINO:
+        return None
+    precision, _ = resolve_precision(options.precision, options.engine, device)
+    return Precision(package_precision(precision))
 
 
 @dataclass(frozen=True)
@@ -130,9 +141,20 @@ class HumanParser:
     ) -> None:
         if len(class_names) != model.num_classes:
             raise ValueError("class_names does not match the network's classes")
-        self.options = options
         self.device = resolve_device(options.device, options.engine)
         check_compute(str(self.device), options.engine, options.precision)
+        # "fast" becomes a precision here, once; options keep what was computed with
+        self.requested_precision = options.precision
+        precision, why = resolve_precision(options.precision, options.engine, self.device)
+        if why is not None:
+            logger.info(
+                "precision fast: %s on this machine (%s); %s",
+                precision.value,
+                why,
+                CAVEAT[precision],
+            )
+        options = dataclasses.replace(options, precision=precision)
+        self.options = options
         # threads that fit the container (cgroup quota, affinity) unless options.threads
         self.threads = plan_threads(options.threads)
         apply_torch_threads(self.threads)
@@ -176,7 +198,7 @@ class HumanParser:
             expected_sha256=expected_sha256,
             # the weights are copied from the file's buffer straight to the device
             device=resolve_device(options.device, options.engine),
-            openvino=options.precision if options.engine is Engine.OPENVINO else None,
+            openvino=_package_precision(options, resolve_device(options.device, options.engine)),
         )
         return cls.from_config(
             loaded.model,
@@ -214,11 +236,16 @@ class HumanParser:
         engine, precision, whether that is exact or an approximation, batch size, threads
         (and what decided them)."""
         precision = self.options.precision
+        requested = {}
+        if self.requested_precision is not precision:
+            requested["requested_precision"] = self.requested_precision.value
         return {
             **describe_device(self.device),
             "engine": self.options.engine.value,
             "precision": precision.value,
+            **requested,
             "accuracy": ACCURACY[precision],
+            **({"caveat": CAVEAT[precision]} if CAVEAT[precision] else {}),
             "batch_size": self.batch_size,
             **self.threads.describe(),
         }

@@ -57,7 +57,13 @@ def test_combinations_that_run(device, engine, precision):
     [
         ("cuda", "openvino", "fp32", "openvino runs on the CPU", ("engine", "device")),
         ("mps", "openvino", "int8", "openvino runs on the CPU", ("engine", "device")),
-        ("cpu", "openvino", "bf16", "fp32 \\(exact\\) or int8", ("engine", "precision")),
+        (
+            "cpu",
+            "openvino",
+            "fp16",
+            "fp32 \\(exact\\), bf16, int8 or fast",
+            ("engine", "precision"),
+        ),
         ("cpu", "torch", "int8", "engine openvino only", ("precision", "engine")),
         ("cuda", "torch", "int8", "engine openvino only", ("precision", "engine")),
         ("cpu", "torch", "tf32", "needs a CUDA device", ("precision", "device")),
@@ -81,6 +87,7 @@ def test_only_fp32_is_exact():
         Precision.FP16: "approximation",
         Precision.BF16: "approximation",
         Precision.INT8: "approximation",
+        Precision.FAST: "approximation",
     }
     assert Engine("openvino") is Engine.OPENVINO
 

@@ -24,7 +24,9 @@ class Precision(str, enum.Enum):
 
     ``fp32``: exact (TF32 off on CUDA). ``tf32``: fp32 with TF32 tensor-core matmuls and
     convolutions (CUDA). ``fp16``/``bf16``: autocast (CUDA; bf16 also on CPUs with native
-    bf16). ``int8``: the OpenVINO engine with an int8 backbone (CPU).
+    bf16); on the OpenVINO engine ``bf16`` computes the backbone in bf16 and the head in f32.
+    ``int8``: the OpenVINO engine with an int8 backbone (CPU). ``fast``: the fastest of these
+    approximations this machine has, decided once at start-up (``m2fp.compute.fast``).
     """
 
     FP32 = "fp32"
@@ -32,6 +34,7 @@ class Precision(str, enum.Enum):
     FP16 = "fp16"
     BF16 = "bf16"
     INT8 = "int8"
+    FAST = "fast"
 
     @property
     def exact(self) -> bool:
@@ -53,8 +56,25 @@ _DEVICE = re.compile(r"(auto|cpu|cuda|mps)(?::(\d{1,3}))?")
 ACCURACY = {precision: "exact" if precision.exact else "approximation" for precision in Precision}
 PRECISION_HELP = (
     "fp32: exact (default); tf32, fp16, bf16: approximations on CUDA (bf16 also on CPUs with "
-    "native bf16); int8: an approximation, needs --engine openvino"
+    "native bf16, either engine); int8: an approximation, needs --engine openvino; fast: the "
+    "fastest approximation this machine has (bf16 or int8), decided at start-up"
 )
+# what each approximation costs, wherever it is reported (/readyz, m2fp model info, the log);
+# the figures are BENCHMARKS.md's
+CAVEAT = {
+    Precision.FP32: None,
+    Precision.TF32: "tf32: matmuls with a 10-bit mantissa; not measured on the CPU",
+    Precision.FP16: "fp16 autocast: label maps may differ from fp32 in a few pixels",
+    Precision.BF16: (
+        "bf16: label maps agree with fp32 on 99.5% of pixels or more, scores and person "
+        "counts may differ slightly (BENCHMARKS.md)"
+    ),
+    Precision.INT8: (
+        "int8 backbone: about 2-3% feature error; label maps differ from fp32 in more "
+        "pixels than bf16 (BENCHMARKS.md)"
+    ),
+    Precision.FAST: "fast: an approximation, see the precision it chose",
+}
 ENGINE_HELP = (
     "torch: PyTorch on any device (default); openvino: OpenVINO on the CPU, exact in fp32, "
     "faster (needs m2fp[openvino]; convert once with 'm2fp model export --format openvino')"
@@ -103,10 +123,10 @@ def check_compute(device: str, engine: Engine | str, precision: Precision | str)
     Raises:
         ComputeChoiceError: an unknown value, or:
             - the OpenVINO engine on another device than the CPU;
-            - the OpenVINO engine with another precision than fp32 or int8;
+            - the OpenVINO engine with another precision than fp32, bf16, int8 or fast;
             - int8 on the torch engine;
             - tf32 or fp16 on the CPU or MPS;
-            - bf16 on MPS.
+            - bf16 or fast on MPS.
     """
     kind = device_kind(device)
     try:
@@ -126,9 +146,10 @@ def check_compute(device: str, engine: Engine | str, precision: Precision | str)
                 "engine",
                 "device",
             )
-        if precision not in (Precision.FP32, Precision.INT8):
+        if precision not in (Precision.FP32, Precision.BF16, Precision.INT8, Precision.FAST):
             raise ComputeChoiceError(
-                f"engine openvino computes in fp32 (exact) or int8, not {precision.value}",
+                f"engine openvino computes in fp32 (exact), bf16, int8 or fast, not "
+                f"{precision.value}",
                 "engine",
                 "precision",
             )
@@ -143,5 +164,7 @@ def check_compute(device: str, engine: Engine | str, precision: Precision | str)
         raise ComputeChoiceError(
             f"precision {precision.value} needs a CUDA device, not {kind}", "precision", "device"
         )
-    if precision is Precision.BF16 and kind == "mps":
-        raise ComputeChoiceError("precision bf16 is not supported on mps", "precision", "device")
+    if precision in (Precision.BF16, Precision.FAST) and kind == "mps":
+        raise ComputeChoiceError(
+            f"precision {precision.value} is not supported on mps", "precision", "device"
+        )

@@ -21,11 +21,20 @@ from collections.abc import Iterator
 
 import torch
 
-from m2fp.compute.options import Precision
+from m2fp.compute.cpu_features import cpu_flags
+from m2fp.compute.fast import choose_fast
+from m2fp.compute.options import Engine, Precision
 from m2fp.errors import PrecisionUnsupportedError
 from m2fp.modeling.m2fp import M2FP
 
-__all__ = ["Precision", "compute", "cuda_native_bf16", "native_bf16", "prepare_model"]
+__all__ = [
+    "Precision",
+    "compute",
+    "cuda_native_bf16",
+    "native_bf16",
+    "prepare_model",
+    "resolve_precision",
+]
 
 AUTOCAST = {Precision.FP16: torch.float16, Precision.BF16: torch.bfloat16}
 TF32_CAPABILITY = (8, 0)  # Ampere: the first GPUs with TF32 tensor cores
@@ -160,3 +169,23 @@ def compute(precision: Precision, device: torch.device | None = None) -> Iterato
         if precision in AUTOCAST:
             stack.enter_context(torch.autocast(device.type, dtype=AUTOCAST[precision]))
         yield
+
+
+def resolve_precision(
+    precision: Precision, engine: Engine, device: torch.device
+) -> tuple[Precision, str | None]:
+    """``precision`` itself, or for ``fast`` what it means on ``device`` with this CPU
+    (``m2fp.compute.fast``) and why.
+
+    Raises:
+        PrecisionUnsupportedError: ``fast`` on a machine without the units it needs.
+    """
+    if precision is not Precision.FAST:
+        return precision, None
+    choice = choose_fast(
+        engine=Engine(engine),
+        device_kind=device.type,
+        flags=cpu_flags(),
+        cuda_bf16=lambda: cuda_native_bf16(device),
+    )
+    return choice.precision, choice.reason

@@ -7,6 +7,14 @@ cores, once per shape); the most recently used ``max_shapes`` are kept, each hol
 repacked weights (about 390 MB of RSS per shape for R101, measured by bench_engines.py).
 Inference precision is pinned to f32: on CPUs with bf16 the plugin would otherwise silently
 compute the fp32 graph in bf16.
+
+``bf16`` runs the fp32 package with the backbone compiled for bf16 (its convolutions on
+AVX512-BF16 / AMX) and the head in f32. The head stays f32 because the deformable sampler's
+index and bilinear-weight arithmetic must stay exact: compiled in bf16, row indices beyond 256
+round (``EmbeddingBagOffsetsSum ... invalid embedding bag index``) and sampling positions lose
+their fraction. OpenVINO's precision markings do not survive the CPU plugin's own graph
+rewrites there (``DisablePrecisionConversion`` on every head node, OpenVINO 2026.4: the same
+failure), so the head as a whole is the f32 subgraph.
 """
 
 from __future__ import annotations
@@ -17,11 +25,32 @@ import threading
 import numpy as np
 import torch
 
+from m2fp.compute.cpu_features import BF16_FLAGS, bf16_units, cpu_flags
 from m2fp.engines.network_input import check_network_input
-from m2fp.engines.openvino_package import OpenVINOPackage, _openvino
+from m2fp.engines.openvino_package import OpenVINOPackage, _openvino, package_precision
+from m2fp.errors import PrecisionUnsupportedError
 
 DEFAULT_MAX_SHAPES = 2  # landscape and portrait 640-side photos; ~390 MB each for R101
 FEATURE_STRIDES = (4, 8, 16, 32)  # res2..res5
+# OpenVINO's inference precision per graph, for each engine precision
+GRAPH_PRECISIONS = {
+    "fp32": {"backbone": "f32", "head": "f32"},
+    "bf16": {"backbone": "bf16", "head": "f32"},
+    "int8": {"backbone": "f32", "head": "f32"},  # the int8 layers are int8 in the graph
+}
+
+
+def check_openvino_bf16(flags: frozenset[str]) -> None:
+    """Refuse OpenVINO bf16 on a CPU without native bf16, where the plugin emulates it.
+
+    Raises:
+        PrecisionUnsupportedError: none of ``BF16_FLAGS`` in ``flags``.
+    """
+    if not bf16_units(flags):
+        raise PrecisionUnsupportedError(
+            f"engine openvino in bf16 needs a CPU with native bf16 ({' or '.join(BF16_FLAGS)}); "
+            "this one has neither: use fp32 or int8"
+        )
 
 
 class OpenVINOEngine:
@@ -31,18 +60,26 @@ class OpenVINOEngine:
 
     Args:
         package: the converted network (backbone and head graphs, fp32 or int8).
+        precision: ``fp32``, ``bf16`` (from an fp32 package: backbone in bf16) or ``int8``
+            (an int8 package); None: the package's.
         max_shapes: compiled input shapes kept in memory (least recently used dropped).
         num_threads: CPU threads per inference (``INFERENCE_NUM_THREADS``); None lets
             OpenVINO use every core.
         pinning: bind OpenVINO's threads to cores (``ENABLE_CPU_PINNING``): only where the
             process owns them (``m2fp.compute.threads.ThreadPlan.pinning``); None: OpenVINO's
             default.
+
+    Raises:
+        ValueError: bad ``max_shapes``/``num_threads``, or ``precision`` not one the package
+            runs at.
+        PrecisionUnsupportedError: bf16 on a CPU without native bf16.
     """
 
     def __init__(
         self,
         *,
         package: OpenVINOPackage,
+        precision: str | None = None,
         max_shapes: int = DEFAULT_MAX_SHAPES,
         num_threads: int | None = None,
         pinning: bool | None = None,
@@ -51,16 +88,25 @@ class OpenVINOEngine:
             raise ValueError("max_shapes must be at least 1")
         if num_threads is not None and num_threads < 1:
             raise ValueError("num_threads must be at least 1")
+        precision = precision or package.precision
+        if package_precision(precision) != package.precision:
+            raise ValueError(f"a {package.precision} package does not run in {precision}")
+        if precision == "bf16":
+            check_openvino_bf16(cpu_flags())
         ov = _openvino()
-        self.precision = package.precision
+        self.precision = precision
         self.max_shapes = max_shapes
         self._core = ov.Core()
         self._models = package.models()
-        self._config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
         if num_threads is not None:
-            self._config["INFERENCE_NUM_THREADS"] = num_threads
+            config["INFERENCE_NUM_THREADS"] = num_threads
         if pinning is not None:
-            self._config["ENABLE_CPU_PINNING"] = pinning
+            config["ENABLE_CPU_PINNING"] = pinning
+        self._configs = {
+            part: {**config, "INFERENCE_PRECISION_HINT": hint}
+            for part, hint in GRAPH_PRECISIONS[precision].items()
+        }
         self._compiled: collections.OrderedDict[tuple[int, int], list] = collections.OrderedDict()
         self._lock = threading.Lock()
 
@@ -87,7 +133,10 @@ class OpenVINOEngine:
                 for port, stride in zip(head.inputs, FEATURE_STRIDES, strict=True)
             }
         )
-        compiled = [self._core.compile_model(g, "CPU", self._config) for g in (backbone, head)]
+        compiled = [
+            self._core.compile_model(graph, "CPU", self._configs[part])
+            for part, graph in (("backbone", backbone), ("head", head))
+        ]
         with self._lock:
             self._compiled[key] = compiled
             self._compiled.move_to_end(key)

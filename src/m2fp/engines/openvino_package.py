@@ -38,6 +38,23 @@ PRECISIONS = ("fp32", "int8")
 PARTS = ("backbone", "head")
 
 
+# the package each OpenVINO precision runs from: bf16 compiles the fp32 graphs (its backbone
+# for bf16, m2fp.engines.openvino_engine), so it needs no package of its own
+RUNS_FROM = {"fp32": "fp32", "bf16": "fp32", "int8": "int8"}
+
+
+def package_precision(precision: str) -> str:
+    """The package precision (``fp32``/``int8``) that ``precision`` runs from.
+
+    Raises:
+        ValueError: not a precision of the OpenVINO engine.
+    """
+    value = getattr(precision, "value", precision)
+    if value not in RUNS_FROM:
+        raise ValueError(f"the OpenVINO engine does not run in {value}")
+    return RUNS_FROM[value]
+
+
 OPENVINO_MISSING = "the OpenVINO engine needs the optional package: pip install 'm2fp[openvino]'"
 
 

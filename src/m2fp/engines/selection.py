@@ -24,7 +24,7 @@ from m2fp.compute.options import Engine, Precision
 from m2fp.compute.parser_options import ParserOptions
 from m2fp.compute.threads import ThreadPlan
 from m2fp.engines.network_input import fits_exported
-from m2fp.engines.openvino_package import OpenVINOPackage
+from m2fp.engines.openvino_package import OpenVINOPackage, package_precision
 from m2fp.engines.torch_engine import TorchEngine
 from m2fp.modeling.m2fp import M2FP
 
@@ -46,7 +46,7 @@ class OpenVINOWithFallback:
     engine (CPU, fp32) for the sizes they do not cover.
 
     Args:
-        openvino: the OpenVINO engine (fp32 or int8).
+        openvino: the OpenVINO engine (fp32, bf16 or int8).
         fallback: the PyTorch engine of the same network.
     """
 
@@ -74,7 +74,8 @@ def build_engine(
     weights_sha256: str | None = None,
     single_person_size: tuple[int, int] | None = None,
 ) -> NetworkEngine:
-    """The engine ``options`` ask for, on ``device`` (already resolved and checked).
+    """The engine ``options`` ask for, on ``device`` (already resolved and checked; the
+    precision no longer ``fast``: ``m2fp.compute.precision.resolve_precision``).
 
     Args:
         model: the network (fp32); the PyTorch engine takes it over (``prepare_model``).
@@ -100,9 +101,10 @@ def build_engine(
     fallback = TorchEngine(model=model, precision=Precision.FP32, device=device)
     if package is None:
         package = _convert(model, options, weights_sha256, single_person_size)
-    package.check(options.precision.value, weights_sha256)
+    package.check(package_precision(options.precision), weights_sha256)
     openvino = OpenVINOEngine(
         package=package,
+        precision=options.precision.value,
         num_threads=threads.threads if threads else None,
         pinning=threads.pinning if threads else None,
     )
@@ -117,16 +119,17 @@ def _convert(
 ) -> OpenVINOPackage:
     from m2fp.engines.openvino_convert import convert_package
 
+    precision = Precision(package_precision(options.precision))
     logger.warning(
         "no OpenVINO %s package for these weights: converting now (minutes for R101); "
         "'m2fp model export --format openvino --precision %s' does it once",
-        options.precision.value,
-        options.precision.value,
+        precision.value,
+        precision.value,
     )
     started = time.perf_counter()
     package = convert_package(
         model,
-        options.precision,
+        precision,
         weights_sha256=weights_sha256,
         min_size=options.min_size,
         max_size=options.max_size,

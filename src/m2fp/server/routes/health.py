@@ -10,7 +10,16 @@ from m2fp.server.errors import NO_STORE
 
 router = APIRouter()
 # what /readyz tells about the model's compute; not the GPU's model or memory
-PUBLIC = ("device", "engine", "precision", "accuracy", "threads", "threads_source")
+PUBLIC = (
+    "device",
+    "engine",
+    "precision",
+    "requested_precision",
+    "accuracy",
+    "caveat",
+    "threads",
+    "threads_source",
+)
 
 
 @router.get("/healthz")
