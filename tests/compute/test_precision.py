@@ -16,6 +16,8 @@ from m2fp.compute.parser_options import ParserOptions
 from m2fp.compute.precision import (
     Precision,
     _cuda_fp32_math,
+    _restore_tf32_state,
+    _tf32_state,
     check_precision,
     compute,
     native_bf16,
@@ -187,11 +189,14 @@ def test_cuda_forward_context_restores_a_users_own_new_api_setting():
     if not hasattr(matmul, "fp32_precision"):
         pytest.skip("this torch has only the legacy TF32 switches")
     conv = torch.backends.cudnn.conv
-    saved = (matmul.fp32_precision, conv.fp32_precision)
+    # the whole state, legacy booleans included: putting back only the two new values leaves
+    # a state whose legacy readers raise "mix of the legacy and new APIs" in later tests
+    saved = _tf32_state()
     try:
         matmul.fp32_precision, conv.fp32_precision = "tf32", "ieee"
         with compute(Precision.FP32, torch.device("cuda")):
             assert read_every_tf32_switch()["matmul.allow_tf32"] is False
         assert (matmul.fp32_precision, conv.fp32_precision) == ("tf32", "ieee")
     finally:
-        matmul.fp32_precision, conv.fp32_precision = saved
+        _restore_tf32_state(saved)
+    read_every_tf32_switch()  # raises if the state left behind is mixed
