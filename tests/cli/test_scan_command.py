@@ -51,3 +51,32 @@ def test_unknown_check_and_bad_url_are_usage_errors(capsys):
     assert run(["scan", "ftp://m2fp.invalid"]) == 2
     assert run(["scan", "https://m2fp.invalid", "--checks", "nope"]) == 2
     assert "unknown check" in capsys.readouterr().err
+
+
+def test_webhook_from_its_mounted_file(tiny_parser, capsys, monkeypatch, tmp_path):
+    """The scan CronJob mounts the webhook as a file (M2FP_ALERT_WEBHOOK_FILE)."""
+    path = tmp_path / "alert-webhook"
+    weak_app = app(tiny_parser)
+    with (
+        weak_servers.weakened_server(weak_app, weak_servers.open_cors) as url,
+        WebhookReceiver() as hook,
+    ):
+        path.write_text(hook.url + "\n")
+        monkeypatch.setenv("M2FP_ALERT_WEBHOOK_FILE", str(path))
+        assert run(["scan", url, "--checks", "cors"]) == 1
+        assert len(hook.posts) == 1
+        path.write_text("\n")  # empty: no webhook, as the secret template's default
+        assert run(["scan", url, "--checks", "cors"]) == 1
+        assert len(hook.posts) == 1
+
+
+def test_webhook_file_unreadable_or_doubled_is_a_usage_error(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("M2FP_ALERT_WEBHOOK", raising=False)
+    monkeypatch.setenv("M2FP_ALERT_WEBHOOK_FILE", str(tmp_path / "absent"))
+    assert run(["scan", "https://m2fp.invalid"]) == 2
+    assert "M2FP_ALERT_WEBHOOK_FILE" in capsys.readouterr().err
+    (tmp_path / "absent").write_text("https://hooks.example/t0k3n")
+    monkeypatch.setenv("M2FP_ALERT_WEBHOOK", "https://hooks.example/other")
+    assert run(["scan", "https://m2fp.invalid"]) == 2
+    err = capsys.readouterr().err
+    assert "set only one of" in err and "t0k3n" not in err

@@ -6,6 +6,7 @@ Secret template and a Redis without persistence."""
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import kubernetes_validate
@@ -52,7 +53,7 @@ def test_manifests_match_the_kubernetes_api_schemas(version: str) -> None:
             pytest.fail(f"{name}, {doc['kind']} {doc['metadata']['name']}: {error.message}")
         checked.add(doc["kind"])
     kinds = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "CronJob"}
-    assert checked == kinds | {"NetworkPolicy", "Ingress", "Secret"}
+    assert checked == kinds | {"NetworkPolicy", "Ingress", "Secret", "Namespace"}
 
 
 def test_schema_check_refuses_an_unknown_field(manifests: dict) -> None:
@@ -109,17 +110,67 @@ def test_app_probes(manifests: dict) -> None:
     assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
 
 
-def test_app_settings_come_from_the_secret_and_trust_no_wildcard(manifests: dict) -> None:
-    (container,) = manifests[("Deployment", "m2fp")]["spec"]["template"]["spec"]["containers"]
-    env = {e["name"]: e for e in container["env"]}
+def _pods(manifests: dict) -> dict[str, dict]:
+    pods = {}
+    for (kind, name), doc in manifests.items():
+        if kind == "Deployment":
+            pods[name] = doc["spec"]["template"]["spec"]
+        elif kind == "CronJob":
+            pods[name] = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return pods
+
+
+def _secret_file(pod: dict, container: dict, path: str) -> tuple[str, dict]:
+    """The Secret key mounted at ``path`` in ``container``, and its volume's secret source."""
+    directory, name = path.rsplit("/", 1)
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
+    assert mount["readOnly"] is True
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    source = volume["secret"]
+    (item,) = [i for i in source["items"] if i["path"] == name]
+    # kubelet's file is root:fsGroup: group-readable for the pod's user, nothing for others
+    assert source["defaultMode"] == 0o440
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+    return item["key"], source
+
+
+def test_no_secret_reaches_a_pod_as_an_environment_variable(manifests: dict) -> None:
+    """Environment variables leak into crash reports, /proc/PID/environ and child processes
+    (checkov CKV_K8S_35): every secret is a mounted file."""
+    pods = _pods(manifests)
+    assert set(pods) == {"m2fp", "m2fp-redis", "m2fp-scan"}
+    for name, pod in pods.items():
+        for container in pod["containers"] + pod.get("initContainers", []):
+            for env in container.get("env", []):
+                assert "secretKeyRef" not in env.get("valueFrom", {}), (name, env["name"])
+            assert "envFrom" not in container, name
+
+
+def test_app_settings_come_from_secret_files_and_trust_no_wildcard(manifests: dict) -> None:
+    pod = manifests[("Deployment", "m2fp")]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
     secret = manifests[("Secret", "m2fp-secrets")]
     assert "M2FP_MODEL_KEY" not in env, "a key in the environment shows in /proc/PID/environ"
-    for name in ("REDIS_PASSWORD", "M2FP_LOG_SALT"):
-        ref = env[name]["valueFrom"]["secretKeyRef"]
-        assert ref["name"] == "m2fp-secrets" and ref["key"] in secret["stringData"]
-    assert env["M2FP_STORAGE_URI"]["value"].startswith("redis://:$(REDIS_PASSWORD)@m2fp-redis:")
-    proxies = env["M2FP_TRUSTED_PROXIES"]["value"]
+    for variable, key in (
+        ("M2FP_STORAGE_PASSWORD_FILE", "redis-password"),
+        ("M2FP_LOG_SALT_FILE", "log-salt"),
+    ):
+        mounted, source = _secret_file(pod, container, env[variable])
+        assert (mounted, source["secretName"]) == (key, "m2fp-secrets")
+        assert key in secret["stringData"]
+    # the address only: the password comes from its file
+    assert env["M2FP_STORAGE_URI"] == "redis://m2fp-redis:6379/0"
+    proxies = env["M2FP_TRUSTED_PROXIES"]
     assert "*" not in proxies and not proxies.endswith("/0")
+
+
+def test_scan_webhook_is_a_mounted_file(manifests: dict) -> None:
+    pod = _pods(manifests)["m2fp-scan"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    key, source = _secret_file(pod, container, env["M2FP_ALERT_WEBHOOK_FILE"])
+    assert (key, source["secretName"]) == ("alert-webhook", "m2fp-secrets")
 
 
 def test_model_key_reaches_the_server_as_a_private_file_in_ram(manifests: dict) -> None:
@@ -143,7 +194,7 @@ def test_model_key_reaches_the_server_as_a_private_file_in_ram(manifests: dict) 
 
 def test_secret_is_a_template_without_a_real_key(manifests: dict) -> None:
     secret = manifests[("Secret", "m2fp-secrets")]
-    assert all(value.startswith("REPLACE_") for value in secret["stringData"].values())
+    assert all(value.startswith("REPLACE ") for value in secret["stringData"].values())
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     assert "secret.example.yaml" not in kustomization["resources"]
     expected = {p.name for p in K8S.glob("*.yaml")} - {"secret.example.yaml", "kustomization.yaml"}
@@ -173,10 +224,39 @@ def test_redis_has_no_persistence_and_a_password(manifests: dict) -> None:
     assert "--save ''" in command and "--appendonly no" in command
     assert "requirepass" in command
     assert all("persistentVolumeClaim" not in v for v in pod["volumes"])
-    ref = next(e for e in container["env"] if e["name"] == "REDIS_PASSWORD")
-    assert ref["valueFrom"]["secretKeyRef"]["name"] == "m2fp-secrets"
+    password_file = "/run/secrets/redis/redis-password"
+    assert f'"$(cat {password_file})"' in command
+    key, source = _secret_file(pod, container, password_file)
+    assert (key, source["secretName"]) == ("redis-password", "m2fp-secrets")
     service = manifests[("Service", "m2fp-redis")]
     assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+
+
+def test_redis_runs_as_a_high_uid_and_is_ready_only_when_it_answers(manifests: dict) -> None:
+    pod = manifests[("Deployment", "m2fp-redis")]["spec"]["template"]["spec"]
+    app_uid = manifests[("Deployment", "m2fp")]["spec"]["template"]["spec"]["securityContext"]
+    uid = pod["securityContext"]["runAsUser"]
+    assert uid >= 10000 and uid != app_uid["runAsUser"]  # checkov CKV_K8S_40
+    (container,) = pod["containers"]
+    probe = " ".join(container["readinessProbe"]["exec"]["command"])
+    # an authenticated PING, the password kept off redis-cli's command line
+    assert "REDISCLI_AUTH=" in probe and "ping" in probe and "grep -qx PONG" in probe
+    assert " -a " not in probe
+
+
+def test_namespace_and_image_digests_are_set_once_in_the_kustomization(manifests: dict) -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    assert kustomization["namespace"] == manifests[("Namespace", "m2fp")]["metadata"]["name"]
+    assert all("namespace" not in doc["metadata"] for doc in manifests.values())
+    labels = manifests[("Namespace", "m2fp")]["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    pinned = {image["name"]: image for image in kustomization["images"]}
+    for name, pod in _pods(manifests).items():
+        for container in pod["containers"] + pod.get("initContainers", []):
+            image = pinned[container["image"].split(":")[0]]
+            assert re.fullmatch(r"sha256:[0-9a-f]{64}", image["digest"]), name
+            # with a digest, IfNotPresent runs exactly the pinned bytes
+            assert container.get("imagePullPolicy", "IfNotPresent") == "IfNotPresent", name
 
 
 def test_network_policies_fence_app_and_redis(manifests: dict) -> None:

@@ -28,10 +28,9 @@ def test_cronjob_runs_the_scan_daily_in_a_restricted_pod() -> None:
     (container,) = pod["containers"]
     assert container["command"][:2] == ["m2fp", "scan"]
     assert container["command"][2].startswith("https://")
+    # the webhook as a mounted file (tests/deploy/test_k8s.py checks the mount)
     (webhook,) = container["env"]
-    assert webhook["name"] == "M2FP_ALERT_WEBHOOK"
-    ref = webhook["valueFrom"]["secretKeyRef"]
-    assert ref["name"] == "m2fp-secrets" and ref["optional"] is True
+    assert webhook["name"] == "M2FP_ALERT_WEBHOOK_FILE"
     kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
     assert "scan-cronjob.yaml" in kustomization["resources"]
 

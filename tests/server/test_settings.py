@@ -320,3 +320,82 @@ def test_settings_load_and_refuse_bad_sizes_where_torch_is_absent():
     assert done.returncode == 0, done.stderr
     assert "refused:" in done.stdout
     assert "M2FP_MAX_SIZE" in done.stdout
+
+
+# Secret settings as mounted files (M2FP_*_FILE): read once, then the value's own rule applies.
+
+
+@pytest.mark.parametrize(
+    ("name", "secret", "attribute"),
+    [
+        ("M2FP_LOG_SALT", "a-long-secret-log-salt", "log_salt"),
+        ("M2FP_ALERT_WEBHOOK", "https://hooks.example/T000/very-secret", "alert_webhook"),
+    ],
+)
+def test_secret_settings_come_from_their_file(monkeypatch, tmp_path, name, secret, attribute):
+    path = tmp_path / "secret"
+    path.write_text(secret + "\n")
+    monkeypatch.setenv(f"{name}_FILE", str(path))
+    assert getattr(load_settings(), attribute).get_secret_value() == secret
+    monkeypatch.setenv(name, secret)
+    message = refused_line(monkeypatch, f"{name}_FILE", str(path))
+    assert f"set only one of {name} and {name}_FILE" in message and secret not in message
+
+
+def test_a_secret_file_that_cannot_be_read_stops_the_start(monkeypatch, tmp_path):
+    message = refused_line(monkeypatch, "M2FP_LOG_SALT_FILE", str(tmp_path / "absent"))
+    assert "M2FP_LOG_SALT_FILE: the file" in message and "does not exist" in message
+
+
+def test_a_salt_from_a_file_meets_the_salt_rule(monkeypatch, tmp_path):
+    path = tmp_path / "salt"
+    path.write_text("short-salt-1\n")
+    monkeypatch.setenv("M2FP_LOG_SALT_FILE", str(path))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message == "invalid M2FP_LOG_SALT: must be at least 16 characters"
+
+
+def test_an_empty_webhook_file_means_no_webhook(monkeypatch, tmp_path):
+    """The scan CronJob mounts the key whether or not the operator set a webhook."""
+    path = tmp_path / "webhook"
+    path.write_text("\n")
+    monkeypatch.setenv("M2FP_ALERT_WEBHOOK_FILE", str(path))
+    assert load_settings().alert_webhook is None
+
+
+def test_storage_password_file_completes_the_redis_address(monkeypatch, tmp_path):
+    path = tmp_path / "redis-password"
+    path.write_text("p@ss/word:with%odd\n")
+    monkeypatch.setenv("M2FP_STORAGE_URI", "redis://m2fp-redis:6379/0")
+    monkeypatch.setenv("M2FP_STORAGE_PASSWORD_FILE", str(path))
+    uri = load_settings().storage_uri.get_secret_value()
+    assert uri == "redis://:p%40ss%2Fword%3Awith%25odd@m2fp-redis:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("uri", "reason"),
+    [
+        (None, "memory:// takes no password"),
+        ("redis://:inline-pass@m2fp-redis:6379/0", "already holds credentials"),
+        ("redis://user@m2fp-redis:6379/0", "already holds credentials"),
+    ],
+)
+def test_storage_password_file_refuses_an_address_it_cannot_complete(
+    monkeypatch, tmp_path, uri, reason
+):
+    path = tmp_path / "redis-password"
+    path.write_text("file-password-123\n")
+    if uri:
+        monkeypatch.setenv("M2FP_STORAGE_URI", uri)
+    message = refused_line(monkeypatch, "M2FP_STORAGE_PASSWORD_FILE", str(path))
+    assert reason in message
+    assert "file-password-123" not in message and "inline-pass" not in message
+
+
+def test_an_empty_storage_password_file_is_refused(monkeypatch, tmp_path):
+    path = tmp_path / "redis-password"
+    path.write_text("")
+    monkeypatch.setenv("M2FP_STORAGE_URI", "redis://m2fp-redis:6379/0")
+    assert "password is empty" in refused_line(monkeypatch, "M2FP_STORAGE_PASSWORD_FILE", str(path))

@@ -186,7 +186,8 @@ def _add_scan(commands: argparse._SubParsersAction) -> None:
     scan.add_argument("--ca-file", help="CA bundle for the deployment's certificate")
     scan.add_argument(
         "--alert-webhook",
-        help="https URL receiving a Slack-style summary of failures (default: $M2FP_ALERT_WEBHOOK)",
+        help="https URL receiving a Slack-style summary of failures (default: $M2FP_ALERT_WEBHOOK, "
+        "or the file $M2FP_ALERT_WEBHOOK_FILE names)",
     )
     scan.add_argument(
         "--api-key-file",

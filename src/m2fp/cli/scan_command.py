@@ -17,9 +17,12 @@ from m2fp.cli.terminal_text import escape_controls
 from m2fp.scan.runner import default_checks, run_scan
 from m2fp.scan.target import target_for
 from m2fp.server.ops.alerts import AlertWebhook
+from m2fp.server.secret_file import SecretFileError, read_secret_file
 from m2fp.url_policy import check_https_url
 
 WEBHOOK_ENV = "M2FP_ALERT_WEBHOOK"
+# the webhook as a mounted file (the scan CronJob's); an empty file means no webhook
+WEBHOOK_FILE_ENV = "M2FP_ALERT_WEBHOOK_FILE"
 API_KEY_ENV = "M2FP_SCAN_API_KEY"
 
 
@@ -40,8 +43,20 @@ def _api_key(path: str | None) -> str | None:
     return os.environ.get(API_KEY_ENV) or None
 
 
+def _webhook_from_environment() -> str | None:
+    url, path = os.environ.get(WEBHOOK_ENV), os.environ.get(WEBHOOK_FILE_ENV)
+    if not path:
+        return url or None
+    if url:
+        raise CLIError(f"set only one of {WEBHOOK_ENV} and {WEBHOOK_FILE_ENV}", EXIT_USAGE)
+    try:
+        return read_secret_file(Path(path)) or None
+    except SecretFileError as exc:
+        raise CLIError(f"invalid {WEBHOOK_FILE_ENV}: {exc}", EXIT_USAGE) from None
+
+
 def _webhook(url: str | None) -> AlertWebhook | None:
-    url = url or os.environ.get(WEBHOOK_ENV) or None
+    url = url or _webhook_from_environment()
     if url is None:
         return None
     try:

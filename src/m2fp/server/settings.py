@@ -1,8 +1,11 @@
 """Every knob of the service in one pydantic-settings class that refuses unsafe values.
 
-All fields come from ``M2FP_*`` environment variables. Unsafe or nonsensical combinations
-(CORS ``*``, trusting every proxy, a rate limit ``limits`` cannot parse, a plaintext API key...)
-fail at start-up with one line naming the variable, never echoing its value (it may be secret).
+All fields come from ``M2FP_*`` environment variables; the secret ones (log salt, alert webhook,
+the storage's password) also from a mounted file named by ``M2FP_<NAME>_FILE``, read once here
+(``secret_file``) so that the value never sits in the environment. Unsafe or nonsensical
+combinations (CORS ``*``, trusting every proxy, a rate limit ``limits`` cannot parse, a plaintext
+API key...) fail at start-up with one line naming the variable, never echoing its value (it
+may be secret).
 
 Each rule lives with the component that uses the value (``check_*`` in ``abuse/``, ``parse/``,
 ``ops/``, ``middleware/`` and the library); the validators here only call them, and
@@ -53,7 +56,7 @@ from m2fp.server.abuse.client_identity import (
     check_api_key_policy,
     check_trusted_proxies,
 )
-from m2fp.server.abuse.limit_storage import check_storage_uri
+from m2fp.server.abuse.limit_storage import check_storage_uri, with_password
 from m2fp.server.abuse.rate_limit import parse_rate_limit
 from m2fp.server.http_protocol import check_header_timeout, check_max_connections
 from m2fp.server.middleware.cors import check_origins
@@ -61,6 +64,7 @@ from m2fp.server.ops.audit_log import check_log_salt
 from m2fp.server.ops.memory_watchdog import check_alert_percent
 from m2fp.server.parse.queue import check_max_concurrency, check_max_queue, check_timeout
 from m2fp.server.parse.upload_reader import check_upload_timeout
+from m2fp.server.secret_file import SecretFileError, read_secret_file
 from m2fp.url_policy import check_https_url
 from m2fp.weights.sha256_pin import sha256_pin
 
@@ -89,6 +93,21 @@ def _size_rule(check):
 
 class SettingsError(ValueError):
     """A setting is missing, malformed or unsafe; ``str()`` is one line for the operator."""
+
+
+# Secret settings that may come as a file instead of a value: the value's field name.
+SECRET_FILE_SETTINGS = ("log_salt", "alert_webhook")
+
+
+def _secret_from_file(data: dict, name: str) -> str | None:
+    """The content of the file ``M2FP_<NAME>_FILE`` names, or None if it is unset."""
+    path = data.get(f"{name}_file")
+    if not path:
+        return None
+    try:
+        return read_secret_file(Path(path))
+    except SecretFileError as exc:
+        raise ValueError(f"M2FP_{name.upper()}_FILE: {exc}") from None
 
 
 def _split(value: object) -> object:
@@ -127,6 +146,8 @@ class Settings(BaseSettings):
     ban_after: Annotated[int, AfterValidator(check_ban_after)] = 3
     ban_seconds: Annotated[int, AfterValidator(check_ban_seconds)] = 3600
     storage_uri: SecretStr = SecretStr("memory://")
+    # the password of the Redis at storage_uri, kept out of the URI's variable
+    storage_password_file: Path | None = None
     api_keys: CommaList = ()
     api_key_rate_limit: str = "60/minute"
     api_keys_required: bool = False
@@ -138,6 +159,7 @@ class Settings(BaseSettings):
     request_timeout: Annotated[float, AfterValidator(check_timeout)] = 60.0
     memory_alert_percent: Annotated[float, AfterValidator(check_alert_percent)] = 90.0
     alert_webhook: SecretStr | None = None
+    alert_webhook_file: Path | None = None
     # HTTP
     header_timeout: Annotated[float, AfterValidator(check_header_timeout)] = 10.0
     # None: 1000, or as many as the open-file limit holds (m2fp.server.serving)
@@ -148,6 +170,32 @@ class Settings(BaseSettings):
     # audit logs
     client_id_mode: Literal["hash", "truncate"] = "hash"
     log_salt: SecretStr | None = None
+    log_salt_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, data: object) -> object:
+        """Each ``M2FP_*_FILE`` read once, its content then checked as the value would be."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name in SECRET_FILE_SETTINGS:
+            secret = _secret_from_file(data, name)
+            if secret is not None:
+                if data.get(name):
+                    raise ValueError(
+                        f"set only one of M2FP_{name.upper()} and M2FP_{name.upper()}_FILE"
+                    )
+                data[name] = secret
+        password = _secret_from_file(data, "storage_password")
+        if password is not None:
+            uri = data.get("storage_uri") or "memory://"
+            uri = uri.get_secret_value() if isinstance(uri, SecretStr) else str(uri)
+            try:
+                data["storage_uri"] = with_password(uri, password)
+            except ValueError as exc:
+                raise ValueError(f"M2FP_STORAGE_PASSWORD_FILE: {exc}") from None
+        return data
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

@@ -8,7 +8,12 @@ import pytest
 
 from m2fp.server.abuse.bans import Banned, RedisBanList, open_ban_list
 from m2fp.server.abuse.client_identity import ClientIdentity
-from m2fp.server.abuse.limit_storage import StorageUnavailable, close_storage, open_storage
+from m2fp.server.abuse.limit_storage import (
+    StorageUnavailable,
+    close_storage,
+    open_storage,
+    with_password,
+)
 from m2fp.server.abuse.rate_limit import RateLimited, RateLimiter, parse_rate_limit
 
 ALICE = ClientIdentity(bucket="ip:203.0.113.7", address="203.0.113.7")
@@ -138,3 +143,20 @@ def test_redis_down_at_start_up_only_fails_requests(redis_server):
         rate.hit(ALICE)
     finally:
         close_storage(storage)
+
+
+def test_password_from_its_file_logs_in_to_a_redis_that_requires_one(redis_server):
+    """``with_password`` quotes the password so that Redis gets it back byte for byte."""
+    password = "p@ss/word:with%odd"
+    admin = redis_server.client()
+    admin.config_set("requirepass", password)
+    storage = open_storage(with_password(redis_server.uri, password))
+    refused = open_storage(with_password(redis_server.uri, "not-the-password"))
+    try:
+        limiter(storage).hit(ALICE)
+        with pytest.raises(StorageUnavailable):
+            limiter(refused).hit(ALICE)
+    finally:
+        close_storage(storage)
+        close_storage(refused)
+        admin.close()

@@ -9,7 +9,7 @@ when Redis returns.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from limits.storage import MemoryStorage, RedisStorage, Storage, storage_from_string
 from redis.backoff import NoBackoff
@@ -50,6 +50,26 @@ def check_storage_uri(uri: str) -> str:
     if scheme not in SCHEMES:
         raise ValueError(f"must start with one of {', '.join(f'{s}://' for s in SCHEMES)}")
     return uri
+
+
+def with_password(uri: str, password: str) -> str:
+    """``uri`` with ``password`` in it: the password comes from its own file
+    (``M2FP_STORAGE_PASSWORD_FILE``, the same secret Redis reads), the address from
+    ``M2FP_STORAGE_URI``, so neither file nor variable holds both.
+
+    Raises:
+        ValueError: ``uri`` is ``memory://`` (nothing to log in to), already holds a password,
+            or ``password`` is empty; the message repeats neither.
+    """
+    parts = urlsplit(check_storage_uri(uri))
+    if parts.scheme == "memory":
+        raise ValueError("memory:// takes no password: set a redis:// address")
+    if parts.password is not None or "@" in parts.netloc:
+        raise ValueError("the address already holds credentials: give the password once")
+    if not password:
+        raise ValueError("the password is empty")
+    netloc = f":{quote(password, safe='')}@{parts.netloc}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def open_storage(uri: str) -> Storage:
