@@ -21,11 +21,11 @@ MAGIC_NUMBERS = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
 # how the accepted formats are named in file names and media types (the server's uploads)
 EXTENSION_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
-# modes resized as they are when no whole-factor reduction is due; every other mode is
-# converted (and box-reduced) a strip at a time: a palette cannot be averaged, and Pillow would
-# make full-size copies of the rest (RGBA premultiplied into a new image before resizing, CMYK
-# and 16-bit converted whole)
-DIRECT_MODES = {"L", "RGB"}
+# modes resized as they are when no whole-factor reduction is due (a CMYK JPEG is already at
+# libjpeg's scale); every other mode is converted (and box-reduced) a strip at a time: a
+# palette cannot be averaged, and Pillow would make full-size copies of the rest (RGBA is
+# premultiplied into a new image before resizing, 16-bit converted whole)
+DIRECT_MODES = {"L", "RGB", "CMYK", "YCbCr"}
 # modes converted to 8-bit grey (values above 255 clip, as in RGB)
 GREY_MODES = {"1", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
 # rows converted at a time (a multiple of the reduce factor is taken): ~7 MB of RGB at 7071
