@@ -138,11 +138,12 @@ async def test_full_queue_is_503_before_a_byte_of_the_body_is_read(tiny_parser):
         assert (await first).status_code == 200
 
 
-class CountingParser:
+class CountingParser(StandInParser):
     """The tiny parser, counting when the service hands its device memory back; it runs out
     of device memory for the photos in ``too_large`` (sizes)."""
 
     def __init__(self, parser, too_large: tuple[tuple[int, int], ...] = ()) -> None:
+        super().__init__(**standing_in_for(parser))
         self.parser = parser
         self.too_large = too_large
         self.releases = 0
