@@ -28,6 +28,7 @@ WEAKNESSES = {
     "allow_cross_site": (weak_servers.allow_cross_site, {"cross_site_post"}),
     "echo_filename": (weak_servers.echo_filename, ECHOED_UPLOADS),
     "redirect_slashes": (weak_servers.redirect_slashes, {"trailing_slash", "host_header"}),
+    "last_boundary_wins": (weak_servers.last_boundary_wins, {"upload_duplicate_boundary"}),
 }
 
 
