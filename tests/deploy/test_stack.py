@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -23,6 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from m2fp.server.middleware.security_headers import HSTS, SECURITY_HEADERS
 from tests.conftest import GOLDEN
 from tests.deploy.processes import http_ok
 from tests.deploy.stack import (
@@ -119,6 +121,70 @@ def test_no_server_or_app_version_in_headers(stack: Stack) -> None:
         assert len(response.headers.get_list("strict-transport-security")) == 1
         if response.status_code >= 400:
             assert response.json()["error"] == "not_found"
+
+
+def _raw_tls(stack: Stack, data: bytes) -> bytes:
+    """Send ``data`` over TLS to nginx and read its answer's head (nginx closes after it)."""
+    raw = socket.create_connection(("127.0.0.1", stack.https_port), timeout=30)
+    with stack.tls_context().wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+        sock.sendall(data)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def _head_lines(answer: bytes) -> list[str]:
+    return answer.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+
+
+def _assert_headers_once(status: int, head: list[str], where: str, *, tls: bool = True) -> None:
+    """The status, and each security header exactly once (HSTS only over TLS, RFC 6797 7.2)."""
+    assert head[0].split()[1] == str(status), (where, head[0])
+    fields = [line.partition(":") for line in head[1:]]
+    expected = {**SECURITY_HEADERS, "Strict-Transport-Security": HSTS if tls else None}
+    for name, value in expected.items():
+        found = [v.strip() for n, _, v in fields if n.strip().lower() == name.lower()]
+        assert found == ([value] if value else []), (where, name, found)
+
+
+def test_every_answer_carries_the_security_headers_once(stack: Stack) -> None:
+    """nginx's own 400/404/405/413 and 301, and the replicas' answers through nginx: the same
+    security headers, one copy each (pen test 2, item 9)."""
+    big = f"POST {PARSE} HTTP/1.1\r\nHost: a\r\nContent-Type: image/png\r\n"
+    nginx_own = {
+        "400 bad header": (400, b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n"),
+        "404 internal uri": (404, b"GET /_m2fp_error/400 HTTP/1.1\r\nHost: a\r\n\r\n"),
+        "405 TRACE": (405, b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n"),
+        "413 too large": (413, (big + "Content-Length: 20000000\r\n\r\n").encode()),
+    }
+    for where, (status, request) in nginx_own.items():
+        answer = _raw_tls(stack, request)
+        _assert_headers_once(status, _head_lines(answer), where)
+        assert b"application/json" in answer.lower(), where
+    replica = {
+        "200 healthz": (200, b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+        "404 app": (404, b"GET /no/such HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+    }
+    for where, (status, request) in replica.items():
+        _assert_headers_once(status, _head_lines(_raw_tls(stack, request)), where)
+    plain = httpx.get(f"http://127.0.0.1:{stack.http_port}/", timeout=REQUEST_TIMEOUT)
+    head = [f"HTTP/1.1 {plain.status_code}"] + [f"{k}: {v}" for k, v in plain.headers.items()]
+    _assert_headers_once(301, head, "301 on port 80", tls=False)
+
+
+def test_same_origin_post_without_sec_fetch_site_passes_on_another_port(stack: Stack) -> None:
+    """nginx listens on a free port, not 443: a same-origin POST naming that port in its Origin
+    (no Sec-Fetch-Site, as older browsers send) must pass the origin check (item 12)."""
+    origin = f"https://127.0.0.1:{stack.https_port}"
+    with stack.client("127.0.0.31") as client:
+        same = _parse(client, _golden_png(), headers={"Origin": origin})
+        other = _parse(client, _golden_png(), headers={"Origin": "https://evil.example"})
+    assert same.status_code == 200, same.text
+    assert other.status_code == 403 and other.json()["error"] == "forbidden_origin"
 
 
 def test_nginx_limits_a_flood_before_the_replicas(stack: Stack) -> None:

@@ -14,16 +14,21 @@ from tests.server.conftest import tiny_settings
 HTTP_CHECKS = ["security_headers", "cors", "cross_site_post", "error_bodies", "trailing_slash",
                "host_header", "hostile_uploads"]  # fmt: skip
 
+# the probes whose refusal would repeat the file name (the duplicate boundary is refused from
+# the headers, before the name is read)
+ECHOED_UPLOADS = {
+    "upload_wrong_magic", "upload_polyglot", "upload_bomb", "upload_truncated",
+    "upload_scan_bomb", "upload_short_data", "upload_duplicate_disposition",
+}  # fmt: skip
+
 WEAKNESSES = {
     "drop_nosniff": (weak_servers.drop_nosniff, {"security_headers"}),
     "leak_versions": (weak_servers.leak_versions, {"security_headers"}),
     "open_cors": (weak_servers.open_cors, {"cors"}),
     "allow_cross_site": (weak_servers.allow_cross_site, {"cross_site_post"}),
-    "echo_filename": (
-        weak_servers.echo_filename,
-        {"upload_wrong_magic", "upload_polyglot", "upload_bomb", "upload_truncated"},
-    ),
+    "echo_filename": (weak_servers.echo_filename, ECHOED_UPLOADS),
     "redirect_slashes": (weak_servers.redirect_slashes, {"trailing_slash", "host_header"}),
+    "last_boundary_wins": (weak_servers.last_boundary_wins, {"upload_duplicate_boundary"}),
 }
 
 

@@ -73,6 +73,27 @@ def allow_cross_site(app: ASGIApp) -> ASGIApp:
     return wrapped
 
 
+def last_boundary_wins(app: ASGIApp) -> ASGIApp:
+    """Keeps only the last ``boundary=`` of a multipart Content-Type before the app sees it,
+    as a lenient parser would (so a proxy keeping the first sees another upload)."""
+
+    def last_only(value: bytes) -> bytes:
+        boundaries = re.findall(rb";\s*boundary=([^;]*)", value)
+        if len(boundaries) < 2:
+            return value
+        return re.sub(rb";\s*boundary=[^;]*", b"", value) + b"; boundary=" + boundaries[-1]
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = dict(scope)
+            scope["headers"] = [
+                (k, last_only(v) if k == b"content-type" else v) for k, v in scope["headers"]
+            ]
+        await app(scope, receive, send)
+
+    return wrapped
+
+
 def echo_filename(app: ASGIApp) -> ASGIApp:
     """Error answers quote the uploaded file's name (as FastAPI's 422 quotes input)."""
 

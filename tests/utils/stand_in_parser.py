@@ -34,6 +34,7 @@ class StandInParser:
         self.label_set = label_set
         self.task = task
         self.options = ParserOptions(device="cpu")
+        # what HumanParser keeps of the options asked for (describe_compute reports both)
         self.requested_precision = self.options.precision
         self.device = torch.device("cpu")
         self.batch_size = 1

@@ -21,10 +21,15 @@ MAGIC_NUMBERS = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG"}
 # how the accepted formats are named in file names and media types (the server's uploads)
 EXTENSION_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
-# modes Pillow resizes by averaging; the others are converted first
-RESIZABLE_MODES = {"L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"}
-# modes converted to 8-bit grey before shrinking (values above 255 clip, as in RGB)
+# modes resized as they are when no whole-factor reduction is due (a CMYK JPEG is already at
+# libjpeg's scale); every other mode is converted (and box-reduced) a strip at a time: a
+# palette cannot be averaged, and Pillow would make full-size copies of the rest (RGBA is
+# premultiplied into a new image before resizing, 16-bit converted whole)
+DIRECT_MODES = {"L", "RGB", "CMYK", "YCbCr"}
+# modes converted to 8-bit grey (values above 255 clip, as in RGB)
 GREY_MODES = {"1", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"}
+# rows converted at a time (a multiple of the reduce factor is taken): ~7 MB of RGB at 7071
+STRIP_ROWS = 256
 ORIENTATION_TAG = 0x0112
 # EXIF orientation -> the transposition that makes the picture upright (EXIF 2.3, 4.6.4)
 EXIF_TRANSPOSE = {
@@ -113,11 +118,12 @@ def decode_image(
 
 def _upright_rgb(image: Image.Image, *, max_side: int | None, orientation: object) -> Image.Image:
     """``image`` (loaded) shrunk to ``max_side``, then RGB, then upright: each step makes a
-    new image no larger than the one before. Never ``image`` itself, which its file owns."""
+    new image no larger than the one before, and none of them is a full-size converted copy
+    when the picture is shrunk. Never ``image`` itself, which its file owns."""
     picture = image
-    if picture.mode not in RESIZABLE_MODES:
-        # palettes and 1-bit cannot be averaged; 16-bit grey becomes 8-bit as RGB would make it
-        picture = picture.convert("L" if picture.mode in GREY_MODES else "RGB")
+    factor = _reduce_factor(image.size, max_side)
+    if picture.mode not in DIRECT_MODES or factor > 1:
+        picture = _reduced_in_strips(picture, factor)
     picture = _limit_side(picture, max_side)
     if picture.mode != "RGB":
         picture = picture.convert("RGB")
@@ -125,6 +131,35 @@ def _upright_rgb(image: Image.Image, *, max_side: int | None, orientation: objec
     if method is not None:
         picture = picture.transpose(method)
     return picture.copy() if picture is image else picture
+
+
+def _reduce_factor(size: tuple[int, int], max_side: int | None) -> int:
+    """The largest whole factor that keeps the longer side at least ``max_side`` (libjpeg's
+    DCT scaling follows the same rule); 1 without a ``max_side``."""
+    return max(1, max(size) // max_side) if max_side else 1
+
+
+def _reduced_in_strips(image: Image.Image, factor: int) -> Image.Image:
+    """``image`` as 8-bit grey (``GREY_MODES``) or RGB, box-reduced by ``factor``,
+    ``STRIP_ROWS`` rows at a time: the only full-size buffer is the decoded ``image`` (resizing
+    it whole holds a full-height intermediate, converting it whole a full-size copy). The
+    final resize to ``max_side`` is ``_limit_side``'s.
+
+    Args:
+        image: a loaded image, HxW, in any mode Pillow decodes from JPEG or PNG.
+        factor: the box size, 1 for a conversion only.
+
+    Returns:
+        A new L or RGB image of ``ceil(H / factor)`` x ``ceil(W / factor)``.
+    """
+    mode = "L" if image.mode in GREY_MODES | {"L"} else "RGB"
+    width, height = image.size
+    out = Image.new(mode, (math.ceil(width / factor), math.ceil(height / factor)))
+    rows = factor * max(1, STRIP_ROWS // factor)
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(height, top + rows))).convert(mode)
+        out.paste(strip.reduce(factor) if factor > 1 else strip, (0, top // factor))
+    return out
 
 
 def prepare_image(image: Image.Image) -> Image.Image:

@@ -1,7 +1,8 @@
 """The hostile uploads the scan sends, built in memory, and what each must be refused with.
 
 Nothing here is a photo: a flat grey image (the one good upload, which clears the strikes the
-others earn), and files that are not what they claim.
+others earn), files that are not what they claim or cost far more to decode than their size
+(``hostile_images``), and multipart framing that names a parameter or a part header twice.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import zlib
 from dataclasses import dataclass
 
 from PIL import Image
+
+from m2fp.scan.hostile_images import scan_bomb, short_data_jpeg
 
 MIB = 1024 * 1024
 # declared by the oversize probe, which sends its headers only
@@ -47,13 +50,37 @@ def gif_script_polyglot() -> bytes:
 
 @dataclass(frozen=True)
 class HostileUpload:
-    """One probe: a file sent as multipart ``image`` and the refusal it must get."""
+    """One probe: a file sent as multipart ``image`` and the refusal it must get.
+
+    ``framing`` is how the multipart body is built: ``"plain"`` by the HTTP client, or one of
+    ``FRAMINGS`` (``framed_body``), which give a parameter or a part header twice.
+    """
 
     name: str
     filename_suffix: str
     content: bytes
     status: int
     reason: str
+    framing: str = "plain"
+
+
+BOUNDARY = "m2fpscanboundary"
+FRAMINGS = {
+    # the client's parser may take the first boundary, the service's the second
+    "duplicate_boundary": f"multipart/form-data; boundary=decoy; boundary={BOUNDARY}",
+    "duplicate_disposition": f"multipart/form-data; boundary={BOUNDARY}",
+}
+
+
+def framed_body(framing: str, content: bytes, filename: str) -> tuple[str, bytes]:
+    """The ``Content-Type`` and multipart body of ``content`` framed as ``framing`` says (one
+    of ``FRAMINGS``)."""
+    disposition = f'Content-Disposition: form-data; name="image"; filename="{filename}"\r\n'
+    if framing == "duplicate_disposition":
+        disposition += 'Content-Disposition: form-data; name="other"; filename="other.png"\r\n'
+    head = f"--{BOUNDARY}\r\n{disposition}Content-Type: image/png\r\n\r\n".encode()
+    tail = f"\r\n--{BOUNDARY}--\r\n".encode()
+    return FRAMINGS[framing], head + content + tail
 
 
 def hostile_uploads() -> list[HostileUpload]:
@@ -66,4 +93,14 @@ def hostile_uploads() -> list[HostileUpload]:
         ),
         HostileUpload("upload_bomb", ".png", decompression_bomb(), 413, "too_many_pixels"),
         HostileUpload("upload_truncated", ".png", png[: len(png) // 2], 400, "corrupt_image"),
+        # ~180 KB, 1,000 progressive scans over 7000x7000: refused before any decode
+        HostileUpload("upload_scan_bomb", ".jpg", scan_bomb(), 400, "too_many_scans"),
+        # 7000x7000 declared, a 16x16 image's data: refused, not filled with grey
+        HostileUpload("upload_short_data", ".jpg", short_data_jpeg(), 400, "corrupt_image"),
+        HostileUpload(
+            "upload_duplicate_boundary", ".png", png, 400, "bad_request", "duplicate_boundary"
+        ),
+        HostileUpload(
+            "upload_duplicate_disposition", ".png", png, 400, "bad_request", "duplicate_disposition"
+        ),
     ]

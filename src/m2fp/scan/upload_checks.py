@@ -1,5 +1,8 @@
 """The hostile-upload probes: each must be refused with its own 4xx and reason, in the error
-contract, repeating nothing of the request (the file name carries the scan's marker).
+contract, repeating nothing of the request (the file name carries the scan's marker). Two
+more must merely be survived: a flat PNG of 50 megapixels in 150 KB (parsed, or refused in
+the contract, never a 5xx), and a body sent in 1-byte chunks (411 at a replica, which refuses
+chunked bodies; 200 behind a proxy that de-chunks it).
 
 They spend the scanner's quota and earn it strikes, so they are paced like a careful client:
 a good upload after every ``STRIKES_BEFORE_RESET`` refusals clears the strikes before the
@@ -18,7 +21,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from m2fp.scan.corpus import OVERSIZE_BYTES, HostileUpload, good_png, hostile_uploads
+from m2fp.scan.corpus import (
+    OVERSIZE_BYTES,
+    HostileUpload,
+    framed_body,
+    good_png,
+    hostile_uploads,
+)
+from m2fp.scan.hostile_images import flat_png
 from m2fp.scan.http_checks import is_error_contract
 from m2fp.scan.report import CheckResult
 from m2fp.scan.target import Target
@@ -36,12 +46,20 @@ class UploadProbe:
         self.target = target
         self.sleep = sleep
 
-    def post(self, filename: str, content: bytes, client: httpx.Client) -> httpx.Response:
+    def post(
+        self, filename: str, content: bytes, client: httpx.Client, *, framing: str = "plain"
+    ) -> httpx.Response:
         files = {"image": (filename, content, "application/octet-stream")}
+        headers = self.target.key_headers()
+        body = None
+        if framing != "plain":
+            content_type, body = framed_body(framing, content, filename)
+            headers = {**headers, "Content-Type": content_type}
         for _ in range(MAX_RETRIES):
-            answer = client.post(
-                self.target.url(PARSE), files=files, headers=self.target.key_headers()
-            )
+            if body is None:
+                answer = client.post(self.target.url(PARSE), files=files, headers=headers)
+            else:
+                answer = client.post(self.target.url(PARSE), content=body, headers=headers)
             if answer.status_code != 429:
                 return answer
             wait = float(answer.headers.get("retry-after", "5") or 5)
@@ -78,10 +96,13 @@ def check_hostile_uploads(target: Target) -> list[CheckResult]:
         for index, upload in enumerate(hostile_uploads()):
             if index and index % STRIKES_BEFORE_RESET == 0:
                 good.append(_good(probe, client, target))
-            answer = probe.post(f"{target.marker}{upload.filename_suffix}", upload.content, client)
+            filename = f"{target.marker}{upload.filename_suffix}"
+            answer = probe.post(filename, upload.content, client, framing=upload.framing)
             results.append(_judge(upload, answer, target.marker))
         good.append(_good(probe, client, target))
+        results.append(_flat_png_survived("upload_flat_png", probe, client, target))
     results.append(check_oversize(target))
+    results.append(check_chunked_trickle(target))
     # one line for the good uploads: the first that failed, else the first
     results.append(next((r for r in good if not r.passed), good[0]))
     return results
@@ -96,20 +117,76 @@ def _good(probe: UploadProbe, client: httpx.Client, target: Target) -> CheckResu
     return CheckResult("upload_good", True, "a valid PNG is parsed (200)")
 
 
-def check_oversize(target: Target) -> CheckResult:
-    """A body declared larger than any upload is refused 413 from its headers alone."""
-    name = "upload_oversize"
+def _flat_png_survived(
+    name: str, probe: UploadProbe, client: httpx.Client, target: Target
+) -> CheckResult:
+    """A flat 7071x7071 PNG (~150 KB, 150 MB decoded): parsed, or refused in the contract."""
+    try:
+        answer = probe.post(f"{target.marker}.png", flat_png(), client)
+    except httpx.HTTPError as exc:
+        return CheckResult(name, False, f"no answer ({type(exc).__name__})")
+    if answer.status_code == 200:
+        return CheckResult(name, True, "a flat 50-megapixel PNG is parsed (200)")
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    if answer.status_code >= 500 or not is_error_contract(body):
+        return CheckResult(name, False, f"a flat 50-megapixel PNG answered {answer.status_code}")
+    return CheckResult(name, True, f"a flat 50-megapixel PNG is refused ({body['error']})")
+
+
+def _connection(target: Target) -> http.client.HTTPConnection:
     scheme, host, port = target.parts
-    path = urlsplit(target.base).path + PARSE
-    connection: http.client.HTTPConnection
     if scheme == "https":
         verify = target.verify()
         context = verify if isinstance(verify, ssl.SSLContext) else ssl.create_default_context()
-        connection = http.client.HTTPSConnection(
-            host, port, timeout=target.timeout, context=context
-        )
-    else:
-        connection = http.client.HTTPConnection(host, port, timeout=target.timeout)
+        return http.client.HTTPSConnection(host, port, timeout=target.timeout, context=context)
+    return http.client.HTTPConnection(host, port, timeout=target.timeout)
+
+
+def check_chunked_trickle(target: Target) -> CheckResult:
+    """A PNG sent as ``Transfer-Encoding: chunked`` in 1-byte chunks (a few hundred of
+    them: the probe is bounded; the attack's two 2 MB bodies starved a replica's event loop):
+    411 ``length_required`` from a replica, or 200 behind a proxy that de-chunks it."""
+    name = "upload_chunked_trickle"
+    path = urlsplit(target.base).path + PARSE
+    connection = _connection(target)
+    try:
+        connection.putrequest("POST", path)
+        for header, value in target.key_headers().items():
+            connection.putheader(header, value)
+        connection.putheader("Content-Type", "image/png")
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        try:
+            for byte in good_png():
+                connection.send(b"1\r\n" + bytes([byte]) + b"\r\n")
+            connection.send(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before the body: its answer is waiting
+        answer = connection.getresponse()
+        status, text = answer.status, answer.read(1 << 20).decode("utf-8", "replace")
+    except (TimeoutError, OSError, http.client.HTTPException) as exc:
+        return CheckResult(name, False, f"no answer ({type(exc).__name__})")
+    finally:
+        connection.close()
+    if status == 200:
+        return CheckResult(name, True, "a 1-byte-chunked body is de-chunked and parsed (200)")
+    try:
+        reason = json.loads(text).get("error")
+    except (ValueError, AttributeError):
+        reason = "(not JSON)"
+    if (status, reason) != (411, "length_required"):
+        return CheckResult(name, False, f"{status} {reason}, expected 411 length_required or 200")
+    return CheckResult(name, True, "411 length_required for a chunked body")
+
+
+def check_oversize(target: Target) -> CheckResult:
+    """A body declared larger than any upload is refused 413 from its headers alone."""
+    name = "upload_oversize"
+    path = urlsplit(target.base).path + PARSE
+    connection = _connection(target)
     try:
         connection.putrequest("POST", path)
         for header, value in target.key_headers().items():
