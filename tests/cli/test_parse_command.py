@@ -111,7 +111,7 @@ def test_model_dir_without_weights(tmp_path, golden_image_path):
 
 
 def test_model_info(tiny_model_dir, capsys):
-    assert run(["model", "info", str(tiny_model_dir)]) == 0
+    assert run(["model", "info", "--json", str(tiny_model_dir)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["parameters"] == 684590
     assert info["classes"][-1] == "Human" and len(info["classes"]) == 21
