@@ -271,6 +271,9 @@ class HumanParser:
             return decode_image(image, max_pixels=self.options.max_pixels)
         try:
             data = Path(image).read_bytes()
+        except FileNotFoundError:
+            # the caller's own path, in the caller's own process: naming it is no leak
+            raise ImageError("not_found", f"{image}: the file does not exist") from None
         except OSError as exc:
             raise ImageError("unreadable", "the image file could not be read") from exc
         return decode_image(data, max_pixels=self.options.max_pixels)

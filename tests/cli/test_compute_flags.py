@@ -96,7 +96,7 @@ def test_serve_refuses_int8_on_torch(tiny_model_dir, capsys, monkeypatch):
 
 
 def test_model_info_reports_the_choice(tiny_model_dir, capsys):
-    assert run(["model", "info", str(tiny_model_dir), "--device", "cpu"]) == 0
+    assert run(["model", "info", "--json", str(tiny_model_dir), "--device", "cpu"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["openvino_packages"] == {}
     compute = report["compute"]
@@ -139,10 +139,13 @@ def test_threads_must_be_a_sane_count(bad):
 
 
 def test_model_info_reports_the_threads(tiny_model_dir, capsys):
-    assert run(["model", "info", str(tiny_model_dir), "--device", "cpu", "--threads", "1"]) == 0
+    assert (
+        run(["model", "info", "--json", str(tiny_model_dir), "--device", "cpu", "--threads", "1"])
+        == 0
+    )
     compute = json.loads(capsys.readouterr().out)["compute"]
     assert (compute["threads"], compute["threads_source"]) == (1, "requested")
-    assert run(["model", "info", str(tiny_model_dir), "--device", "cpu"]) == 0
+    assert run(["model", "info", "--json", str(tiny_model_dir), "--device", "cpu"]) == 0
     compute = json.loads(capsys.readouterr().out)["compute"]
     assert compute["threads_source"] in ("cgroup quota", "affinity")
     assert 1 <= compute["threads"] <= compute["cpu_affinity"]

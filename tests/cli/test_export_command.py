@@ -41,7 +41,7 @@ def test_export_writes_the_package_beside_the_weights(openvino_model_dir, capsys
     assert (os.stat(path).st_mode & 0o777) == 0o600  # the graphs hold the weights
     package = OpenVINOPackage.from_bytes(path.read_bytes())
     assert package.precision == "fp32"
-    assert run(["model", "info", str(openvino_model_dir)]) == 0
+    assert run(["model", "info", "--json", str(openvino_model_dir)]) == 0
     info = json.loads(capsys.readouterr().out)
     listed = info["openvino_packages"]["fp32"]
     assert listed["where"] == package_file_name("fp32") and listed["matches_weights"] is True
@@ -70,7 +70,7 @@ def test_encrypted_model_carries_the_package_and_loads_from_memory(
     args = ["model", "encrypt", str(openvino_model_dir), "--key-file", str(key_file)]
     assert run([*args, "--out", str(out)]) == 0
     assert "with openvino_fp32" in capsys.readouterr().out
-    info_args = ["model", "info", str(out), "--key-file", str(key_file)]
+    info_args = ["model", "info", "--json", str(out), "--key-file", str(key_file)]
     assert run(info_args) == 0
     listed = json.loads(capsys.readouterr().out)["openvino_packages"]["fp32"]
     assert listed["where"] == "attachment openvino_fp32" and listed["matches_weights"] is True

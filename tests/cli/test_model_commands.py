@@ -64,14 +64,18 @@ def test_encrypt_verify_info_rekey(tmp_path, tiny_model_dir, capsys):
         capsys,
     )
     assert code == 0 and key_id(parse_key(key_file.read_bytes())) in printed
-    code, printed, _ = cli(["model", "verify", str(out), "--key-file", str(key_file)], capsys)
+    code, printed, _ = cli(
+        ["model", "verify", "--json", str(out), "--key-file", str(key_file)], capsys
+    )
     assert code == 0
     verified = json.loads(printed)
-    code, printed, _ = cli(["model", "info", str(out), "--key-file", str(key_file)], capsys)
+    code, printed, _ = cli(
+        ["model", "info", "--json", str(out), "--key-file", str(key_file)], capsys
+    )
     info = json.loads(printed)
     # info adds what the default device, engine and precision mean here
     assert code == 0 and info.pop("compute")["accuracy"] == "exact" and info == verified
-    code, printed, _ = cli(["model", "info", str(tiny_model_dir)], capsys)
+    code, printed, _ = cli(["model", "info", "--json", str(tiny_model_dir)], capsys)
     plain = json.loads(printed)
     del plain["compute"]
     assert set(verified) == set(plain) | {"protection"}
@@ -90,10 +94,12 @@ def test_encrypt_verify_info_rekey(tmp_path, tiny_model_dir, capsys):
     )
     assert code == 0
     code, printed, _ = cli(
-        ["model", "verify", str(rekeyed), "--key-file", str(new_key_file)], capsys
+        ["model", "verify", "--json", str(rekeyed), "--key-file", str(new_key_file)], capsys
     )
     assert code == 0 and json.loads(printed)["sha256"] == verified["sha256"]
-    code, _, err = cli(["model", "verify", str(rekeyed), "--key-file", str(key_file)], capsys)
+    code, _, err = cli(
+        ["model", "verify", "--json", str(rekeyed), "--key-file", str(key_file)], capsys
+    )
     assert code == 1 and "wrong model key" in err
 
 
@@ -268,7 +274,7 @@ def test_missing_cryptography_is_one_clear_line(encrypted_model, key_file, monke
     monkeypatch.setitem(sys.modules, "cryptography", None)
     for name in ("loading", "envelope", "fernet_compat", "convert"):
         monkeypatch.delitem(sys.modules, f"m2fp.protection.{name}", raising=False)
-    args = ["model", "verify", str(encrypted_model), "--key-file", str(key_file)]
+    args = ["model", "verify", "--json", str(encrypted_model), "--key-file", str(key_file)]
     code, out, err = cli(args, capsys)
     assert code == 1 and out == ""
     assert err == (

@@ -37,7 +37,7 @@ def test_code_executing_pickle_is_refused_and_runs_nothing(tmp_path, capsys):
     buffer = io.BytesIO()
     torch.save({"model": {"x": exploit}}, buffer)
     (directory / "pytorch_model.pt").write_bytes(buffer.getvalue())
-    assert run(["model", "info", str(directory)]) == 1
+    assert run(["model", "info", "--json", str(directory)]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and "weights_only" in captured.err
@@ -60,7 +60,7 @@ def test_weights_that_do_not_fit_are_one_line(tmp_path, capsys, change, message)
     state = golden_state_dict()
     change(state)
     save_file(state, str(directory / "model.safetensors"))
-    assert run(["model", "info", str(directory)]) == 1
+    assert run(["model", "info", "--json", str(directory)]) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and message in captured.err
 
@@ -68,9 +68,9 @@ def test_weights_that_do_not_fit_are_one_line(tmp_path, capsys, change, message)
 def test_report_of_an_encrypted_model_matches_the_directory(
     tiny_model_dir, encrypted_model, key_file, capsys
 ):
-    assert run(["model", "info", str(tiny_model_dir)]) == 0
+    assert run(["model", "info", "--json", str(tiny_model_dir)]) == 0
     plain = json.loads(capsys.readouterr().out)
-    assert run(["model", "info", str(encrypted_model), "--key-file", str(key_file)]) == 0
+    assert run(["model", "info", "--json", str(encrypted_model), "--key-file", str(key_file)]) == 0
     protected = json.loads(capsys.readouterr().out)
     assert protected["parameters"] == plain["parameters"]
     assert protected["classes"] == plain["classes"]
@@ -79,7 +79,7 @@ def test_report_of_an_encrypted_model_matches_the_directory(
 
 def test_a_closed_pipe_is_not_a_traceback(tiny_model_dir):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "m2fp", "model", "info", str(tiny_model_dir)],
+        [sys.executable, "-m", "m2fp", "model", "info", "--json", str(tiny_model_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -87,3 +87,32 @@ def test_a_closed_pipe_is_not_a_traceback(tiny_model_dir):
     _, err = proc.communicate(timeout=120)
     assert b"Traceback" not in err and b"BrokenPipe" not in err
     assert proc.returncode == 1
+
+
+def test_the_default_is_a_readable_summary_and_json_the_whole_report(
+    tiny_model_dir, encrypted_model, key_file, capsys
+):
+    assert run(["model", "info", "--json", str(tiny_model_dir), "--device", "cpu"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert run(["model", "info", str(tiny_model_dir), "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+    lines = text.splitlines()
+    rows = {line.split()[0]: line for line in lines[:-1]}
+    assert list(rows) == [
+        "model", "task", "classes", "network", "sha256", "openvino", "compute", "available"
+    ]  # fmt: skip
+    assert rows["task"].split(None, 1)[1] == "multi-person, label set cihp"
+    assert rows["sha256"].split()[1] == report["sha256"]
+    assert f"{report['parameters']:,} parameters" in rows["network"]
+    assert rows["classes"].split(None, 1)[1].startswith(f"{len(report['classes'])}: Background")
+    assert "cpu, torch, fp32 (exact)" in rows["compute"]
+    # the values start in one column
+    assert len({line.index(line.split()[1]) for line in lines[:-1]}) == 1
+    assert "--json" in lines[-1]
+
+    assert run(["model", "verify", str(encrypted_model), "--key-file", str(key_file)]) == 0
+    verified = capsys.readouterr().out
+    assert "\nencrypted  AES-256-GCM, key id " in verified and report["sha256"] in verified
+    assert verified.splitlines()[0].startswith(f"model      {encrypted_model}")

@@ -76,6 +76,33 @@ def test_no_weights_anywhere(tmp_path, golden_image_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_a_missing_input_file_is_named_as_missing(tiny_model_dir, tmp_path):
+    missing = tmp_path / "holiday" / "photo.jpg"
+    proc = m2fp("parse", str(missing), "--model", str(tiny_model_dir), "--out", str(tmp_path))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"m2fp: {missing}: the file does not exist"]
+    assert json.loads(proc.stdout)["error"] == f"{missing}: the file does not exist"
+
+
+@pytest.mark.parametrize("command", ["parse", "serve", "model info"])
+def test_a_model_path_that_does_not_exist_is_named(command, tmp_path, golden_image_path):
+    missing = tmp_path / "does" / "not" / "exist"
+    extra = {"parse": [str(golden_image_path), "--out", str(tmp_path / "o")]}.get(command, [])
+    where = [str(missing)] if command == "model info" else ["--model", str(missing)]
+    proc = m2fp(*command.split(), *where, *extra)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"m2fp: the model path {missing} does not exist"]
+
+
+def test_a_missing_m2fp_model_is_named(tmp_path, golden_image_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "M2FP_MODEL": str(tmp_path / "gone")}
+    proc = m2fp("parse", str(golden_image_path), "--out", str(tmp_path / "o"), env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"m2fp: M2FP_MODEL's path {tmp_path / 'gone'} does not exist"
+    ]
+
+
 def test_model_dir_without_weights(tmp_path, golden_image_path):
     (tmp_path / "configuration.json").write_text("{}")
     proc = m2fp("parse", str(golden_image_path), "--model", str(tmp_path), "--out", str(tmp_path))
@@ -84,7 +111,7 @@ def test_model_dir_without_weights(tmp_path, golden_image_path):
 
 
 def test_model_info(tiny_model_dir, capsys):
-    assert run(["model", "info", str(tiny_model_dir)]) == 0
+    assert run(["model", "info", "--json", str(tiny_model_dir)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["parameters"] == 684590
     assert info["classes"][-1] == "Human" and len(info["classes"]) == 21

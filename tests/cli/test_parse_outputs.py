@@ -59,26 +59,26 @@ def test_masks_agnostic_and_label_set_as_pngs(
     expected = visible_parser(golden_image_path)
     assert sorted(p.name for p in out.iterdir()) == [
         "image.json",
-        "image_agnostic_overall.png",
-        "image_agnostic_upper_body.png",
-        "image_labels.png",
-        "image_mask_hair.png",
-        "image_mask_upper_clothes+Face.png",
+        "image_agnostic_overall_main_dilate2.png",
+        "image_agnostic_upper_body_main_dilate2.png",
+        "image_labels_atr.png",
+        "image_mask_hair_main_dilate2.png",
+        "image_mask_upper_clothes+Face_main_dilate2.png",
         "image_vis.png",
     ]
-    hair = png(out / "image_mask_hair.png")
+    hair = png(out / "image_mask_hair_main_dilate2.png")
     assert hair.dtype == bool and hair.any()
     assert (hair == expected.mask("hair", person="main", dilate=2)).all()
-    upper = png(out / "image_agnostic_upper_body.png")
+    upper = png(out / "image_agnostic_upper_body_main_dilate2.png")
     assert (upper == expected.agnostic_mask("upper_body", person="main", dilate=2)).all()
-    assert (png(out / "image_labels.png") == expected.label_map_as("atr")).all()
+    assert (png(out / "image_labels_atr.png") == expected.label_map_as("atr")).all()
     summary = json.loads((out / "image.json").read_text())
     assert summary["label_set"] == "atr" and summary["classes"] == list(ATR_LABELS.names)
     areas = [person.area for person in expected.persons]
     assert summary["mask_scope"]["person"] == areas.index(max(areas))
     assert summary["masks"] == {
-        "hair": "image_mask_hair.png",
-        "upper_clothes+Face": "image_mask_upper_clothes+Face.png",
+        "hair": "image_mask_hair_main_dilate2.png",
+        "upper_clothes+Face": "image_mask_upper_clothes+Face_main_dilate2.png",
     }
     assert lines == [
         {
@@ -86,11 +86,11 @@ def test_masks_agnostic_and_label_set_as_pngs(
             "status": "ok",
             "outputs": [
                 "image_vis.png",
-                "image_labels.png",
-                "image_mask_hair.png",
-                "image_mask_upper_clothes+Face.png",
-                "image_agnostic_upper_body.png",
-                "image_agnostic_overall.png",
+                "image_labels_atr.png",
+                "image_mask_hair_main_dilate2.png",
+                "image_mask_upper_clothes+Face_main_dilate2.png",
+                "image_agnostic_upper_body_main_dilate2.png",
+                "image_agnostic_overall_main_dilate2.png",
                 "image.json",
             ],
             "persons": len(expected.persons),
@@ -518,5 +518,5 @@ def test_the_single_person_model_masks_its_one_person(capsys, tmp_path, lip_mode
     expected = lip_parser(image)
     assert summary["persons"] == [] and summary["label_set"] == "viton"
     assert summary["mask_scope"] == {"person": 0, "box": list(expected.mask_people()[0][0].bbox)}
-    mask = png(tmp_path / "image_mask_foreground.png")
+    mask = png(tmp_path / "image_mask_foreground_main_crop.png")
     assert (mask == expected.mask("foreground", person="main", crop=True)).all()

@@ -42,9 +42,9 @@ def test_missing_model_in_a_real_process(tmp_path):
         timeout=180,
     )
     assert result.returncode == 2
+    # a path that was given and is not there is named, not "download the weights"
     assert result.stderr.strip().splitlines() == [
-        "m2fp: no M2FP weights found: run 'm2fp model download' (or pass --model DIR / set "
-        "M2FP_MODEL)"
+        f"m2fp: the model path {tmp_path / 'none'} does not exist"
     ]
 
 

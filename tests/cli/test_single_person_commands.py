@@ -24,7 +24,7 @@ def cli(args: list[str], capsys) -> tuple[int, str, str]:
 
 
 def test_model_info_says_task_and_classes(lip_model_dir, capsys):
-    code, out, _ = cli(["model", "info", str(lip_model_dir)], capsys)
+    code, out, _ = cli(["model", "info", "--json", str(lip_model_dir)], capsys)
     info = json.loads(out)
     assert code == 0
     assert info["task"] == "single-person" and info["label_set"] == "lip"
@@ -33,7 +33,7 @@ def test_model_info_says_task_and_classes(lip_model_dir, capsys):
 
 
 def test_model_info_of_the_multi_person_model(tiny_model_dir, capsys):
-    info = json.loads(cli(["model", "info", str(tiny_model_dir)], capsys)[1])
+    info = json.loads(cli(["model", "info", "--json", str(tiny_model_dir)], capsys)[1])
     assert info["task"] == "multi-person" and info["label_set"] == "cihp"
 
 
@@ -60,9 +60,11 @@ def test_encrypted_lip_model_verify_rekey_and_parse(lip_model_dir, tmp_path, cap
     sealed = tmp_path / "lip.m2fp"
     args = ["model", "encrypt", str(lip_model_dir), "--key-file", str(key_file)]
     assert cli([*args, "--out", str(sealed)], capsys)[0] == 0
-    code, out, _ = cli(["model", "verify", str(sealed), "--key-file", str(key_file)], capsys)
+    code, out, _ = cli(
+        ["model", "verify", "--json", str(sealed), "--key-file", str(key_file)], capsys
+    )
     verified = json.loads(out)
-    plain = json.loads(cli(["model", "info", str(lip_model_dir)], capsys)[1])
+    plain = json.loads(cli(["model", "info", "--json", str(lip_model_dir)], capsys)[1])
     assert code == 0 and verified["task"] == "single-person" and verified["label_set"] == "lip"
     assert verified["config"] == plain["config"]
     rekeyed = tmp_path / "rekeyed.m2fp"
@@ -74,7 +76,9 @@ def test_encrypted_lip_model_verify_rekey_and_parse(lip_model_dir, tmp_path, cap
         capsys,
     )
     assert code == 0 and key_id(parse_key(new_key_file.read_bytes())) in out
-    code, out, _ = cli(["model", "verify", str(rekeyed), "--key-file", str(new_key_file)], capsys)
+    code, out, _ = cli(
+        ["model", "verify", "--json", str(rekeyed), "--key-file", str(new_key_file)], capsys
+    )
     assert code == 0 and json.loads(out)["sha256"] == verified["sha256"]
     expected = parse(lip_model_dir, tmp_path / "p")
     assert parse(rekeyed, tmp_path / "e", "--key-file", str(new_key_file)) == expected

@@ -11,6 +11,7 @@ import argparse
 
 from m2fp.cli.compute_arguments import add_compute_arguments, option_rule
 from m2fp.cli.parse_arguments import add_output_arguments, check_parse_arguments
+from m2fp.cli.serve_banner import DEFAULT_LOG_FORMAT, LOG_FORMATS
 from m2fp.compute.parser_options import check_max_size, check_min_size
 from m2fp.defaults import (
     DEFAULT_ALPHA,
@@ -19,8 +20,13 @@ from m2fp.defaults import (
     DEFAULT_MIN_SIZE,
     DEFAULT_ONNX_OPSET,
 )
+from m2fp.weights.download import DEFAULT_BASE_URL
 from m2fp.weights.location import DEFAULT_HUB_MODEL, HUB_MODELS
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+SCAN_TIMEOUT = 30
+JSON_HELP = "print the whole report as JSON, for scripts (default: a readable summary)"
 KEY_FILE_HELP = "model key file (default: $M2FP_MODEL_KEY_FILE or $M2FP_MODEL_KEY)"
 MODEL_HELP = "model directory or .m2fp file (default: $M2FP_MODEL or the cache)"
 
@@ -64,7 +70,12 @@ def _add_parse(commands: argparse._SubParsersAction) -> None:
         default=DEFAULT_MAX_SIZE,
         help=f"bound of the network input's long side (default {DEFAULT_MAX_SIZE})",
     )
-    parse.add_argument("--alpha", type=_fraction, default=DEFAULT_ALPHA, help="overlay opacity")
+    parse.add_argument(
+        "--alpha",
+        type=_fraction,
+        default=DEFAULT_ALPHA,
+        help=f"opacity of the class colours in <name>_vis.png, 0 to 1 (default {DEFAULT_ALPHA})",
+    )
     add_compute_arguments(parse, batch=True)
     parse.add_argument(
         "--flip",
@@ -83,6 +94,7 @@ def _add_model(commands: argparse._SubParsersAction) -> None:
     )
     info.add_argument("path", nargs="?", help=MODEL_HELP)
     info.add_argument("--key-file", help=KEY_FILE_HELP)
+    info.add_argument("--json", action="store_true", help=JSON_HELP)
     add_compute_arguments(info)
     info.set_defaults(handler="model_commands:info")
 
@@ -94,13 +106,15 @@ def _add_model(commands: argparse._SubParsersAction) -> None:
         help="multi: several people per photo (CIHP, default); single: one person per photo (LIP)",
     )
     download.add_argument("--dest", help="target directory (default: the cache)")
-    download.add_argument("--base-url", default=None, help="ModelScope hub base URL")
+    download.add_argument(
+        "--base-url", default=None, help=f"ModelScope hub base URL (default {DEFAULT_BASE_URL})"
+    )
     download.add_argument("--revision", default=None, help="model revision (default: per model)")
     download.set_defaults(handler="download_command:download")
 
     keygen = model_commands.add_parser("keygen", help="create a new 256-bit model key")
     where = keygen.add_mutually_exclusive_group(required=True)
-    where.add_argument("--out", help="new key file, created with mode 0600")
+    where.add_argument("--out", help="new key file, created with mode 0600 (or --stdout)")
     where.add_argument("--stdout", action="store_true", help="print the key once instead")
     keygen.set_defaults(handler="key_commands:keygen")
 
@@ -117,6 +131,7 @@ def _add_model(commands: argparse._SubParsersAction) -> None:
     )
     verify.add_argument("file", help=".m2fp file")
     verify.add_argument("--key-file", help=KEY_FILE_HELP)
+    verify.add_argument("--json", action="store_true", help=JSON_HELP)
     verify.set_defaults(handler="model_commands:verify")
 
     rekey = model_commands.add_parser("rekey", help="re-encrypt an .m2fp file under a new key")
@@ -132,7 +147,12 @@ def _add_model(commands: argparse._SubParsersAction) -> None:
         "engine loads (beside the weights, or inside a new .m2fp file)",
     )
     export.add_argument("path", nargs="?", help=MODEL_HELP)
-    export.add_argument("--format", choices=["onnx", "openvino"], required=True)
+    export.add_argument(
+        "--format",
+        choices=["onnx", "openvino"],
+        required=True,
+        help="onnx: one portable .onnx file; openvino: the package the openvino engine loads",
+    )
     export.add_argument(
         "--out",
         help="onnx: the .onnx file (required); openvino: default MODEL_DIR/openvino_<precision>"
@@ -147,7 +167,10 @@ def _add_model(commands: argparse._SubParsersAction) -> None:
         "quantised, calibrated on drawn scenes)",
     )
     export.add_argument(
-        "--opset", type=_positive, default=DEFAULT_ONNX_OPSET, help="onnx: opset (>= 17)"
+        "--opset",
+        type=_positive,
+        default=DEFAULT_ONNX_OPSET,
+        help=f"onnx: opset, 17 or newer (default {DEFAULT_ONNX_OPSET})",
     )
     export.add_argument(
         "--calibration",
@@ -161,9 +184,25 @@ def _add_model(commands: argparse._SubParsersAction) -> None:
 def _add_serve(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="run the web service (REST API and WebUI)")
     serve.add_argument("--model", help=MODEL_HELP)
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=_port, default=8000)
+    serve.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to listen on (default {DEFAULT_HOST}: this machine only)",
+    )
+    serve.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help=f"port to listen on (default {DEFAULT_PORT})",
+    )
     serve.add_argument("--key-file", help=KEY_FILE_HELP)
+    serve.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=DEFAULT_LOG_FORMAT,
+        help="auto: on a terminal one human line with the URL first, then JSON log lines; "
+        "json: JSON log lines only (default: auto; not a terminal: JSON only)",
+    )
     add_compute_arguments(serve, from_environment=True)
     serve.set_defaults(handler="serve_command:serve")
 
@@ -183,7 +222,9 @@ def _add_scan(commands: argparse._SubParsersAction) -> None:
     scan.add_argument(
         "--http-url", help="plain-HTTP address that must redirect (default: http://HOST)"
     )
-    scan.add_argument("--ca-file", help="CA bundle for the deployment's certificate")
+    scan.add_argument(
+        "--ca-file", help="CA bundle for the deployment's certificate (default: the system's)"
+    )
     scan.add_argument(
         "--alert-webhook",
         help="https URL receiving a Slack-style summary of failures (default: $M2FP_ALERT_WEBHOOK, "
@@ -193,7 +234,12 @@ def _add_scan(commands: argparse._SubParsersAction) -> None:
         "--api-key-file",
         help="file holding an API key for the upload probes (default: $M2FP_SCAN_API_KEY)",
     )
-    scan.add_argument("--timeout", type=_positive, default=30, help="seconds per request")
+    scan.add_argument(
+        "--timeout",
+        type=_positive,
+        default=SCAN_TIMEOUT,
+        help=f"seconds per request (default {SCAN_TIMEOUT})",
+    )
     scan.set_defaults(handler="scan_command:scan")
 
 

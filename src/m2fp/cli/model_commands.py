@@ -9,6 +9,7 @@ from pathlib import Path
 
 from m2fp.cli.errors import EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import model_path, required_key
+from m2fp.cli.model_summary import summary_lines
 from m2fp.cli.terminal_text import escape_controls
 from m2fp.compute.options import Precision
 from m2fp.compute.parser_options import ParserOptions
@@ -18,9 +19,12 @@ from m2fp.protection.keys import key_id, read_key_file
 from m2fp.weights.loader import open_model, openvino_package
 
 
-def _print_report(path: Path, key: bytes | None, options: ParserOptions | None = None) -> None:
+def _print_report(
+    path: Path, key: bytes | None, options: ParserOptions | None = None, *, as_json: bool
+) -> None:
     """Open (and so check) the model, then print what it is, the OpenVINO packages that
-    travel with it and, with ``options``, what they mean on this machine."""
+    travel with it and, with ``options``, what they mean on this machine: a readable
+    summary, or with ``as_json`` the whole report as JSON (what scripts read)."""
     with open_model(path, key=key) as weights:
         report = weights.describe()
         packages = {}
@@ -40,7 +44,11 @@ def _print_report(path: Path, key: bytes | None, options: ParserOptions | None =
         report["openvino_packages"] = packages
     if options is not None:
         report["compute"] = compute_report(options)
-    print(json.dumps(report, indent=2))
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        for line in summary_lines(path, report):
+            print(escape_controls(line))
 
 
 def info(args: argparse.Namespace) -> int:
@@ -49,7 +57,7 @@ def info(args: argparse.Namespace) -> int:
     options = ParserOptions.from_fields(args)
     path = model_path(args.path)
     key = required_key(args.key_file) if path.is_file() else None
-    _print_report(path, key, options)
+    _print_report(path, key, options, as_json=args.json)
     return 0
 
 
@@ -58,7 +66,7 @@ def verify(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise CLIError(f"{path.name} is not a file", EXIT_USAGE)
-    _print_report(path, required_key(args.key_file))
+    _print_report(path, required_key(args.key_file), as_json=args.json)
     return 0
 
 

@@ -15,10 +15,17 @@ from m2fp.weights.location import HOW_TO_GET, resolve_model_path
 
 
 def model_path(explicit: str | None) -> Path:
-    """``--model``, else ``$M2FP_MODEL``, else the cache directory; exit 2 if none exists."""
+    """``--model``, else ``$M2FP_MODEL``, else the cache directory; exit 2 if none exists.
+
+    A path the user gave that does not exist is named as such (a typo is not "no weights
+    found: download them"); only when nothing was given is the way to get weights told.
+    """
     path = resolve_model_path(explicit)
-    if path is None or not path.exists():
+    if path is None:
         raise CLIError(HOW_TO_GET, EXIT_USAGE)
+    if not path.exists():
+        given = "the model path" if explicit else "M2FP_MODEL's path"
+        raise CLIError(f"{given} {path} does not exist", EXIT_USAGE)
     return path
 
 

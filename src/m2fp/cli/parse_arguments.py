@@ -81,14 +81,14 @@ def add_output_arguments(parse: argparse.ArgumentParser) -> None:
         type=_checked(parse_specs),
         default=(),
         help=f"comma list of masks: groups ({', '.join(GROUPS)}), class names, or unions "
-        "joined with '+' (head+Scarf); one <name>_mask_<mask>.png each",
+        "joined with '+' (head+Scarf); one <name>_mask_<mask>.png each (default: none)",
     )
     outputs.add_argument(
         "--agnostic",
         type=_checked(parse_kinds),
         default=(),
         help=f"comma list of try-on agnostic masks ({', '.join(AGNOSTIC_KINDS)}); "
-        "one <name>_agnostic_<kind>.png each",
+        "one <name>_agnostic_<kind>.png each (default: none)",
     )
     outputs.add_argument(
         "--keep",
@@ -108,7 +108,8 @@ def add_output_arguments(parse: argparse.ArgumentParser) -> None:
     outputs.add_argument(
         "--person",
         type=_checked(parse_person),
-        help="restrict masks to one person: main (largest area) or an index (0 is the first)",
+        help="restrict masks to one person: main (largest area) or an index (0 is the first; "
+        "default: everyone)",
     )
     outputs.add_argument("--crop", action="store_true", help="cut masks to the person's box")
     outputs.add_argument("--invert", action="store_true", help="invert the grouped masks")
@@ -118,14 +119,17 @@ def add_output_arguments(parse: argparse.ArgumentParser) -> None:
         help="grow masks by this many pixels (default: 0; agnostic: the box's longer side/50)",
     )
     outputs.add_argument(
-        "--feather", type=_radius, default=0, help="soften grouped masks' edges (8-bit PNG)"
+        "--feather",
+        type=_radius,
+        default=0,
+        help="soften grouped masks' edges by this many pixels (8-bit PNG; default 0: sharp)",
     )
     outputs.add_argument(
         "--format",
         dest="mask_format",
         choices=["png", "rle"],
         default="png",
-        help="masks as PNG files, or as COCO RLE inside <name>.json",
+        help="masks as PNG files, or as COCO RLE inside <name>.json (default: png)",
     )
     inputs = parse.add_argument_group("inputs")
     inputs.add_argument("--recursive", action="store_true", help="walk directories' subfolders")
@@ -135,7 +139,10 @@ def add_output_arguments(parse: argparse.ArgumentParser) -> None:
         help="skip images whose outputs all exist (resume an interrupted run)",
     )
     inputs.add_argument(
-        "--watch", metavar="DIR", help="parse images appearing in DIR until interrupted"
+        "--watch",
+        metavar="DIR",
+        help="parse images appearing in DIR until interrupted (default: parse the images "
+        "given, then stop)",
     )
     inputs.add_argument(
         "--max-file-size",
@@ -155,7 +162,8 @@ def add_output_arguments(parse: argparse.ArgumentParser) -> None:
         "--frames",
         type=frame_size,
         metavar="WxH",
-        help="read raw RGB24 frames of this size from stdin (ffmpeg -f rawvideo -pix_fmt rgb24 -)",
+        help="read raw RGB24 frames of this size from stdin (ffmpeg -f rawvideo -pix_fmt rgb24 -; "
+        "default: read image files)",
     )
 
 

@@ -21,6 +21,7 @@ from m2fp.cli.batching import parse_in_batches
 from m2fp.cli.errors import EXIT_FAILED, EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import key_for, model_path
 from m2fp.cli.parse_inputs import IncompleteFrameError, Item, collect, frames, watch
+from m2fp.cli.progress import Ticking, progress_bar, report_line
 from m2fp.cli.terminal_text import escape_controls
 from m2fp.compute.memory import release_free_memory
 from m2fp.compute.parser_options import ParserOptions
@@ -127,13 +128,13 @@ class Run:
 
     def all(self, items: list[Item]) -> int:
         """A known list: a progress bar with its ETA."""
-        progress = tqdm(total=len(items), unit="image", disable=len(items) < 2, file=sys.stderr)
+        progress = progress_bar(total=len(items), unit="image")
         self._each(items, progress)
         return EXIT_FAILED if self.failures else 0
 
     def frames(self, size: tuple[int, int]) -> int:
         """Raw frames from stdin until it ends."""
-        progress = tqdm(unit="frame", file=sys.stderr)
+        progress = progress_bar(total=None, unit="frame")
         try:
             self._each(frames(sys.stdin.buffer, size), progress)
         except IncompleteFrameError as exc:
@@ -143,7 +144,7 @@ class Run:
 
     def watching(self, directory: Path, *, recursive: bool) -> int:
         """New images in ``directory`` until Ctrl-C, which ends the run cleanly."""
-        progress = tqdm(unit="image", file=sys.stderr)
+        progress = progress_bar(total=None, unit="image")
         try:
             # one at a time: a new file is parsed at once, not when more arrive
             self._each(
@@ -167,13 +168,14 @@ class Run:
         """Parse ``items`` in batches (``parser.batch_size`` unless given), each reported as
         it is written; items whose outputs exist are skipped (``--skip-existing``)."""
         try:
-            todo = (item for item in items if not self._skipped(item, progress))
-            started = time.perf_counter()
-            batches = parse_in_batches(self.parser, todo, self._picture, batch_size=batch_size)
-            for item, outcome in batches:
-                self._one(item, outcome, progress, started)
-                progress.update()
+            with Ticking(progress):
+                todo = (item for item in items if not self._skipped(item, progress))
                 started = time.perf_counter()
+                batches = parse_in_batches(self.parser, todo, self._picture, batch_size=batch_size)
+                for item, outcome in batches:
+                    self._one(item, outcome, progress, started)
+                    progress.update()
+                    started = time.perf_counter()
         finally:
             progress.close()
 
@@ -235,4 +237,4 @@ class Run:
 
 
 def _report(line: dict[str, Any]) -> None:
-    print(json.dumps(line), flush=True)
+    report_line(json.dumps(line))

@@ -80,7 +80,7 @@ def read_input_file(
     try:
         fd = os.open(real, _READ_FLAGS)
     except FileNotFoundError:
-        raise InputFileError("not_found", f"{path}: no such file") from None
+        raise InputFileError("not_found", f"{path}: the file does not exist") from None
     except IsADirectoryError:
         raise InputFileError("not_a_file", f"{path}: a directory, not an image file") from None
     except OSError as exc:

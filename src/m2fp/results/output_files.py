@@ -5,9 +5,11 @@ renamed into place, the JSON summary last. An interrupted run therefore leaves n
 half-written file, and an image whose ``<stem>.json`` exists has all its outputs (what
 ``--skip-existing`` relies on).
 
-Per image, under ``--out``: ``<stem>_vis.png`` (overlay), ``<stem>_labels.png`` (label map,
-in ``--label-set``), ``<stem>_mask_<mask>.png`` and ``<stem>_agnostic_<kind>.png`` (with
-``--format png``), and ``<stem>.json`` (summary; with ``--format rle`` the masks inside).
+Per image, under ``--out``: the overlay, the label map (in ``--label-set``), one PNG per
+grouped and agnostic mask (with ``--format png``), and the JSON summary (with ``--format rle``
+the masks inside), named by ``m2fp.outputs.file_names`` with every option that changes their
+pixels (``<stem>_vis.png``, ``<stem>_labels.png``, ``<stem>_mask_hair_person1_crop.png``, ...,
+``<stem>.json``), the scheme the WebUI's downloads follow too.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
+from m2fp.outputs.file_names import (
+    agnostic_mask_name,
+    grouped_mask_name,
+    label_map_name,
+    overlay_name,
+    summary_name,
+)
 from m2fp.outputs.label_sets import OUTPUT_LABEL_SETS
 from m2fp.outputs.mask_encoding import mask_png, mask_rle
 from m2fp.outputs.requested import OutputRequest, make_masks
@@ -36,13 +45,37 @@ class OutputPlan:
     request: OutputRequest
     alpha: float
 
+    def mask_name(self, stem: str, spec: str) -> str:
+        """The file of the grouped mask ``spec``."""
+        o = self.request.mask_options
+        return grouped_mask_name(
+            stem,
+            spec,
+            person=o.person,
+            crop=o.crop,
+            dilate=o.dilate,
+            feather=o.feather,
+            invert=o.invert,
+        )
+
+    def agnostic_name(self, stem: str, kind: str) -> str:
+        """The file of the agnostic mask ``kind``."""
+        o = self.request.agnostic_options
+        return agnostic_mask_name(
+            stem, kind, person=o.person, crop=o.crop, dilate=o.dilate, keep=o.keep, grey=o.grey
+        )
+
     def file_names(self, stem: PurePath) -> list[PurePath]:
         """Every file written for ``stem``, relative to ``--out``, the JSON last."""
-        names = [f"{stem.name}_vis.png", f"{stem.name}_labels.png"]
-        if self.request.encoding == "png":
-            names += [f"{stem.name}_mask_{spec}.png" for spec in self.request.specs]
-            names += [f"{stem.name}_agnostic_{kind}.png" for kind in self.request.kinds]
-        names.append(f"{stem.name}.json")
+        request, base = self.request, stem.name
+        names = [
+            overlay_name(base, alpha=self.alpha),
+            label_map_name(base, label_set=request.label_set),
+        ]
+        if request.encoding == "png":
+            names += [self.mask_name(base, spec) for spec in request.specs]
+            names += [self.agnostic_name(base, kind) for kind in request.kinds]
+        names.append(summary_name(base))
         return [stem.parent / name for name in names]
 
     def done(self, out_dir: Path, stem: PurePath) -> bool:
@@ -79,9 +112,9 @@ class OutputPlan:
             else:
                 for path, mask in zip(names[2:-1], masks.values(), strict=True):
                     files[path] = mask_png(mask)
-                summary["masks"] = {k: f"{stem.name}_mask_{k}.png" for k in made.grouped}
+                summary["masks"] = {k: self.mask_name(stem.name, k) for k in made.grouped}
                 summary["agnostic_masks"] = {
-                    k: f"{stem.name}_agnostic_{k}.png" for k in made.agnostic
+                    k: self.agnostic_name(stem.name, k) for k in made.agnostic
                 }
         files[names[-1]] = json.dumps(summary, indent=2).encode("utf-8")
         return files

@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import resource
 import socket
+from collections.abc import Callable
 
 import uvicorn
 from fastapi import FastAPI
@@ -85,8 +86,16 @@ def listen_socket(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family)
 
 
-def serve_app(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
-    """Run ``app`` on ``host:port`` until SIGINT/SIGTERM.
+def serve_app(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    on_listening: Callable[[str], None] | None = None,
+) -> None:
+    """Run ``app`` on ``host:port`` until SIGINT/SIGTERM; ``on_listening`` is told the URL
+    once the socket is bound (the CLI's banner).
 
     Raises:
         ValueError: the connection budget does not fit (``connection_budget``).
@@ -108,6 +117,8 @@ def serve_app(app: FastAPI, settings: Settings, *, host: str, port: int) -> None
     sock = listen_socket(host, port)
     shown = f"[{host}]" if ":" in host else host
     logger.info("listening on http://%s:%d", shown, port)  # uvicorn says nothing for a socket
+    if on_listening is not None:
+        on_listening(f"http://{shown}:{port}")
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

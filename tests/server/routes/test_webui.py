@@ -43,6 +43,7 @@ ALLOWED_PATHS = {
     "/api/v1/mask-rules",
     "/api/v1/limits",
     "/static/file_kind.js",
+    "/static/file_names.js",
     "/api/v1/parse",
 }
 
@@ -280,7 +281,8 @@ def test_parse_overlay_legend_persons_highlight_language_and_downloads(
         with page.expect_download() as download_info:
             page.click("#download-png")
         download = download_info.value
-        assert download.suggested_filename == "image-m2fp-overlay.png"
+        # opacity 100 %, person 1 highlighted: both in the name (m2fp.outputs.file_names)
+        assert download.suggested_filename == "image_vis_alpha100_person1.png"
         with Image.open(download.path()) as overlay_png:
             assert overlay_png.format == "PNG"
             assert overlay_png.size == (width, height)
@@ -290,7 +292,7 @@ def test_parse_overlay_legend_persons_highlight_language_and_downloads(
         with page.expect_download() as download_info:
             page.click("#download-json")
         download = download_info.value
-        assert download.suggested_filename == "image-m2fp.json"
+        assert download.suggested_filename == "image.json"
         saved = json.loads(Path(download.path()).read_text())
         assert saved == data
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 from m2fp.labels import CIHP_LABELS, LIP_LABELS
 from m2fp.outputs.agnostic import agnostic_mask
+from m2fp.outputs.file_names import label_map_name
 from m2fp.outputs.grouped_masks import grouped_mask
 from m2fp.outputs.label_sets import ATR_LABELS, OUTPUT_LABEL_SETS, remap_rule
 from m2fp.outputs.mask_rules import AGNOSTIC_KINDS, GROUPS, AgnosticOptions, MaskOptions
@@ -88,7 +89,7 @@ def test_the_panel_downloads_what_the_api_rules_make(browser, server_url, golden
         # a group for everyone, shown over the photo and downloaded as a 1-bit PNG
         page.select_option("#mask-kind", "group:hair")
         name, image = downloaded(page, "#download-mask")
-        assert name == "image-m2fp-group-hair.png" and image.mode == "1"
+        assert name == "image_mask_hair.png" and image.mode == "1"
         hair = expected_mask(
             answer, labels, person_map, "group", "hair", person=None, dilation=None
         )
@@ -109,7 +110,7 @@ def test_the_panel_downloads_what_the_api_rules_make(browser, server_url, golden
         page.check("#mask-crop")
         page.fill("#mask-dilate", "3")
         name, image = downloaded(page, "#download-mask")
-        assert name == "image-m2fp-group-head-person-main.png"
+        assert name == "image_mask_head_main_crop_dilate3.png"
         upper = expected_mask(
             answer,
             labels,
@@ -137,7 +138,7 @@ def test_the_panel_downloads_what_the_api_rules_make(browser, server_url, golden
         page.check("#mask-grey")
         assert page.locator("#mask-invert").is_hidden()
         name, image = downloaded(page, "#download-mask")
-        assert name == "image-m2fp-agnostic-upper_body.png" and image.mode == "L"
+        assert name == "image_agnostic_upper_body_keep-none_grey.png" and image.mode == "L"
         agnostic = expected_mask(
             answer,
             labels,
@@ -158,7 +159,9 @@ def test_the_panel_downloads_what_the_api_rules_make(browser, server_url, golden
         for target in options:
             page.select_option("#label-set", target)
             name, image = downloaded(page, "#download-labels")
-            assert name == f"image-m2fp-labels-{target}.png" and image.mode == "P"
+            own = target == answer["label_set"]  # the model's own set: the plain name
+            assert name == label_map_name("image", label_set=None if own else target)
+            assert image.mode == "P"
             expected = remap_label_map(
                 labels, remap_rule(CIHP_LABELS, target), person_map=person_map, boxes=boxes
             )
@@ -334,7 +337,7 @@ def test_the_page_computes_every_rule_like_python_on_a_drawn_answer(browser, ser
         page.check("#mask-crop")
         page.fill("#mask-dilate", "1")
         name, image = downloaded(page, "#download-mask")
-        assert name == "drawn-m2fp-agnostic-overall-person-2.png"
+        assert name == "drawn_agnostic_overall_person2_crop_dilate1.png"
         expected = expected_mask(
             answer, labels, person_map, "agnostic", "overall", person=1, dilation=1, crop=True
         )

@@ -3,6 +3,7 @@
 
 import { ApiError, fetchClasses, fetchLimits, parsePhoto } from "./api.js";
 import { fileKind, kindOfName } from "./file_kind.js";
+import { fileStem, overlayName, summaryName } from "./file_names.js";
 import { LANGUAGES, preferredLanguage, translator } from "./i18n.js";
 import { MaskPanel } from "./mask_panel.js";
 import { loadLayers, paint } from "./overlay.js";
@@ -539,22 +540,23 @@ function save(blob, name) {
 }
 
 function downloadStem() {
-  const stem = state.result.file.name.replace(/\.[^.]*$/, "");
-  const safe = stem.replace(/[\\/:*?"<>|\u0000-\u001f]+/g, "_").slice(0, 80);
-  return `${safe || "photo"}-m2fp`;
+  return fileStem(state.result.file.name);
 }
 
 function downloadOverlay() {
   if (!state.result) return;
   ui.overlay.toBlob((blob) => {
-    if (blob) save(blob, `${downloadStem()}-overlay.png`);
+    if (!blob) return;
+    const { selected } = state.result;
+    const alpha = Number(ui.opacity.value) / 100;
+    save(blob, overlayName(downloadStem(), { alpha, person: selected ? selected - 1 : null }));
   }, "image/png");
 }
 
 function downloadJson() {
   if (!state.result) return;
   const text = JSON.stringify(state.result.data, null, 2);
-  save(new Blob([text], { type: "application/json" }), `${downloadStem()}.json`);
+  save(new Blob([text], { type: "application/json" }), summaryName(downloadStem()));
 }
 
 // ---------------------------------------------------------------- wiring

@@ -171,6 +171,17 @@ const MESSAGES = {
     "error.overloaded": "The server is busy.",
     "error.timeout": "The analysis took too long.",
     "error.storage_unavailable": "The service is temporarily unavailable.",
+    "error.device_out_of_memory":
+      "The server has no memory free for this photo right now. Try again shortly, or send a " +
+      "smaller photo.",
+    "error.too_many_scans":
+      "This JPEG is saved in more progressive passes than the server reads. Save it again as " +
+      "a standard JPEG or as PNG.",
+    "error.image_too_costly":
+      "This image would take the server too much work to decode. Save it again as a standard " +
+      "JPEG or PNG.",
+    "error.upload_timeout": "The photo did not arrive in time. Check your connection and try again.",
+    "error.not_acceptable": "The page asked for an answer the server does not give. Reload the page.",
     "error.internal_error": "Something went wrong on the server.",
     "error.unknown": "The server could not process the photo ({code}).",
   },
@@ -326,6 +337,11 @@ const MESSAGES = {
     "error.overloaded": "服务器繁忙。",
     "error.timeout": "分析超时。",
     "error.storage_unavailable": "服务暂时不可用。",
+    "error.device_out_of_memory": "服务器暂时没有足够的内存处理这张照片。请稍后重试，或上传更小的照片。",
+    "error.too_many_scans": "此 JPEG 的渐进扫描次数超过服务器的处理上限。请另存为标准 JPEG 或 PNG。",
+    "error.image_too_costly": "解码此图像所需的计算量超出服务器的限制。请另存为标准 JPEG 或 PNG。",
+    "error.upload_timeout": "照片未能及时送达。请检查网络连接后重试。",
+    "error.not_acceptable": "页面请求了服务器不提供的回答格式。请重新加载页面。",
     "error.internal_error": "服务器出错了。",
     "error.unknown": "服务器无法处理该照片（{code}）。",
   },

@@ -3,6 +3,7 @@
 // label set. Everything is computed here from the answer (masks.js), without a new upload.
 
 import { fetchMaskRules } from "./api.js";
+import { agnosticMaskName, groupedMaskName, labelMapName } from "./file_names.js";
 import { agnosticMask, crop, groupedMask, maskPeople, remapLabels, scopeOf } from "./masks.js";
 import { greyPng, maskPng1Bit, palettePng } from "./png.js";
 
@@ -247,9 +248,7 @@ export class MaskPanel {
       choice.kind === "agnostic" && choice.grey
         ? await greyPng(mask, width, height)
         : await maskPng1Bit(mask, width, height);
-    const number = choice.person === "main" ? "main" : choice.person + 1;
-    const who = choice.person === null ? "" : `-person-${number}`;
-    this.downloads.save(blob, `${this.downloads.stem()}-${choice.kind}-${choice.name}${who}.png`);
+    this.downloads.save(blob, maskFileName(this.downloads.stem(), choice));
   }
 
   async downloadLabels() {
@@ -263,8 +262,17 @@ export class MaskPanel {
     if (labels === null) return;
     const palette = this.rules.label_sets[target].palette;
     const blob = await palettePng(labels, data.width, data.height, palette);
-    this.downloads.save(blob, `${this.downloads.stem()}-labels-${target}.png`);
+    const labelSet = target === data.label_set ? null : target;
+    this.downloads.save(blob, labelMapName(this.downloads.stem(), { labelSet }));
   }
+}
+
+/** The file name of the mask ``choice`` describes (m2fp.outputs.file_names' scheme). */
+function maskFileName(stem, { kind, name, person, crop, dilation, invert, keep, grey }) {
+  if (kind === "agnostic") {
+    return agnosticMaskName(stem, name, { person, crop, dilate: dilation, keep, grey });
+  }
+  return groupedMaskName(stem, name, { person, crop, dilate: dilation ?? 0, invert });
 }
 
 function option(value, text) {
