@@ -58,3 +58,21 @@ def test_the_runtime_install_declares_no_torch_and_the_torch_extra_does():
     assert "torch" not in runtime and "safetensors" not in runtime
     assert "torch" in _extra_requirements("torch")
     assert "torch" in _extra_requirements("test")  # CI and scripts/setup.sh install it
+
+
+def test_the_api_without_torch_names_the_extra_to_install():
+    from tests.utils.without_torch import run_without_torch
+
+    proc = run_without_torch(
+        """
+        import m2fp
+        from m2fp.errors import MissingExtraError
+
+        try:
+            m2fp.HumanParser
+        except MissingExtraError as exc:
+            print(exc)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "pip install 'm2fp[torch]'" in proc.stdout
