@@ -5,8 +5,6 @@ Standard library only, so the CLI can print them in ``--help`` without importing
 
 from __future__ import annotations
 
-# network input sides are padded to a multiple of this (ResNet's 1/32 feature map)
-SIZE_DIVISIBILITY = 32
 # ModelScope's pipeline: network input short side 640, long side at most 1333
 DEFAULT_MIN_SIZE = 640
 DEFAULT_MAX_SIZE = 1333

@@ -31,3 +31,10 @@ def test_refuses(tensor, message):
 
 def test_bounds_are_whole_cells():
     assert SIDE_MIN % 32 == 0 and SIDE_MAX % 32 == 0 and SIDE_MIN == 64
+
+
+def test_the_divisibility_is_the_networks():
+    from m2fp.engines import network_input
+    from m2fp.modeling.m2fp import M2FP
+
+    assert M2FP.size_divisibility == network_input.SIZE_DIVISIBILITY

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from m2fp.defaults import SIZE_DIVISIBILITY
+# M2FP.size_divisibility (m2fp.modeling.m2fp.SIZE_DIVISIBILITY), repeated because modeling
+# imports torch and this check must not; tests/engines/test_network_input.py holds them equal
+SIZE_DIVISIBILITY = 32
 
 # One image per call: the exported graphs have a fixed batch of 1 (what HumanParser feeds the
 # network).

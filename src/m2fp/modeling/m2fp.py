@@ -9,10 +9,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from m2fp.defaults import SIZE_DIVISIBILITY
 from m2fp.modeling.backbone import DeepLabResNet
 from m2fp.modeling.pixel_decoder import MSDeformAttnPixelDecoder
 from m2fp.modeling.transformer_decoder import MaskedTransformerDecoder
+
+SIZE_DIVISIBILITY = 32
 
 
 class M2FPHead(nn.Module):
