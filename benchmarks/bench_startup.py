@@ -1,151 +1,92 @@
-"""Process start to a ready parser: R101 (seeded random weights, no download) from a
-``model.safetensors`` directory, an encrypted ``.m2fp`` file and the official layout's
-``pytorch_model.pt``; ``benchmarks/bench_engines.py`` adds the OpenVINO engine, its package
-beside the weights (``measure_startup``).
+"""Start-up of a replica: process start to an engine that answers, with and without PyTorch.
 
-Each form is loaded by a fresh ``python -c`` (Python start, imports, skeleton built on the
-meta device, weights read, ``HumanParser`` ready on the CPU) timed from the parent, round-robin
-``--rounds`` times after one warm-up round that fills the page cache; medians reported, with
-the child's own split (seconds to import m2fp and torch, seconds in ``from_pretrained``).
-Ready is when the child reports the parser built; its exit afterwards is reported apart.
+Each form runs in a fresh interpreter, timed from before the interpreter starts:
 
-    .venv/bin/python benchmarks/bench_startup.py [--rounds 3] [--workdir DIR]
+- ``openvino-slim``: ``m2fp.engines.openvino_engine`` and the package of a model directory,
+  torch never imported (what the slim runtime loads); first inference reported apart, since
+  OpenVINO compiles per input shape at its first use.
+- ``torch-import``: ``import torch`` alone, the cost every torch form pays first.
+- ``torch-parser``: ``HumanParser.from_pretrained`` on the torch engine (checkpoint loaded).
+
+Usage: .venv/bin/python benchmarks/bench_startup.py MODEL_DIR [--runs 3]
+MODEL_DIR holds weights and ``openvino_fp32.ovpkg`` (``m2fp model export --format openvino``).
+Measure on a quiet machine: the 1-minute load is printed with the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-CHILD = """
-import sys, time
-started = time.perf_counter()
+SLIM = """
+import json, sys, time
 from pathlib import Path
-from m2fp import HumanParser, ParserOptions
-from m2fp.protection.keys import read_key_file
-imported = time.perf_counter()
-path, key_file, engine, precision = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-key = read_key_file(Path(key_file)) if key_file else None
-options = ParserOptions(device="cpu", engine=engine, precision=precision)
-parser = HumanParser.from_pretrained(path, options=options, key=key)
-print(imported - started, time.perf_counter() - imported, flush=True)
+import numpy as np
+from m2fp.engines.openvino_engine import OpenVINOEngine
+from m2fp.engines.openvino_package import OpenVINOPackage, package_file_name
+data = (Path(sys.argv[1]) / package_file_name("fp32")).read_bytes()
+engine = OpenVINOEngine(package=OpenVINOPackage.from_bytes(data))
+ready = time.time()
+engine.infer(np.zeros((1, 3, 640, 960), np.float32))
+first = time.time()
+engine.infer(np.zeros((1, 3, 640, 960), np.float32))
+print(json.dumps({"ready": ready, "first": first - ready, "second": time.time() - first,
+                  "torch": "torch" in sys.modules}))
 """
+TORCH_IMPORT = """
+import json, sys, time
+import torch
+print(json.dumps({"ready": time.time(), "torch": "torch" in sys.modules}))
+"""
+TORCH_PARSER = """
+import json, sys, time
+from m2fp import HumanParser
+parser = HumanParser.from_pretrained(sys.argv[1])
+print(json.dumps({"ready": time.time(), "torch": "torch" in sys.modules}))
+"""
+FORMS = {"openvino-slim": SLIM, "torch-import": TORCH_IMPORT, "torch-parser": TORCH_PARSER}
 
 
-# name -> (model path, key file or None, engine, precision)
-Form = tuple[Path, Path | None, str, str]
-
-
-def start_once(path: Path, key_file: Path | None, engine: str, precision: str) -> tuple:
-    """(process start to ready, imports, from_pretrained, process start to exit) in seconds.
-
-    Ready is when the child's one line (printed with the parser built) reaches the parent;
-    the exit after it (freeing the network, interpreter teardown) is reported apart.
-    """
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), str(key_file or ""), engine, precision],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = child.stdout.readline()
-    ready = time.perf_counter() - started
-    _, errors = child.communicate()
-    exited = time.perf_counter() - started
-    if child.returncode != 0:
-        raise RuntimeError(f"start-up child failed: {errors.strip()}")
-    imports, from_pretrained = (float(v) for v in line.split())
-    return ready, imports, from_pretrained, exited
-
-
-def write_forms(work: Path, config: dict, state: dict, packages: dict | None = None) -> dict:
-    """The forms of one model: safetensors directory, ``.pt`` directory, ``.m2fp`` file and,
-    for each ``packages`` entry (precision -> ``OpenVINOPackage`` converted from ``state``),
-    a safetensors directory with that package beside the weights."""
-    import dataclasses
-    import hashlib
-
-    import torch
-    from safetensors.torch import save_file
-
-    from m2fp.engines.openvino_package import package_file_name
-    from m2fp.protection.convert import encrypt_model_dir
-    from m2fp.protection.keys import generate_key, write_key_file
-
-    forms: dict[str, Form] = {}
-    for name, weights in (("safetensors", "model.safetensors"), ("pt", "pytorch_model.pt")):
-        directory = work / name
-        directory.mkdir(exist_ok=True)
-        (directory / "configuration.json").write_text(json.dumps({"model": config}))
-        if name == "safetensors":
-            save_file(state, str(directory / weights))
-        else:
-            torch.save({"model": state}, directory / weights)
-        forms[name] = (directory, None, "torch", "fp32")
-    key_file = work / "bench.key"
-    key_file.unlink(missing_ok=True)
-    write_key_file(key_file, generate_key())
-    from m2fp.protection.keys import read_key_file
-
-    encrypted = work / "r101.m2fp"
-    encrypted.unlink(missing_ok=True)
-    encrypt_model_dir(forms["safetensors"][0], key=read_key_file(key_file), out=encrypted)
-    forms["m2fp"] = (encrypted, key_file, "torch", "fp32")
-    weights = forms["safetensors"][0] / "model.safetensors"
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-    for precision, package in (packages or {}).items():
-        directory = work / f"openvino_{precision}"
-        directory.mkdir(exist_ok=True)
-        for name in ("configuration.json", "model.safetensors"):
-            (directory / name).write_bytes((forms["safetensors"][0] / name).read_bytes())
-        stamped = dataclasses.replace(package, weights_sha256=digest)
-        (directory / package_file_name(precision)).write_bytes(stamped.to_bytes())
-        forms[f"openvino {precision}"] = (directory, None, "openvino", precision)
-    return forms
-
-
-def measure_startup(forms: dict, rounds: int) -> dict[str, dict[str, float]]:
-    """Medians per form over ``rounds`` round-robin rounds, after one warm-up round."""
-    for where in forms.values():  # warm-up: page cache, .pyc files
-        start_once(*where)
-    runs: dict[str, list[tuple[float, ...]]] = {name: [] for name in forms}
-    for _ in range(rounds):
-        for name, where in forms.items():
-            runs[name].append(start_once(*where))
-    return {
-        name: {
-            "ready_seconds": round(statistics.median(r[0] for r in rs), 2),
-            "imports_seconds": round(statistics.median(r[1] for r in rs), 2),
-            "from_pretrained_seconds": round(statistics.median(r[2] for r in rs), 2),
-            "exit_seconds": round(statistics.median(r[3] for r in rs), 2),
-        }
-        for name, rs in runs.items()
-    }
+def run_form(code: str, model_dir: str) -> dict:
+    started = time.time()
+    out = subprocess.run(
+        [sys.executable, "-c", code, model_dir], check=True, capture_output=True, text=True
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    result["ready"] -= started
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workdir", help="keep the files here (default: a temp dir)")
+    parser.add_argument("model_dir")
+    parser.add_argument("--runs", type=int, default=3, help="fresh processes per form")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        work = Path(args.workdir or scratch)
-        work.mkdir(parents=True, exist_ok=True)
-        import torch
-
-        from m2fp.build import build_model, m2fp_r101_cihp
-
-        torch.manual_seed(0)
-        config = m2fp_r101_cihp()
-        forms = write_forms(work, config, build_model(config).state_dict())
-        print(json.dumps(measure_startup(forms, args.rounds), indent=2))
+    print("| form | ready (median) | min | first inference 960x640 | second | torch loaded |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, code in FORMS.items():
+        results = [run_form(code, args.model_dir) for _ in range(args.runs)]
+        ready = [r["ready"] for r in results]
+        first = (
+            f"{statistics.median(r['first'] for r in results):.2f} s"
+            if "first" in results[0]
+            else "-"
+        )
+        second = (
+            f"{statistics.median(r['second'] for r in results):.2f} s"
+            if "second" in results[0]
+            else "-"
+        )
+        print(
+            f"| {name} | {statistics.median(ready):.2f} s | {min(ready):.2f} s | {first} "
+            f"| {second} | {results[0]['torch']} |"
+        )
+    print(f"\n1-minute load: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

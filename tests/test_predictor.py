@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,7 +10,6 @@ import pytest
 from PIL import Image
 
 from m2fp import predictor
-from m2fp.compute.options import Precision
 from m2fp.errors import ImageError
 
 
@@ -92,27 +90,19 @@ def test_the_library_leaves_the_heap_alone(tiny_parser, golden_image_path, monke
     assert calls == []
 
 
-def test_single_person_semantic_map_is_exact_fp32_math(lip_parser, golden_image_path, monkeypatch):
-    """The semantic einsum runs inside ``compute(fp32)``: on CUDA that holds the TF32 lock
-    with TF32 off, so a tf32 parser in another thread cannot switch it on meanwhile."""
-    real_compute, real_probabilities = predictor.compute, predictor.semantic_probabilities
-    inside: list[Precision] = []
-    seen: list[list[Precision]] = []
+def test_single_person_semantic_map_is_numpy_fp32_on_the_cpu(
+    lip_parser, golden_image_path, monkeypatch
+):
+    """The semantic map is computed from float32 numpy arrays on the CPU, whatever the
+    engine's device and precision: exact fp32 math (no TF32 to switch off) and the same code
+    the slim runtime without PyTorch runs."""
+    real_probabilities = predictor.semantic_probabilities
+    seen: list[tuple[type, object, type, object]] = []
 
-    @contextlib.contextmanager
-    def recording(precision, device=None):
-        with real_compute(precision, device):
-            inside.append(precision)
-            try:
-                yield
-            finally:
-                inside.pop()
+    def probe(class_logits, mask_logits, padded_size):
+        seen.append((type(class_logits), class_logits.dtype, type(mask_logits), mask_logits.dtype))
+        return real_probabilities(class_logits, mask_logits, padded_size)
 
-    def probe(*args, **kwargs):
-        seen.append(list(inside))
-        return real_probabilities(*args, **kwargs)
-
-    monkeypatch.setattr(predictor, "compute", recording)
     monkeypatch.setattr(predictor, "semantic_probabilities", probe)
     lip_parser(golden_image_path)
-    assert seen == [[Precision.FP32]]
+    assert seen == [(np.ndarray, np.float32, np.ndarray, np.float32)]

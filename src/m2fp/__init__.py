@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from m2fp.errors import missing_torch
+
 __version__ = "0.1.0"
 
 # public name -> module that defines it
@@ -48,7 +50,13 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'm2fp' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    try:
+        value = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        missing = missing_torch(exc)
+        if missing is None:
+            raise
+        raise missing from exc
     globals()[name] = value  # later lookups skip this function
     return value
 

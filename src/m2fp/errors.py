@@ -56,3 +56,18 @@ class DeviceMemoryError(M2FPError):
 
 class MissingExtraError(M2FPError, ImportError):
     """An optional package a feature needs is not installed (the message names the extra)."""
+
+
+TORCH_MISSING = (
+    "this needs PyTorch, which the slim runtime (m2fp[runtime]) leaves out: "
+    "pip install 'm2fp[torch]'"
+)
+
+
+def missing_torch(exc: ImportError) -> MissingExtraError | None:
+    """``exc`` as the ``MissingExtraError`` naming ``m2fp[torch]`` when what failed to import
+    is torch (or a torch submodule); None for anything else."""
+    name = exc.name or ""
+    if isinstance(exc, ModuleNotFoundError) and (name == "torch" or name.startswith("torch.")):
+        return MissingExtraError(TORCH_MISSING)
+    return None

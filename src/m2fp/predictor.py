@@ -14,10 +14,11 @@ batch fully; with flip a photo and its mirror image always share one batch.
 
 Where each step runs: the PIL resize (the exact bilinear resize ModelScope's pipeline does) on
 the CPU; the image goes to the device as uint8 and is normalised and padded there; the network
-on the device; the single-person semantic map (a dense interpolation and einsum over every
-pixel) on the device; the multi-person instances on the CPU: that step is a sequence of small
-data-dependent steps (top-k, one window per query, thresholds read back), each of which would
-wait for the GPU, and only ~15 MB of mask logits per photo cross to the host.
+on the device; everything after it on the CPU in numpy (``m2fp.processing``), the same code for
+every engine: only the logits cross to the host (~15 MB of mask logits per photo), the
+multi-person instances are a sequence of small data-dependent steps (top-k, one window per
+query, thresholds read back) each of which would wait for a GPU, and the slim runtime without
+PyTorch runs that same code on OpenVINO's outputs.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from m2fp.compute.device import (
 )
 from m2fp.compute.options import ACCURACY, CAVEAT, Engine, Precision, check_compute
 from m2fp.compute.parser_options import ParserOptions
-from m2fp.compute.precision import compute, resolve_precision
+from m2fp.compute.precision import resolve_precision
 from m2fp.compute.threads import apply_torch_threads, plan_threads
 from m2fp.engines.openvino_package import OpenVINOPackage, package_precision
 from m2fp.engines.selection import NetworkEngine, build_engine
@@ -425,23 +426,20 @@ class HumanParser:
             source: SemanticRows = rows[0]
             if len(rows) == 2:
                 source = AveragedRows(rows[0], MirroredRows(rows[1], self.label_set.mirrored()))
-            with torch.inference_mode():
-                labels = label_semantics(source)
-            return assemble_semantic(labels, picture, self.class_names)
-        with torch.inference_mode():
-            measured = [
-                self._measure_pass(one, logits, masks, output_size)
-                for one, (logits, masks) in zip(passes, outputs, strict=True)
-            ]
-            if len(measured) == 1:
-                parsed = measured[0].parsed()
-            else:
-                parsed = merge_passes(
-                    *measured,
-                    mirror=self.mirrored,
-                    num_parsing=self.num_parsing,
-                    output_size=output_size,
-                )
+            return assemble_semantic(label_semantics(source), picture, self.class_names)
+        measured = [
+            self._measure_pass(one, logits, masks, output_size)
+            for one, (logits, masks) in zip(passes, outputs, strict=True)
+        ]
+        if len(measured) == 1:
+            parsed = measured[0].parsed()
+        else:
+            parsed = merge_passes(
+                *measured,
+                mirror=self.mirrored,
+                num_parsing=self.num_parsing,
+                output_size=output_size,
+            )
         return assemble(parsed, picture, self.class_names)
 
     def _preprocess(self, picture: Image.Image) -> tuple[Image.Image, torch.Tensor]:
@@ -475,9 +473,8 @@ class HumanParser:
         parse, kept apart for the benchmarks that time each and the parity tests that compare
         the network's raw outputs; not part of the public API."""
         one = _Pass(images=batch, input_size=(resized.height, resized.width))
-        with torch.inference_mode():
-            output_size = (picture.height, picture.width)
-            parsed = self._measure_pass(one, class_logits[0], mask_logits[0], output_size)
+        output_size = (picture.height, picture.width)
+        parsed = self._measure_pass(one, class_logits[0], mask_logits[0], output_size)
         return assemble(parsed.parsed(), picture, self.class_names)
 
     def _measure_pass(
@@ -488,8 +485,8 @@ class HumanParser:
         output_size: tuple[int, int],
     ) -> PassOutput:
         return measure_pass(
-            class_logits.float().cpu(),
-            mask_logits.float().cpu(),
+            _host_array(class_logits),
+            _host_array(mask_logits),
             padded_size=one.padded_size,
             input_size=one.input_size,
             output_size=output_size,
@@ -504,16 +501,23 @@ class HumanParser:
         mask_logits: torch.Tensor,
         output_size: tuple[int, int],
     ) -> SemanticMap:
-        """The single-person semantic map of one pass, computed on the device, kept on the
-        CPU at crop size. Exact fp32 math whatever the network's precision: on CUDA under the
-        TF32 lock with TF32 off, so a parser of another precision cannot switch it on
-        meanwhile."""
+        """The single-person semantic map of one pass, kept at crop size: exact fp32 math on
+        the CPU whatever the network's precision."""
         assert one.crop_box is not None  # nosec B101 # narrows the type; single-person passes have a crop box
-        with compute(Precision.FP32, self.device):
-            probabilities = semantic_probabilities(class_logits, mask_logits, one.padded_size)
+        probabilities = semantic_probabilities(
+            _host_array(class_logits), _host_array(mask_logits), one.padded_size
+        )
         return SemanticMap(
-            probabilities.float().cpu(),
+            probabilities,
             input_size=one.input_size,
             crop_box=one.crop_box,
             output_size=output_size,
         )
+
+
+def _host_array(output: Any) -> np.ndarray:
+    """An engine's output (a torch tensor on any device, or an array) as float32 numpy on the
+    CPU, where post-processing runs."""
+    if isinstance(output, np.ndarray):
+        return output.astype(np.float32, copy=False)
+    return output.detach().float().cpu().numpy()

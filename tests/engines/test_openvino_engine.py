@@ -32,6 +32,34 @@ def test_golden_parity(engine, golden_batch, golden_expected):
     np.testing.assert_allclose(masks[0].numpy(), golden_expected["pred_masks"], atol=1e-4, rtol=0)
 
 
+def test_golden_parity_without_torch(openvino_model_dir, golden_batch, golden_expected, tmp_path):
+    """The package read and run by a process where torch cannot be imported, numpy in and
+    out: what the slim runtime does."""
+    from tests.utils.without_torch import run_without_torch
+
+    np.save(tmp_path / "input.npy", golden_batch.numpy())
+    proc = run_without_torch(
+        f"""
+        from pathlib import Path
+
+        import numpy as np
+
+        from m2fp.engines.openvino_engine import OpenVINOEngine
+        from m2fp.engines.openvino_package import OpenVINOPackage, package_file_name
+
+        data = (Path({str(openvino_model_dir)!r}) / package_file_name("fp32")).read_bytes()
+        engine = OpenVINOEngine(package=OpenVINOPackage.from_bytes(data))
+        logits, masks = engine.infer(np.load({str(tmp_path / "input.npy")!r}))
+        assert isinstance(logits, np.ndarray) and logits.dtype == np.float32
+        np.savez({str(tmp_path / "out.npz")!r}, logits=logits, masks=masks)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = np.load(tmp_path / "out.npz")
+    np.testing.assert_allclose(out["logits"][0], golden_expected["pred_logits"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(out["masks"][0], golden_expected["pred_masks"], atol=1e-4, rtol=0)
+
+
 @pytest.mark.parametrize("size", [(64, 64), (96, 320), (320, 96), (224, 160)])
 def test_every_shape_matches_eager(engine, golden_network, size):
     images = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(sum(size)))

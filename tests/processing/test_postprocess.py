@@ -76,8 +76,8 @@ def confident_outputs(seed: int, queries: int, mask_hw: tuple[int, int]):
 def test_matches_reference(seed, padded, input_size, output):
     class_logits, mask_logits = confident_outputs(seed, 30, (padded[0] // 4, padded[1] // 4))
     parsed = measure_pass(
-        class_logits,
-        mask_logits,
+        class_logits.numpy(),
+        mask_logits.numpy(),
         padded_size=padded,
         input_size=input_size,
         output_size=output,
@@ -103,8 +103,8 @@ def test_matches_reference(seed, padded, input_size, output):
 def test_parts_and_humans_sorted_and_thresholded():
     class_logits, mask_logits = confident_outputs(3, 30, (16, 16))
     parsed = measure_pass(
-        class_logits,
-        mask_logits,
+        class_logits.numpy(),
+        mask_logits.numpy(),
         padded_size=(64, 64),
         input_size=(64, 64),
         output_size=(64, 64),
@@ -118,8 +118,8 @@ def test_parts_and_humans_sorted_and_thresholded():
 
 
 def test_unconfident_queries_yield_nothing():
-    class_logits = torch.zeros(10, NUM_PARSING + 2)  # uniform: every class score ~0.045
-    mask_logits = torch.ones(10, 8, 8)
+    class_logits = np.zeros((10, NUM_PARSING + 2), np.float32)  # every class score ~0.045
+    mask_logits = np.ones((10, 8, 8), np.float32)
     parsed = measure_pass(
         class_logits,
         mask_logits,

@@ -18,7 +18,7 @@ from m2fp.cli.arguments import build_parser
 from m2fp.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CLIError
 from m2fp.cli.terminal_text import escape_controls
 from m2fp.compute.options import ComputeChoiceError
-from m2fp.errors import DeviceUnavailableError, M2FPError, ModelNotFoundError
+from m2fp.errors import DeviceUnavailableError, M2FPError, ModelNotFoundError, missing_torch
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +36,13 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except M2FPError as exc:
         print(f"m2fp: {escape_controls(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    except ModuleNotFoundError as exc:
+        # the slim runtime: a command that needs torch says which extra to install
+        missing = missing_torch(exc)
+        if missing is None:
+            raise
+        print(f"m2fp: {missing}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("m2fp: interrupted", file=sys.stderr)

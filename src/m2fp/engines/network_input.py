@@ -1,10 +1,15 @@
-"""The one check of a network input that every exported engine applies before it runs."""
+"""The one check of a network input that every exported engine applies before it runs.
+
+numpy, no torch: the exported engines run on the slim runtime without PyTorch.
+"""
 
 from __future__ import annotations
 
-import torch
+import numpy as np
 
-from m2fp.modeling.m2fp import SIZE_DIVISIBILITY
+# M2FP.size_divisibility (m2fp.modeling.m2fp.SIZE_DIVISIBILITY), repeated because modeling
+# imports torch and this check must not; tests/engines/test_network_input.py holds them equal
+SIZE_DIVISIBILITY = 32
 
 # One image per call: the exported graphs have a fixed batch of 1 (what HumanParser feeds the
 # network).
@@ -22,16 +27,16 @@ def fits_exported(height: int, width: int) -> bool:
     return SIDE_MIN <= height <= SIDE_MAX and SIDE_MIN <= width <= SIDE_MAX
 
 
-def check_network_input(images: torch.Tensor) -> tuple[int, int]:
+def check_network_input(images: np.ndarray) -> tuple[int, int]:
     """Return (H, W) of a valid exported-engine input.
 
     Raises:
-        ValueError: ``images`` is not a 1x3xHxW float32 tensor with H and W multiples of 32
+        ValueError: ``images`` is not a 1x3xHxW float32 array with H and W multiples of 32
             within [SIDE_MIN, SIDE_MAX].
     """
-    if images.dtype != torch.float32:
+    if images.dtype != np.float32:
         raise ValueError(f"network input must be float32, not {images.dtype}")
-    if images.dim() != 4 or images.shape[0] != BATCH or images.shape[1] != 3:
+    if images.ndim != 4 or images.shape[0] != BATCH or images.shape[1] != 3:
         raise ValueError(f"network input must be {BATCH}x3xHxW, not {tuple(images.shape)}")
     height, width = int(images.shape[2]), int(images.shape[3])
     if height % SIZE_DIVISIBILITY or width % SIZE_DIVISIBILITY:

@@ -15,20 +15,26 @@ round (``EmbeddingBagOffsetsSum ... invalid embedding bag index``) and sampling 
 their fraction. OpenVINO's precision markings do not survive the CPU plugin's own graph
 rewrites there (``DisablePrecisionConversion`` on every head node, OpenVINO 2026.4: the same
 failure), so the head as a whole is the f32 subgraph.
+
+``infer`` is numpy in, numpy out and this module never imports torch, so the slim runtime
+without PyTorch runs it; ``__call__`` is the same for the torch engines' tensor contract.
 """
 
 from __future__ import annotations
 
 import collections
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from m2fp.compute.cpu_features import BF16_FLAGS, bf16_units, cpu_flags
 from m2fp.engines.network_input import check_network_input
 from m2fp.engines.openvino_package import OpenVINOPackage, _openvino, package_precision
 from m2fp.errors import PrecisionUnsupportedError
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_MAX_SHAPES = 2  # landscape and portrait 640-side photos; ~390 MB each for R101
 FEATURE_STRIDES = (4, 8, 16, 32)  # res2..res5
@@ -145,12 +151,21 @@ class OpenVINOEngine:
         return compiled
 
     def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``infer`` on a CPU tensor, for the ``NetworkEngine`` contract (same outputs as
+        tensors)."""
+        import torch
+
+        class_logits, mask_logits = self.infer(images.detach().cpu().numpy())
+        return torch.from_numpy(class_logits), torch.from_numpy(mask_logits)
+
+    def infer(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Args:
             images: 1x3xHxW float32, normalised, zero-padded; H, W multiples of 32 in
                 [SIDE_MIN, SIDE_MAX] (``m2fp.engines.network_input``).
 
         Returns:
-            class logits 1xQx(K+1) and mask logits 1xQxH/4xW/4, float32.
+            class logits 1xQx(K+1) and mask logits 1xQxH/4xW/4, float32 arrays the caller
+            owns.
 
         Raises:
             ValueError: ``images`` breaks the contract above.
@@ -158,13 +173,13 @@ class OpenVINOEngine:
         height, width = check_network_input(images)
         ov = _openvino()
         stages = self.compiled(height, width)
-        array = np.ascontiguousarray(images.detach().cpu().numpy())
+        array = np.ascontiguousarray(images)
         backbone, head = (stage.create_infer_request() for stage in stages)
         backbone.infer({0: ov.Tensor(array, shared_memory=True)})
         # the backbone's output tensors become the head's inputs without a copy
         for index in range(len(FEATURE_STRIDES)):
             head.set_input_tensor(index, backbone.get_output_tensor(index))
         head.infer()
-        class_logits = torch.from_numpy(np.array(head.get_output_tensor(0).data))
-        mask_logits = torch.from_numpy(np.array(head.get_output_tensor(1).data))
+        class_logits = np.array(head.get_output_tensor(0).data)
+        mask_logits = np.array(head.get_output_tensor(1).data)
         return class_logits, mask_logits

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import torch
+import numpy as np
 from PIL import Image
 
 from m2fp.processing.postprocess import (
@@ -61,10 +61,10 @@ class MirroredRows:
         self.rows = rows
         self.num_classes = rows.num_classes
         self.output_size = rows.output_size
-        self.index = torch.tensor(list(mirrored))
+        self.index = np.array(list(mirrored), dtype=np.int64)
 
-    def band(self, start: int, stop: int) -> torch.Tensor:
-        return self.rows.band(start, stop).index_select(0, self.index).flip(-1)
+    def band(self, start: int, stop: int) -> np.ndarray:
+        return self.rows.band(start, stop)[self.index, :, ::-1]
 
 
 class AveragedRows:
@@ -77,15 +77,15 @@ class AveragedRows:
         self.num_classes = first.num_classes
         self.output_size = first.output_size
 
-    def band(self, start: int, stop: int) -> torch.Tensor:
-        return (self.first.band(start, stop) + self.second.band(start, stop)) / 2
+    def band(self, start: int, stop: int) -> np.ndarray:
+        return (self.first.band(start, stop) + self.second.band(start, stop)) / np.float32(2)
 
 
 def _mirrored_map(found: ClassMap | None, width: int) -> ClassMap | None:
     if found is None:
         return None
     cols = slice(width - found.cols.stop, width - found.cols.start)
-    return ClassMap(rows=found.rows, cols=cols, values=found.values.flip(-1))
+    return ClassMap(rows=found.rows, cols=cols, values=found.values[:, ::-1])
 
 
 def _averaged_map(first: ClassMap | None, second: ClassMap | None) -> ClassMap | None:
@@ -95,14 +95,14 @@ def _averaged_map(first: ClassMap | None, second: ClassMap | None) -> ClassMap |
         return None
     top, bottom = min(m.rows.start for m in maps), max(m.rows.stop for m in maps)
     left, right = min(m.cols.start for m in maps), max(m.cols.stop for m in maps)
-    total = torch.zeros(bottom - top, right - left)
+    total = np.zeros((bottom - top, right - left), dtype=np.float32)
     for m in maps:
         local = (
             slice(m.rows.start - top, m.rows.stop - top),
             slice(m.cols.start - left, m.cols.stop - left),
         )
         total[local] += m.values
-    return ClassMap(rows=slice(top, bottom), cols=slice(left, right), values=total / 2)
+    return ClassMap(rows=slice(top, bottom), cols=slice(left, right), values=total / np.float32(2))
 
 
 def averaged_class_maps(

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 
 @dataclass(frozen=True)
@@ -26,25 +25,25 @@ class CroppedMask:
     @classmethod
     def from_projections(
         cls,
-        mask: torch.Tensor,
-        rows: torch.Tensor,
-        cols: torch.Tensor,
+        mask: np.ndarray,
+        rows: np.ndarray,
+        cols: np.ndarray,
         *,
         origin: tuple[int, int] = (0, 0),
         size: tuple[int, int] | None = None,
     ) -> CroppedMask:
-        """Crop a non-empty boolean tensor given its row and column ``any`` projections.
+        """Crop a non-empty boolean array given its row and column ``any`` projections.
 
         Args:
             mask: the mask, or a window of it whose top-left pixel is at ``origin`` (y, x).
             rows, cols: ``mask.any(1)`` and ``mask.any(0)``.
             size: (height, width) of the full mask; defaults to the shape of ``mask``.
         """
-        row_idx = torch.nonzero(rows).flatten()
-        col_idx = torch.nonzero(cols).flatten()
+        row_idx = np.flatnonzero(rows)
+        col_idx = np.flatnonzero(cols)
         y0, y1 = int(row_idx[0]), int(row_idx[-1]) + 1
         x0, x1 = int(col_idx[0]), int(col_idx[-1]) + 1
-        crop = mask[y0:y1, x0:x1].numpy().copy()
+        crop = mask[y0:y1, x0:x1].copy()
         top, left = origin
         full = size if size is not None else (int(mask.shape[0]), int(mask.shape[1]))
         return cls(

@@ -10,6 +10,9 @@ the label map are those ModelScope computes, up to float rounding.
 
 Frames: ``mask_logits`` QxH/4xW/4 of the padded input; ``input_size`` the resized image inside
 the padding; ``output_size`` the original photo.
+
+numpy on the CPU (float32, as PyTorch computes it): the torch engine's outputs and OpenVINO's
+both arrive here as arrays, so the slim runtime without PyTorch runs this same code.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
+from m2fp.processing.activations import sigmoid, softmax
 from m2fp.processing.masks import CroppedMask
 from m2fp.processing.resample import MaskResampler
 
@@ -72,7 +75,7 @@ class ClassMap:
 
     rows: slice
     cols: slice
-    values: torch.Tensor
+    values: np.ndarray
 
 
 class PassOutput:
@@ -86,7 +89,7 @@ class PassOutput:
         parts: list[Instance],
         humans: list[Instance],
         candidates: _Candidates,
-        final_scores: torch.Tensor,
+        final_scores: np.ndarray,
         masks: _QueryMasks,
         ins_score_thr: float,
         num_parsing: int,
@@ -123,35 +126,40 @@ class PassOutput:
             self._candidates.slots,
         )
         regions = self._masks.regions
-        selected = torch.nonzero((labels == cls) & (scores >= self._ins_score_thr)).flatten()
+        selected = np.flatnonzero((labels == cls) & (scores >= self._ins_score_thr))
         # ascending score: the order ModelScope adds them in
         selected = [
-            int(i) for i in selected[scores[selected].argsort()] if int(slots[i]) in regions
+            int(i)
+            for i in selected[scores[selected].argsort(kind="stable")]
+            if int(slots[i]) in regions
         ]
         if not selected:
             return None
         boxes = [regions[int(slots[i])] for i in selected]
         top, bottom = min(r[0].start for r in boxes), max(r[0].stop for r in boxes)
         left, right = min(r[1].start for r in boxes), max(r[1].stop for r in boxes)
-        total = torch.zeros(bottom - top, right - left)
-        times = torch.zeros(bottom - top, right - left)
+        total = np.zeros((bottom - top, right - left), dtype=np.float32)
+        times = np.zeros((bottom - top, right - left), dtype=np.float32)
         for i, (rows, cols) in zip(selected, boxes, strict=True):
-            weighted = self._masks.window_of(int(slots[i])).logits.sigmoid().mul_(scores[i])
+            weighted = sigmoid(self._masks.window_of(int(slots[i])).logits)
+            weighted *= scores[i]
             hit = weighted > 0.5
             local = (
                 slice(rows.start - top, rows.stop - top),
                 slice(cols.start - left, cols.stop - left),
             )
-            total[local] = torch.where(hit, weighted + total[local], total[local])
+            total[local] = np.where(hit, weighted + total[local], total[local])
             times[local] += hit
         return ClassMap(
-            rows=slice(top, bottom), cols=slice(left, right), values=total / times.clamp_(min=1)
+            rows=slice(top, bottom),
+            cols=slice(left, right),
+            values=total / np.maximum(times, np.float32(1)),
         )
 
 
 def measure_pass(
-    class_logits: torch.Tensor,
-    mask_logits: torch.Tensor,
+    class_logits: np.ndarray,
+    mask_logits: np.ndarray,
     *,
     padded_size: tuple[int, int],
     input_size: tuple[int, int],
@@ -163,14 +171,16 @@ def measure_pass(
     made of (``PassOutput.parsed()`` paints it).
 
     Args:
-        class_logits: Qx(K+1) logits, the last column "no object".
-        mask_logits: QxH/4xW/4 mask logits.
+        class_logits: Qx(K+1) float32 logits, the last column "no object".
+        mask_logits: QxH/4xW/4 float32 mask logits.
         padded_size: (H, W) of the padded network input.
         input_size: (h, w) of the resized image within it.
         output_size: (H, W) of the original photo.
         num_parsing: number of semantic classes; class ``num_parsing`` is "Human".
         ins_score_thr: minimum instance score for pasting into the label map.
     """
+    class_logits = np.asarray(class_logits, dtype=np.float32)
+    mask_logits = np.asarray(mask_logits, dtype=np.float32)
     candidates = _Candidates.select(class_logits, ins_score_thr)
     resampler = MaskResampler(
         low_size=(int(mask_logits.shape[-2]), int(mask_logits.shape[-1])),
@@ -207,17 +217,17 @@ def paste_label_map(
 
     Outside a class's window its probability is 0 and cannot beat the running best (>= 0).
     """
-    best = torch.zeros(output_size)
-    best_label = torch.zeros(output_size, dtype=torch.uint8)
+    best = np.zeros(output_size, dtype=np.float32)
+    best_label = np.zeros(output_size, dtype=np.uint8)
     for cls in range(num_parsing):
         found = class_map(cls)
         if found is None:
             continue
         region = (found.rows, found.cols)
         better = found.values > best[region]
-        best[region] = torch.where(better, found.values, best[region])
+        best[region] = np.where(better, found.values, best[region])
         best_label[region][better] = cls
-    return best_label.numpy(), best.numpy()
+    return best_label, best
 
 
 @dataclass(frozen=True)
@@ -231,24 +241,25 @@ class _Candidates:
         queries: the distinct query indices among the pairs, ascending.
     """
 
-    scores: torch.Tensor
-    labels: torch.Tensor
-    slots: torch.Tensor
-    queries: torch.Tensor
+    scores: np.ndarray
+    labels: np.ndarray
+    slots: np.ndarray
+    queries: np.ndarray
 
     @classmethod
-    def select(cls, class_logits: torch.Tensor, ins_score_thr: float) -> _Candidates:
+    def select(cls, class_logits: np.ndarray, ins_score_thr: float) -> _Candidates:
         """ModelScope's unsorted top-k over Qx(K) class probabilities, without the pairs
         below every threshold: final score = class score * mean mask probability <= class
         score, so they can be dropped before their mask is ever upsampled."""
         num_classes = class_logits.shape[1] - 1
-        class_scores = class_logits.softmax(-1)[:, :-1]
-        topk = min(TOPK_PER_IMAGE, class_scores.numel())
-        scores, flat_index = class_scores.flatten().topk(topk, sorted=False)
+        class_scores = softmax(class_logits)[:, :-1].ravel()
+        topk = min(TOPK_PER_IMAGE, class_scores.size)
+        flat_index = np.argpartition(-class_scores, topk - 1)[:topk]
+        scores = class_scores[flat_index]
         labels = flat_index % num_classes
-        queries = torch.div(flat_index, num_classes, rounding_mode="floor")
+        queries = flat_index // num_classes
         keep = scores >= min(PART_MIN_SCORE, HUMAN_MIN_SCORE, ins_score_thr)
-        unique_queries, slots = torch.unique(queries[keep], return_inverse=True)
+        unique_queries, slots = np.unique(queries[keep], return_inverse=True)
         return cls(scores=scores[keep], labels=labels[keep], slots=slots, queries=unique_queries)
 
 
@@ -257,11 +268,11 @@ class _QueryMasks:
     be returned, and the window it can paint into the label map (upsampled logits cached
     within ``CACHE_BYTES``, the rest recomputed when painting)."""
 
-    def __init__(self, resampler: MaskResampler, mask_logits: torch.Tensor, queries: torch.Tensor):
+    def __init__(self, resampler: MaskResampler, mask_logits: np.ndarray, queries: np.ndarray):
         self.resampler = resampler
         self.mask_logits = mask_logits
         self.queries = queries
-        self.mask_scores = torch.zeros(len(queries))
+        self.mask_scores = np.zeros(len(queries), dtype=np.float32)
         self.full_masks: dict[int, CroppedMask] = {}
         self.regions: dict[int, tuple[slice, slice]] = {}
         self.cache: dict[int, _Window] = {}
@@ -270,7 +281,7 @@ class _QueryMasks:
     def measure(
         cls,
         candidates: _Candidates,
-        mask_logits: torch.Tensor,
+        mask_logits: np.ndarray,
         resampler: MaskResampler,
         *,
         num_parsing: int,
@@ -283,9 +294,9 @@ class _QueryMasks:
             if window is None:
                 continue  # no positive pixel: mask score 0, no mask
             positive = window.logits > 0
-            positive_f = positive.float()
-            masks.mask_scores[slot] = (window.logits.sigmoid() * positive_f).sum() / (
-                positive_f.sum() + 1e-6
+            positive_f = positive.astype(np.float32)
+            masks.mask_scores[slot] = (sigmoid(window.logits) * positive_f).sum() / (
+                positive_f.sum() + np.float32(1e-6)
             )
             rows, cols = positive.any(1), positive.any(0)
             if not rows.any():
@@ -307,9 +318,9 @@ class _QueryMasks:
                 )
             if ((pair_labels != num_parsing) & (pair_scores >= ins_score_thr)).any():
                 masks.regions[slot] = window.region
-                if cached_bytes + 4 * window.logits.numel() <= CACHE_BYTES:
+                if cached_bytes + window.logits.nbytes <= CACHE_BYTES:
                     masks.cache[slot] = window
-                    cached_bytes += 4 * window.logits.numel()
+                    cached_bytes += window.logits.nbytes
         return masks
 
     def window_of(self, slot: int) -> _Window:
@@ -323,7 +334,7 @@ class _QueryMasks:
 
 
 def _instances(
-    candidates: _Candidates, final_scores: torch.Tensor, masks: _QueryMasks, *, num_parsing: int
+    candidates: _Candidates, final_scores: np.ndarray, masks: _QueryMasks, *, num_parsing: int
 ) -> tuple[list[Instance], list[Instance]]:
     """Parts (score >= 0.1, background excluded) and humans (score > 0.1), best first."""
     parts: list[Instance] = []
@@ -345,17 +356,17 @@ def _instances(
 class _Window:
     """Upsampled logits of one query inside the window where they can be positive."""
 
-    logits: torch.Tensor  # (bottom - top) x (right - left)
+    logits: np.ndarray  # (bottom - top) x (right - left), float32
     top: int
     left: int
 
     @classmethod
-    def upsample(cls, resampler: MaskResampler, low: torch.Tensor) -> _Window | None:
+    def upsample(cls, resampler: MaskResampler, low: np.ndarray) -> _Window | None:
         positive = low > 0
-        low_rows = torch.nonzero(positive.any(1)).flatten()
-        if low_rows.numel() == 0:
+        low_rows = np.flatnonzero(positive.any(1))
+        if low_rows.size == 0:
             return None
-        low_cols = torch.nonzero(positive.any(0)).flatten()
+        low_cols = np.flatnonzero(positive.any(0))
         top, bottom = resampler.support(int(low_rows[0]), int(low_rows[-1]) + 1, axis=0)
         left, right = resampler.support(int(low_cols[0]), int(low_cols[-1]) + 1, axis=1)
         if top >= bottom or left >= right:

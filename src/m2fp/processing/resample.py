@@ -7,6 +7,9 @@ logits inside a small window only. ``MaskResampler`` computes exactly those outp
 the source indices and weights ``F.interpolate`` uses, in the same order (width, then height),
 so a window equals the same window of the full resize up to float rounding.
 
+numpy on the CPU, float32 like ``F.interpolate``: both engines' outputs come here as arrays,
+so the slim runtime (no PyTorch) and the torch engine share this one implementation.
+
 Frames: low resolution (mask logits, H/4xW/4 of the padded input) -> padded input -> resized
 input (padding cropped) -> original photo.
 """
@@ -15,31 +18,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
 
 @dataclass(frozen=True)
 class Taps:
     """Per output index along one axis: the two source indices and their weights."""
 
-    first: torch.Tensor
-    second: torch.Tensor
-    first_weight: torch.Tensor
-    second_weight: torch.Tensor
+    first: np.ndarray  # int64
+    second: np.ndarray  # int64
+    first_weight: np.ndarray  # float32
+    second_weight: np.ndarray  # float32
 
     @classmethod
     def bilinear(cls, in_size: int, out_size: int) -> Taps:
         """What ``F.interpolate(..., mode="bilinear", align_corners=False)`` uses."""
-        index = torch.arange(out_size)
+        index = np.arange(out_size, dtype=np.int64)
         if in_size == out_size:
-            ones = torch.ones(out_size)
-            return cls(index, index, ones, torch.zeros(out_size))
-        scale = torch.tensor(in_size, dtype=torch.float32) / out_size
-        real = (scale * (index.float() + 0.5) - 0.5).clamp_(min=0)
-        first = real.long()
-        second = first + (first < in_size - 1).long()
-        second_weight = (real - first).clamp_(0, 1)
-        return cls(first, second, 1 - second_weight, second_weight)
+            ones = np.ones(out_size, dtype=np.float32)
+            return cls(index, index, ones, np.zeros(out_size, dtype=np.float32))
+        # float32 throughout, as PyTorch computes the source coordinates
+        scale = np.float32(in_size) / np.float32(out_size)
+        real = np.maximum(scale * (index.astype(np.float32) + np.float32(0.5)) - np.float32(0.5), 0)
+        first = real.astype(np.int64)
+        second = first + (first < in_size - 1)
+        second_weight = np.clip(real - first.astype(np.float32), 0, 1)
+        return cls(first, second, np.float32(1) - second_weight, second_weight)
 
     def window(self, start: int, stop: int, offset: int = 0) -> Taps:
         """Taps of outputs ``start:stop`` with source indices shifted by ``-offset``."""
@@ -51,15 +55,15 @@ class Taps:
         )
 
 
-def _apply(x: torch.Tensor, rows: Taps, cols: Taps) -> torch.Tensor:
-    """NxHxW -> Nx|rows|x|cols|: the width taps, then the height taps."""
+def _apply(x: np.ndarray, rows: Taps, cols: Taps) -> np.ndarray:
+    """NxHxW float32 -> Nx|rows|x|cols| float32: the width taps, then the height taps."""
     # only the source rows the height taps read
     first_row = int(rows.first[0])
     x = x[:, first_row : int(rows.second[-1]) + 1]
-    wide = torch.index_select(x, 2, cols.first) * cols.first_weight
-    wide += torch.index_select(x, 2, cols.second) * cols.second_weight
-    top = torch.index_select(wide, 1, rows.first - first_row) * rows.first_weight[:, None]
-    top += torch.index_select(wide, 1, rows.second - first_row) * rows.second_weight[:, None]
+    wide = np.take(x, cols.first, axis=2) * cols.first_weight
+    wide += np.take(x, cols.second, axis=2) * cols.second_weight
+    top = np.take(wide, rows.first - first_row, axis=1) * rows.first_weight[:, None]
+    top += np.take(wide, rows.second - first_row, axis=1) * rows.second_weight[:, None]
     return top
 
 
@@ -95,17 +99,19 @@ class MaskResampler:
                 high = self.step1[axis].second[self.step2[axis].second]
             else:
                 low, high = self.step1[axis].first, self.step1[axis].second
-            self.reach.append((low.contiguous(), high.contiguous()))
+            self.reach.append((np.ascontiguousarray(low), np.ascontiguousarray(high)))
 
     def support(self, low_start: int, low_stop: int, axis: int) -> tuple[int, int]:
         """Output range along ``axis`` that reads any low-resolution index in the range."""
         low, high = self.reach[axis]
-        start = int(torch.searchsorted(high, low_start))
-        stop = int(torch.searchsorted(low, low_stop))
+        start = int(np.searchsorted(high, low_start))
+        stop = int(np.searchsorted(low, low_stop))
         return start, stop
 
-    def window(self, logits: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]):
-        """NxhXw logits -> Nx(rows)x(cols) upsampled logits at the original size."""
+    def window(
+        self, logits: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]
+    ) -> np.ndarray:
+        """NxhXw float32 logits -> Nx(rows)x(cols) upsampled logits at the original size."""
         if not self.two_steps:
             return _apply(logits, self.step1[0].window(*rows), self.step1[1].window(*cols))
         row_taps, col_taps = self.step2[0].window(*rows), self.step2[1].window(*cols)
@@ -134,6 +140,6 @@ class BandResizer:
         self.rows = Taps.bilinear(in_size[0], out_size[0])
         self.cols = Taps.bilinear(in_size[1], out_size[1])
 
-    def band(self, maps: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    def band(self, maps: np.ndarray, start: int, stop: int) -> np.ndarray:
         """Output rows ``start:stop`` of the resized ``maps``: Cx(stop - start)xW."""
         return _apply(maps, self.rows.window(start, stop), self.cols)

@@ -18,6 +18,9 @@ such rows, so flip test-time augmentation (``m2fp.processing.flip``) can average
 
 Frames: mask logits (H/4 of the padded input) -> padded input -> network input -> crop box ->
 original photo.
+
+numpy on the CPU, float32 (float64 sums) as PyTorch computes it: both engines' outputs arrive
+here as arrays, so the slim runtime without PyTorch runs this same code.
 """
 
 from __future__ import annotations
@@ -26,28 +29,30 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from m2fp.processing.activations import sigmoid, softmax
 from m2fp.processing.resample import BandResizer
 
 BAND_VALUES = 8 * 2**20  # floats per band of photo-size rows (32 MB of float32)
 
 
 def semantic_probabilities(
-    class_logits: torch.Tensor, mask_logits: torch.Tensor, padded_size: tuple[int, int]
-) -> torch.Tensor:
-    """Steps 1-2: the KxHpxWp semantic map of one image.
+    class_logits: np.ndarray, mask_logits: np.ndarray, padded_size: tuple[int, int]
+) -> np.ndarray:
+    """Steps 1-2: the KxHpxWp float32 semantic map of one image.
 
     Args:
-        class_logits: Qx(K+1), the last column "no object".
-        mask_logits: QxH/4xW/4.
+        class_logits: Qx(K+1) float32, the last column "no object".
+        mask_logits: QxH/4xW/4 float32.
         padded_size: (Hp, Wp) of the padded network input.
     """
-    masks = F.interpolate(
-        mask_logits[None], size=padded_size, mode="bilinear", align_corners=False
-    )[0]
-    return torch.einsum("qc,qhw->chw", class_logits.softmax(-1)[:, :-1], masks.sigmoid_())
+    mask_logits = np.asarray(mask_logits, dtype=np.float32)
+    class_probs = softmax(np.asarray(class_logits, dtype=np.float32))[:, :-1]
+    resizer = BandResizer(mask_logits.shape[-2:], padded_size)
+    masks = sigmoid(resizer.band(mask_logits, 0, padded_size[0]))
+    # the einsum "qc,qhw->chw" as one matrix product (BLAS): KxQ @ QxHpWp
+    flat = class_probs.T @ masks.reshape(masks.shape[0], -1)
+    return flat.reshape(-1, *padded_size)
 
 
 class SemanticRows(Protocol):
@@ -56,8 +61,8 @@ class SemanticRows(Protocol):
     num_classes: int
     output_size: tuple[int, int]
 
-    def band(self, start: int, stop: int) -> torch.Tensor:
-        """Kx(stop - start)xW probabilities of rows ``start:stop`` of the photo."""
+    def band(self, start: int, stop: int) -> np.ndarray:
+        """Kx(stop - start)xW float32 probabilities of rows ``start:stop`` of the photo."""
         ...
 
 
@@ -73,7 +78,7 @@ class SemanticMap:
 
     def __init__(
         self,
-        probabilities: torch.Tensor,
+        probabilities: np.ndarray,
         *,
         input_size: tuple[int, int],
         crop_box: tuple[int, int, int, int],
@@ -81,12 +86,12 @@ class SemanticMap:
     ) -> None:
         x0, y0, x1, y1 = crop_box
         inside = probabilities[:, : input_size[0], : input_size[1]]
-        self.crop = inside[:, y0:y1, x0:x1].contiguous()
+        self.crop = np.ascontiguousarray(inside[:, y0:y1, x0:x1], dtype=np.float32)
         self.num_classes = int(probabilities.shape[0])
         self.output_size = output_size
         self.resizer = BandResizer((y1 - y0, x1 - x0), output_size)
 
-    def band(self, start: int, stop: int) -> torch.Tensor:
+    def band(self, start: int, stop: int) -> np.ndarray:
         return self.resizer.band(self.crop, start, stop)
 
 
@@ -117,18 +122,18 @@ def label_semantics(rows: SemanticRows) -> SemanticLabels:
     height, width = rows.output_size
     num_classes = rows.num_classes
     label_map = np.empty((height, width), dtype=np.uint8)
-    sums = torch.zeros(num_classes, dtype=torch.float64)
-    counts = torch.zeros(num_classes, dtype=torch.int64)
+    sums = np.zeros(num_classes, dtype=np.float64)
+    counts = np.zeros(num_classes, dtype=np.int64)
     step = band_rows(num_classes, width)
     for start in range(0, height, step):
         stop = min(height, start + step)
         probabilities = rows.band(start, stop)
         labels = probabilities.argmax(0)
-        chosen = probabilities.gather(0, labels[None])[0].sigmoid_()
-        flat = labels.flatten()
-        sums += torch.bincount(flat, weights=chosen.flatten().double(), minlength=num_classes)
-        counts += torch.bincount(flat, minlength=num_classes)
-        label_map[start:stop] = labels.numpy().astype(np.uint8)
-    present = torch.nonzero(counts).flatten().tolist()
+        chosen = sigmoid(np.take_along_axis(probabilities, labels[None], axis=0)[0])
+        flat = labels.ravel()
+        sums += np.bincount(flat, weights=chosen.ravel().astype(np.float64), minlength=num_classes)
+        counts += np.bincount(flat, minlength=num_classes)
+        label_map[start:stop] = labels.astype(np.uint8)
+    present = np.flatnonzero(counts).tolist()
     scores = {c: float(sums[c] / (counts[c] + 1)) for c in present}
     return SemanticLabels(label_map=label_map, scores=scores)
