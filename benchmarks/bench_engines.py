@@ -1,10 +1,12 @@
-"""Engines side by side: PyTorch eager, OpenVINO fp32, OpenVINO int8 backbone; R101, 640x960.
+"""Engines side by side: PyTorch eager fp32/bf16, OpenVINO fp32/bf16/int8 backbone; R101, 640x960.
 
 In one process and one run: the conversion (torch.export + OpenVINO) and int8 quantisation
 times, the package size, loading a package from bytes and compiling it for one shape, then the
 forward of every engine timed round-robin (eager, fp32, int8, eager, ...; medians after one
 warm-up each, and the median of each round's eager/engine ratio, which a machine whose speed
-drifts during the run disturbs less), and the accuracy figures:
+drifts during the run disturbs less), then end to end (``HumanParser`` on the photo's bytes:
+decode, preprocess, forward, post-processing) for each engine the same way, and the accuracy
+figures:
 - network: relative error ||engine - eager|| / ||eager|| of class and mask logits, on the
   benchmark photo and ``--photos`` more (max over photos);
 - res5: the same for the backbone's last map (mean over the photos), the figure int8 is
@@ -16,8 +18,12 @@ drifts during the run disturbs less), and the accuracy figures:
 - perturbation gain: how much each random network amplifies a small error by itself (1% noise
   added to res2 in fp32, the relative change of res5), which int8's res5 error must be read
   against: the trained-like network is chaotic, the plain seeded one is not;
-- int8 res5 error on the plain seeded R101 (default initialisation), the network issue 14's
-  backbone-feature figures were measured on, quantised with the same recipe and scenes.
+- int8, eager bf16 and OpenVINO bf16 res5 error on the plain seeded R101 (default
+  initialisation), the network issue 14's backbone-feature figures were measured on (int8
+  quantised with the same recipe and scenes).
+bf16 (eager autocast; OpenVINO: the fp32 package with its backbone compiled for bf16) is
+measured only on a CPU with native bf16 (avx512_bf16 or amx_bf16): elsewhere both emulate
+it, slower than fp32, and the rows say "not measured" and why.
 The calibration set is ``m2fp.engines.calibration`` (drawn scenes); the evaluation photos are
 ``bench_pipeline.synthetic_photo`` (other drawings), so int8 is never judged on its
 calibration images.
@@ -28,7 +34,7 @@ directory, a ``.m2fp`` file and ``pytorch_model.pt`` (eager), and as a directory
 or int8 package beside the weights (OpenVINO; compiling for a shape happens at the first parse
 of that shape and is reported apart).
 
-Usage: .venv/bin/python benchmarks/bench_engines.py [--rounds 5] [--calibration 32]
+Usage: .venv/bin/python benchmarks/bench_engines.py [--rounds 5] [--photos 2] [--calibration 32]
 Needs m2fp[int8]. Prints the CPU's flags and the 1-minute load: measure on a quiet machine.
 """
 
@@ -47,8 +53,11 @@ import torch
 from bench_pipeline import SEED, network_input, realistic_model, synthetic_photo
 from bench_startup import measure_startup, write_forms
 
-from m2fp import HumanParser
+from m2fp import HumanParser, ParserOptions
 from m2fp.build import build_model, preset
+from m2fp.compute.cpu_features import BF16_FLAGS, bf16_units, cpu_flags
+from m2fp.compute.options import Precision
+from m2fp.compute.precision import compute
 from m2fp.engines.calibration import DEFAULT_SCENES, calibration_inputs
 from m2fp.engines.int8 import (
     DEFAULT_SMOOTH_QUANT_ALPHA,
@@ -62,7 +71,18 @@ from m2fp.modeling.m2fp import M2FP
 
 NCHW = "eager, NCHW layout (float-rounding floor)"
 PERTURBATION = 0.01  # relative noise at res2 for perturbation_gain
-ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16")
+ISA_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_bf16",
+    "amx_int8",
+)
+BF16_ENGINES = ("eager bf16", "openvino bf16")
+NO_BF16 = f"not measured: no {'/'.join(BF16_FLAGS)}"
 
 
 def cpu_description() -> str:
@@ -97,10 +117,17 @@ def timed(fn):
     return value, time.perf_counter() - start
 
 
-def graph_res5(graph, batches: list[torch.Tensor]) -> list[torch.Tensor]:
-    """res5 of an OpenVINO backbone graph for each input, compiled once (f32)."""
-    compiled = ov.Core().compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+def graph_res5(graph, batches: list[torch.Tensor], hint: str = "f32") -> list[torch.Tensor]:
+    """res5 of an OpenVINO backbone graph for each input, compiled once (at ``hint``: f32,
+    or bf16 as engine openvino bf16 compiles its backbone)."""
+    compiled = ov.Core().compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": hint})
     return [torch.from_numpy(compiled(x.numpy())[compiled.outputs[3]]) for x in batches]
+
+
+def eager_bf16_res5(model: M2FP, batches: list[torch.Tensor]) -> list[torch.Tensor]:
+    """res5 of the eager backbone under bf16 autocast (as engine torch bf16 runs it), fp32."""
+    with compute(Precision.BF16):
+        return [model.backbone(parser_input(x))["res5"].float() for x in batches]
 
 
 def perturbation_gain(model: M2FP, batch: torch.Tensor, noise: float = PERTURBATION) -> float:
@@ -121,12 +148,13 @@ def perturbation_gain(model: M2FP, batch: torch.Tensor, noise: float = PERTURBAT
     return relative_error(moved, res5)
 
 
-def seeded_int8_figures(
-    photos: list[bytes], calibration: list[torch.Tensor], alpha: float
+def seeded_figures(
+    photos: list[bytes], calibration: list[torch.Tensor], alpha: float, bf16: bool
 ) -> dict[str, float]:
-    """res5 error of the int8 recipe on the plain seeded R101 (``torch.manual_seed(SEED)``,
-    default initialisation: the network issue 14's backbone-feature figures were measured on),
-    and that network's perturbation gain."""
+    """res5 error of the int8 recipe (and, with ``bf16``, of eager and OpenVINO bf16) on the
+    plain seeded R101 (``torch.manual_seed(SEED)``, default initialisation: the network
+    issue 14's backbone-feature figures were measured on), and that network's perturbation
+    gain."""
     torch.manual_seed(SEED)
     seeded = build_model(preset("m2fp_r101_cihp")).eval()
     inputs = [network_input(seeded, photo) for photo in photos]
@@ -135,11 +163,17 @@ def seeded_int8_figures(
     quantized = quantize_backbone_graph(
         convert_backbone(seeded), calibration, smooth_quant_alpha=alpha
     )
-    errors = [
-        relative_error(res5, ref)
-        for res5, ref in zip(graph_res5(quantized, inputs), references, strict=True)
-    ]
-    return {"res5": float(np.mean(errors)), "gain": perturbation_gain(seeded, inputs[0])}
+    figures = {"gain": perturbation_gain(seeded, inputs[0])}
+
+    def mean_error(res5: list[torch.Tensor]) -> float:
+        return float(np.mean([relative_error(r, e) for r, e in zip(res5, references, strict=True)]))
+
+    figures["openvino int8"] = mean_error(graph_res5(quantized, inputs))
+    if bf16:
+        figures["eager bf16"] = mean_error(eager_bf16_res5(seeded, inputs))
+        graph = convert_backbone(seeded)
+        figures["openvino bf16"] = mean_error(graph_res5(graph, inputs, hint="bf16"))
+    return figures
 
 
 def main() -> None:
@@ -149,6 +183,9 @@ def main() -> None:
     threads = torch.get_num_threads()
     print(f"CPU: {cpu_description()}")
     print(f"torch {torch.__version__}, OpenVINO {ov.get_version()}, {threads} threads")
+    bf16 = bool(bf16_units(cpu_flags()))
+    if not bf16:
+        print(f"eager bf16, openvino bf16: {NO_BF16} (emulated bf16 is slower than fp32)")
     loads = [os.getloadavg()[0]]
 
     photo = synthetic_photo(960, 640, SEED)
@@ -224,7 +261,35 @@ def main() -> None:
     }
 
     parser = HumanParser(model=model, class_names=class_names, ins_score_thr=0.3)
-    engines = {"eager": parser.forward, "openvino fp32": fp32_engine, "openvino int8": int8_engine}
+    engines = {"eager": parser._forward}
+    # each engine's whole parser, for end to end: the same weights and the same packages
+    parsers = {"eager": parser}
+
+    def engine_parser(engine: str, precision: str, package=None) -> HumanParser:
+        options = ParserOptions(engine=engine, precision=precision, threads=threads)
+        return HumanParser(
+            model=model,
+            class_names=class_names,
+            ins_score_thr=0.3,
+            options=options,
+            openvino_package=package,
+        )
+
+    if bf16:
+        parsers["eager bf16"] = engine_parser("torch", "bf16")
+        engines["eager bf16"] = parsers["eager bf16"]._forward
+    engines["openvino fp32"] = fp32_engine
+    parsers["openvino fp32"] = engine_parser("openvino", "fp32", fp32_package)
+    if bf16:
+        bf16_engine = OpenVINOEngine(
+            package=OpenVINOPackage.from_bytes(data), precision="bf16", num_threads=threads
+        )
+        _, bf16_compile_s = timed(lambda: bf16_engine.compiled(*batch.shape[-2:]))
+        print(f"bf16 (OpenVINO, from the fp32 package): compile {bf16_compile_s:.1f} s")
+        engines["openvino bf16"] = bf16_engine
+        parsers["openvino bf16"] = engine_parser("openvino", "bf16", fp32_package)
+    engines["openvino int8"] = int8_engine
+    parsers["openvino int8"] = engine_parser("openvino", "int8", int8_package)
     samples: dict[str, list[float]] = {name: [] for name in engines}
     with torch.inference_mode():
         for fn in engines.values():
@@ -240,6 +305,16 @@ def main() -> None:
         name: statistics.median(e / t for e, t in zip(samples["eager"], times, strict=True))
         for name, times in samples.items()
     }
+    # end to end, the same way: one warm-up parse each (compiles OpenVINO's shape), then rounds
+    whole: dict[str, list[float]] = {name: [] for name in parsers}
+    for each in parsers.values():
+        each(photo)
+    for _ in range(args.rounds):
+        for name, each in parsers.items():
+            loads.append(os.getloadavg()[0])
+            whole[name].append(timed(lambda each=each: each(photo))[1])
+    whole_medians = {name: statistics.median(times) for name, times in whole.items()}
+    del parsers
 
     # accuracy: network outputs and label maps on every photo, res5 of each backbone
     accuracy: dict[str, dict[str, float]] = {}
@@ -253,7 +328,7 @@ def main() -> None:
             for name, out in outputs.items()
         }
         eager_logits, eager_masks = outputs["eager"]
-        for name in (NCHW, "openvino fp32", "openvino int8"):
+        for name in (NCHW, *[name for name in engines if name != "eager"]):
             row = accuracy.setdefault(name, {"logits": 0.0, "masks": 0.0, "agree": []})
             row["logits"] = max(row["logits"], relative_error(outputs[name][0], eager_logits))
             row["masks"] = max(row["masks"], relative_error(outputs[name][1], eager_masks))
@@ -271,18 +346,27 @@ def main() -> None:
         errors = [relative_error(r, ref) for r, ref in zip(res5, res5_eager, strict=True)]
         accuracy[name]["res5"] = float(np.mean(errors))
         accuracy[name]["res5_each"] = errors
+    if bf16:
+        for name, res5 in (
+            ("eager bf16", eager_bf16_res5(model, inputs)),
+            ("openvino bf16", graph_res5(fp32_package.models()["backbone"], inputs, "bf16")),
+        ):
+            errors = [relative_error(r, ref) for r, ref in zip(res5, res5_eager, strict=True)]
+            accuracy[name]["res5"] = float(np.mean(errors))
     trained_like_gain = perturbation_gain(model, inputs[0])
-    seeded = seeded_int8_figures(photos, calibration, args.alpha)
+    seeded = seeded_figures(photos, calibration, args.alpha, bf16)
     loads.append(os.getloadavg()[0])
 
     print(f"\n1-minute load during the run: {min(loads):.2f}-{max(loads):.2f} (own threads too)")
     print(
-        "\n| engine | forward (median) | min | vs eager | per-round ratio | logits rel. err. "
-        "| masks rel. err. "
+        "\n| engine | forward (median) | min | vs eager | per-round ratio | end to end (median) "
+        "| vs eager | logits rel. err. | masks rel. err. "
         "| res5 rel. err. | label-map agreement | start-up (process start to ready) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in [*medians, NCHW]:
+        if name == "openvino fp32" and not bf16:
+            print(f"| eager bf16 | {NO_BF16} |" + " |" * 10)
         row = accuracy.get(name)
         errors = (
             "- | - | - | -"
@@ -296,8 +380,14 @@ def main() -> None:
             else f"{medians[name]:.2f} s | {min(samples[name]):.2f} s "
             f"| {medians['eager'] / medians[name]:.2f}x | {round_ratios[name]:.2f}x"
         )
+        end_to_end = "- | -"
+        if name in whole_medians:
+            seconds = whole_medians[name]
+            end_to_end = f"{seconds:.2f} s | {whole_medians['eager'] / seconds:.2f}x"
         start = f"{ready[name]['ready_seconds']:.2f} s" if name in ready else "-"
-        print(f"| {name} | {timing} | {errors} | {start} |")
+        print(f"| {name} | {timing} | {end_to_end} | {errors} | {start} |")
+        if name == "openvino fp32" and not bf16:
+            print(f"| openvino bf16 | {NO_BF16} |" + " |" * 10)
     print(
         f"\nres5 rel. error per photo, int8: "
         f"{', '.join(f'{e:.2%}' for e in accuracy['openvino int8']['res5_each'])}"
@@ -306,7 +396,10 @@ def main() -> None:
         f"perturbation gain ({PERTURBATION:.0%} noise at res2 -> res5 change, fp32): "
         f"trained-like {trained_like_gain:.1%}, seeded {seeded['gain']:.1%}"
     )
-    print(f"int8 res5 rel. error on the seeded R101 (same recipe): {seeded['res5']:.2%}")
+    print(f"int8 res5 rel. error on the seeded R101 (same recipe): {seeded['openvino int8']:.2%}")
+    for name in BF16_ENGINES:
+        figure = f"{seeded[name]:.2%}" if bf16 else NO_BF16
+        print(f"{name} res5 rel. error on the seeded R101: {figure}")
     print(
         "\n| start-up step | time |\n| --- | --- |\n"
         f"| convert to fp32 package (torch.export + OpenVINO, once) | {convert_s:.1f} s |\n"

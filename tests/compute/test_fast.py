@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from m2fp.compute.cpu_features import cpu_flags, parse_cpu_flags
+from m2fp.compute.cpu_features import cpu_flags
 from m2fp.compute.fast import choose_fast
 from m2fp.compute.options import CAVEAT, ComputeChoiceError, Engine, Precision, check_compute
 from m2fp.errors import PrecisionUnsupportedError
@@ -64,12 +64,6 @@ def test_fast_is_never_the_default_nor_exact():
 def test_fast_on_mps_is_refused():
     with pytest.raises(ComputeChoiceError, match="fast is not supported on mps"):
         check_compute("mps", Engine.TORCH, Precision.FAST)
-
-
-def test_flags_are_read_from_cpuinfo_text():
-    text = "processor\t: 0\nmodel name\t: X\nflags\t\t: fpu avx2 amx_bf16\n\nprocessor\t: 1\n"
-    assert parse_cpu_flags(text) == frozenset({"fpu", "avx2", "amx_bf16"})
-    assert parse_cpu_flags("processor : 0\n") == frozenset()
 
 
 def test_the_real_choice_on_this_machine():

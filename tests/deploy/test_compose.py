@@ -39,6 +39,21 @@ def test_two_app_replicas_behind_nginx(compose: dict) -> None:
     assert all(depends[name]["condition"] == "service_healthy" for name in apps)
 
 
+def test_app_cpus_are_whole_and_match_the_k8s_deployment(compose: dict) -> None:
+    """Each replica's CPU limit (its cgroup quota, which m2fp derives its threads from) is a
+    whole number of CPUs, the same as the k8s Deployment's, and no M2FP_THREADS overrides
+    the derivation."""
+    pods = yaml.safe_load_all((DEPLOY / "k8s" / "deployment.yaml").read_text())
+    (deployment,) = [doc for doc in pods if doc and doc["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    for name, app in _apps(compose).items():
+        cpus = app["deploy"]["resources"]["limits"]["cpus"]
+        assert str(cpus).isdigit() and int(cpus) >= 1, name
+        assert cpus == str(container["resources"]["limits"]["cpu"]), name
+        assert "M2FP_THREADS" not in app["environment"], name
+        assert "--threads" not in str(app["entrypoint"]), name
+
+
 def test_every_service_is_hardened(compose: dict) -> None:
     assert re.findall(r"^USER (\S+)", (DEPLOY / "Dockerfile").read_text(), re.M) == [IMAGE_USER]
     for name, service in compose["services"].items():

@@ -110,6 +110,20 @@ def test_app_probes(manifests: dict) -> None:
     assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
 
 
+def test_app_cpu_is_guaranteed_whole_cpus_and_threads_are_derived(manifests: dict) -> None:
+    """The CPUs m2fp sizes its threads for (the limit, read back as cpu.max) are the CPUs the
+    scheduler promises (the request): requests equal limits, in whole CPUs, so the pod is
+    Guaranteed and a static CPU manager may give it its own cores; the threads are left to
+    the derivation, not pinned by M2FP_THREADS."""
+    pod = manifests[("Deployment", "m2fp")]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    resources = container["resources"]
+    assert resources["requests"] == resources["limits"]
+    assert str(resources["limits"]["cpu"]).isdigit() and int(resources["limits"]["cpu"]) >= 1
+    assert "M2FP_THREADS" not in {variable["name"] for variable in container["env"]}
+    assert "--threads" not in container.get("args", [])
+
+
 def _pods(manifests: dict) -> dict[str, dict]:
     pods = {}
     for (kind, name), doc in manifests.items():
