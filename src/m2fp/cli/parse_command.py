@@ -17,7 +17,7 @@ from typing import Any
 from PIL import Image
 from tqdm import tqdm
 
-from m2fp.cli.batching import parse_in_batches
+from m2fp.batched_parsing import parse_in_batches
 from m2fp.cli.errors import EXIT_FAILED, EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import key_for, model_path
 from m2fp.cli.parse_inputs import IncompleteFrameError, Item, collect, frames, watch
