@@ -20,7 +20,7 @@ from typing import Any
 
 from m2fp.batch.actor import ActorConfig, ParseActor
 from m2fp.batch.errors import BatchError
-from m2fp.batch.outputs import check_form, done_stems, write_failures
+from m2fp.batch.outputs import check_form, done_stems, remove_stale_temporaries, write_failures
 from m2fp.batch.sources import list_sources
 from m2fp.compute.threads import plan_threads
 
@@ -130,6 +130,8 @@ def run_batch(job: BatchJob) -> Summary:
     out_dir = Path(job.actor.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_form(out_dir, job.actor.form, skip_existing=job.skip_existing)
+    if job.skip_existing:
+        remove_stale_temporaries(out_dir)
     sources, refusals = list_sources(
         job.source, out_dir=out_dir, follow_symlinks=job.actor.follow_symlinks
     )

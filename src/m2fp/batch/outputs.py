@@ -34,6 +34,17 @@ def write_atomically(target: Path, data: bytes) -> None:
             os.unlink(temporary)
 
 
+def remove_stale_temporaries(out_dir: Path) -> int:
+    """Remove the hidden ``.*.part`` files an interrupted job left under ``out_dir`` (a
+    writer killed between write and rename); returns how many. Only for a resumed job: two
+    jobs must not write into one ``--out`` at once."""
+    stale = [path for path in out_dir.rglob(".*.part") if path.is_file()]
+    for path in stale:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return len(stale)
+
+
 def new_part_path(out_dir: Path) -> Path:
     """A fresh ``part-<random>.parquet`` name under ``out_dir``."""
     return out_dir / f"part-{secrets.token_hex(8)}.parquet"
