@@ -5,7 +5,8 @@ with each ``ACTORSxTHREADS`` configuration on a local Ray (started and stopped b
 command, as a user runs it). Each command is timed whole (wall: start-up, model load, Ray's
 start included) and by its own steady count (parse: the sum of its per-image ``seconds``;
 batch: its summary's seconds, which include Ray's start). The Ray overhead per image is
-(batch wall - parse wall) / images; memory per actor is the summary's peak RSS per actor.
+(batch wall - parse wall) / images, against the parse run first (a second parse runs last,
+to show how the load drifted); memory per actor is the summary's peak RSS per actor.
 
 Usage: .venv/bin/python benchmarks/bench_batch.py [--model r101|tiny] [--images 8]
     [--configs 1x2 2x1]
@@ -85,23 +86,30 @@ def main() -> None:
         common = ["--model", str(model), *sizes]
         print(f"{args.images} photos {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, model {args.model}, "
               f"{cores} cores, load {load():.2f}")  # fmt: skip
-        wall, done = timed(
-            [
-                "parse",
-                str(work / "in"),
-                "--out",
-                str(work / "seq"),
-                "--threads",
-                str(cores),
-                *common,
-            ]
-        )
-        lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-        steady = sum(line["seconds"] for line in lines)
         print(f"{'run':<22}{'wall s':>8}{'images/s':>10}{'steady img/s':>14}"
               f"{'overhead s/img':>16}  actor peak MiB")  # fmt: skip
-        print(f"{'parse x' + str(cores) + ' threads':<22}{wall:>8.1f}{args.images / wall:>10.3f}"
-              f"{args.images / steady:>14.3f}{'-':>16}")  # fmt: skip
+
+        def sequential(label: str) -> float:
+            """``m2fp parse`` of the folder (run before and after the Ray runs: a load that
+            changes during the benchmark shows as two different figures)."""
+            wall, done = timed(
+                [
+                    "parse",
+                    str(work / "in"),
+                    "--out",
+                    str(work / f"seq_{label}"),
+                    "--threads",
+                    str(cores),
+                    *common,
+                ]
+            )
+            lines = [json.loads(line) for line in done.stdout.splitlines() if line[:1] == "{"]
+            steady = sum(line["seconds"] for line in lines)
+            print(f"{'parse x' + str(cores) + ' ' + label:<22}{wall:>8.1f}"
+                  f"{args.images / wall:>10.3f}{args.images / steady:>14.3f}{'-':>16}")  # fmt: skip
+            return wall
+
+        walls = [sequential("first")]
         for config in args.configs:
             actors, threads = config.split("x")
             out = work / f"ray_{config}"
@@ -120,10 +128,11 @@ def main() -> None:
             )
             summary = json.loads(ray_done.stdout.strip().splitlines()[-1])
             memory = ", ".join(f"{m:.0f}" for m in summary["actor_peak_rss_mib"].values())
-            overhead = (ray_wall - wall) / args.images
+            overhead = (ray_wall - walls[0]) / args.images
             print(f"{'ray ' + config:<22}{ray_wall:>8.1f}{args.images / ray_wall:>10.3f}"
                   f"{summary['images_per_second']:>14.3f}{overhead:>16.2f}  {memory}")  # fmt: skip
-        print(f"load after: {load():.2f}")
+        walls.append(sequential("last"))
+        print(f"load after: {load():.2f}; overhead against the first parse")
 
 
 if __name__ == "__main__":
