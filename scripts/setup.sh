@@ -25,7 +25,7 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # CPU wheel first: a bare "torch" requirement would pull a multi-GB CUDA build
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[torch,server,crypto,test]"
+.venv/bin/python -m pip install --quiet -e ".[torch,server,crypto,ray,test]"
 # checkov (the deployment files' scan, tests/deploy/test_checkov.py) in a tool venv of its own:
 # it pins packaging and networkx to versions older than the project's
 [ -x .venv-checkov/bin/python ] || "$PYTHON" -m venv .venv-checkov

@@ -169,6 +169,8 @@ class HumanParser:
             single_person_size=single_person_size,
         )
         self.model = model
+        # what results were computed with (the batch job's Parquet rows record it)
+        self.weights_sha256 = weights_sha256
         self.batch_size = options.batch_size or default_batch_size(self.device)
         self.class_names = tuple(class_names)
         self.label_set: LabelSet = label_set_of(self.class_names)

@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 
 from m2fp.cli.compute_arguments import add_compute_arguments, option_rule
-from m2fp.cli.parse_arguments import add_output_arguments, check_parse_arguments
+from m2fp.cli.parse_arguments import (
+    add_input_arguments,
+    add_output_arguments,
+    add_reading_arguments,
+    check_output_arguments,
+    check_parse_arguments,
+)
 from m2fp.cli.serve_banner import DEFAULT_LOG_FORMAT, LOG_FORMATS
 from m2fp.compute.parser_options import check_max_size, check_min_size
 from m2fp.defaults import (
@@ -45,6 +51,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError("must be a number of 0 or more")
+    return value
+
+
 def _fraction(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -55,6 +68,53 @@ def _fraction(text: str) -> float:
 def _add_parse(commands: argparse._SubParsersAction) -> None:
     parse = commands.add_parser("parse", help="parse images and write masks, labels and JSON")
     parse.add_argument("images", nargs="*", help="JPEG or PNG files, or directories of them")
+    _add_parsing_options(parse)
+    add_output_arguments(parse)
+    add_input_arguments(parse)
+    parse.set_defaults(handler="parse_command:parse", check=check_parse_arguments(parse))
+
+
+def _add_batch(commands: argparse._SubParsersAction) -> None:
+    batch = commands.add_parser(
+        "batch", help="parse a dataset on Ray (a local Ray, or a cluster's): resumable"
+    )
+    batch.add_argument(
+        "src",
+        metavar="SRC",
+        help="a folder (walked recursively), a .txt/.csv/.parquet list of paths, an image, "
+        "or a filesystem URI of one (s3://...)",
+    )
+    _add_parsing_options(batch)
+    batch.add_argument(
+        "--format",
+        dest="form",
+        choices=["files", "parquet"],
+        default="files",
+        help="files: what m2fp parse --out writes; parquet: one row per image (part-*.parquet)",
+    )
+    ray = batch.add_argument_group("ray")
+    ray.add_argument(
+        "--ray-address",
+        help="the Ray cluster to join: auto or ray://HOST:PORT (default: start a local Ray "
+        "on this machine and stop it after)",
+    )
+    ray.add_argument("--actors", type=_positive, default=1, help="parsing actors (default 1)")
+    ray.add_argument(
+        "--gpus-per-actor",
+        type=_non_negative,
+        default=None,
+        help="GPUs per actor (default: 1 where the cluster has one for each actor, else 0)",
+    )
+    add_output_arguments(batch, format_flag="--mask-format")
+    add_reading_arguments(batch.add_argument_group("inputs"))
+    batch.set_defaults(
+        handler="batch_command:batch",
+        check=lambda args: check_output_arguments(batch, args, format_flag="--mask-format"),
+    )
+
+
+def _add_parsing_options(parse: argparse.ArgumentParser) -> None:
+    """Model, output folder, input sizes, overlay and compute flags of parse and batch."""
     parse.add_argument("--model", help=MODEL_HELP)
     parse.add_argument("--key-file", help=KEY_FILE_HELP)
     parse.add_argument("--out", required=True, help="output directory")
@@ -82,8 +142,6 @@ def _add_parse(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also parse the mirrored photo and average (test-time augmentation, ~2x time)",
     )
-    add_output_arguments(parse)
-    parse.set_defaults(handler="parse_command:parse", check=check_parse_arguments(parse))
 
 
 def _add_model(commands: argparse._SubParsersAction) -> None:
@@ -260,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="m2fp", description="Human parsing (M2FP).")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_parse(commands)
+    _add_batch(commands)
     _add_model(commands)
     _add_serve(commands)
     _add_scan(commands)

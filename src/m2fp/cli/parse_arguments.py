@@ -71,8 +71,9 @@ def file_size(text: str) -> int:
     return int(digits) * _SIZE_UNITS[unit]
 
 
-def add_output_arguments(parse: argparse.ArgumentParser) -> None:
-    """The downstream-output and input-mode options of ``m2fp parse``."""
+def add_output_arguments(parse: argparse.ArgumentParser, *, format_flag: str = "--format") -> None:
+    """The downstream-output options of ``m2fp parse`` and ``m2fp batch`` (whose own
+    ``--format`` is the output form: there the mask format is ``format_flag``)."""
     outputs = parse.add_argument_group(
         "downstream outputs", "masks and label maps for other tools (docs/outputs.md)"
     )
@@ -125,24 +126,40 @@ def add_output_arguments(parse: argparse.ArgumentParser) -> None:
         help="soften grouped masks' edges by this many pixels (8-bit PNG; default 0: sharp)",
     )
     outputs.add_argument(
-        "--format",
+        format_flag,
         dest="mask_format",
         choices=["png", "rle"],
         default="png",
         help="masks as PNG files, or as COCO RLE inside <name>.json (default: png)",
     )
+
+
+def add_input_arguments(parse: argparse.ArgumentParser) -> None:
+    """The input-mode options of ``m2fp parse``: folders, resume, watch, frames."""
     inputs = parse.add_argument_group("inputs")
     inputs.add_argument("--recursive", action="store_true", help="walk directories' subfolders")
-    inputs.add_argument(
-        "--skip-existing",
-        action="store_true",
-        help="skip images whose outputs all exist (resume an interrupted run)",
-    )
+    add_reading_arguments(inputs)
     inputs.add_argument(
         "--watch",
         metavar="DIR",
         help="parse images appearing in DIR until interrupted (default: parse the images "
         "given, then stop)",
+    )
+    inputs.add_argument(
+        "--frames",
+        type=frame_size,
+        metavar="WxH",
+        help="read raw RGB24 frames of this size from stdin (ffmpeg -f rawvideo -pix_fmt rgb24 -; "
+        "default: read image files)",
+    )
+
+
+def add_reading_arguments(inputs: argparse._ArgumentGroup) -> None:
+    """How input files are read and resumed, in ``m2fp parse`` and ``m2fp batch`` alike."""
+    inputs.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="skip images whose outputs all exist (resume an interrupted run)",
     )
     inputs.add_argument(
         "--max-file-size",
@@ -158,13 +175,6 @@ def add_output_arguments(parse: argparse.ArgumentParser) -> None:
         help="take files and enter folders whose symlinks lead out of an input directory "
         "(default: refuse them, one line each)",
     )
-    inputs.add_argument(
-        "--frames",
-        type=frame_size,
-        metavar="WxH",
-        help="read raw RGB24 frames of this size from stdin (ffmpeg -f rawvideo -pix_fmt rgb24 -; "
-        "default: read image files)",
-    )
 
 
 def check_parse_arguments(parse: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
@@ -174,13 +184,20 @@ def check_parse_arguments(parse: argparse.ArgumentParser) -> Callable[[argparse.
         sources = [bool(args.images), args.watch is not None, args.frames is not None]
         if sum(sources) != 1:
             parse.error("give images or directories, or --watch DIR, or --frames WxH (one)")
-        if args.crop and args.person is None:
-            parse.error("--crop needs --person")
-        try:
-            check_sizes(args.min_size, args.max_size)
-        except ParserOptionError:  # each size alone passed its flag's rule: the order broke
-            parse.error("--max-size must be at least --min-size")
-        if args.mask_format == "rle" and (args.feather or (args.grey and args.agnostic)):
-            parse.error("--format rle holds binary masks only: no --feather or --grey")
+        check_output_arguments(parse, args)
 
     return check
+
+
+def check_output_arguments(
+    parse: argparse.ArgumentParser, args: argparse.Namespace, *, format_flag: str = "--format"
+) -> None:
+    """The combination checks of the output options (``add_output_arguments``)."""
+    if args.crop and args.person is None:
+        parse.error("--crop needs --person")
+    try:
+        check_sizes(args.min_size, args.max_size)
+    except ParserOptionError:  # each size alone passed its flag's rule: the order broke
+        parse.error("--max-size must be at least --min-size")
+    if args.mask_format == "rle" and (args.feather or (args.grey and args.agnostic)):
+        parse.error(f"{format_flag} rle holds binary masks only: no --feather or --grey")

@@ -17,9 +17,10 @@ from typing import Any
 from PIL import Image
 from tqdm import tqdm
 
-from m2fp.cli.batching import parse_in_batches
+from m2fp.batched_parsing import parse_in_batches
 from m2fp.cli.errors import EXIT_FAILED, EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import key_for, model_path
+from m2fp.cli.output_options import output_request
 from m2fp.cli.parse_inputs import IncompleteFrameError, Item, collect, frames, watch
 from m2fp.cli.progress import Ticking, progress_bar, report_line
 from m2fp.cli.terminal_text import escape_controls
@@ -29,7 +30,6 @@ from m2fp.errors import M2FPError
 from m2fp.imaging.input_file import InputFileError, read_input_file
 from m2fp.labels import label_set_of
 from m2fp.outputs.errors import OutputRequestError
-from m2fp.outputs.requested import OutputRequest
 from m2fp.predictor import HumanParser
 from m2fp.results.output_files import OutputPlan, commit
 from m2fp.results.parsing_result import ParsingResult
@@ -38,7 +38,7 @@ from m2fp.results.parsing_result import ParsingResult
 def parse(args: argparse.Namespace) -> int:
     """Parse every image; a bad one is reported on one line and the others still run."""
     out_dir = Path(args.out)
-    plan = OutputPlan(request=_request(args), alpha=args.alpha)
+    plan = OutputPlan(request=output_request(args), alpha=args.alpha)
     # inputs are looked at before the model loads: a usage error should not wait for it
     folders = [Path(p) for p in [*args.images, args.watch] if p is not None and Path(p).is_dir()]
     if any(folder.resolve() == out_dir.resolve() for folder in folders):
@@ -79,22 +79,6 @@ def parse(args: argparse.Namespace) -> int:
         return run.all(items)
     finally:
         parser.release_device_memory()
-
-
-def _request(args: argparse.Namespace) -> OutputRequest:
-    return OutputRequest.build(
-        specs=args.masks,
-        kinds=args.agnostic,
-        person=args.person,
-        crop=args.crop,
-        invert=args.invert,
-        dilate=args.dilate,
-        feather=args.feather,
-        keep=args.keep,
-        grey=args.grey,
-        label_set=args.label_set,
-        encoding=args.mask_format,
-    )
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from m2fp import HumanParser
-from m2fp.cli.batching import parse_in_batches
+from m2fp.batched_parsing import parse_in_batches
 from m2fp.errors import DeviceMemoryError, ImageError
 from tests.conftest import golden_options
 from tests.utils.same_parse import assert_same_parse

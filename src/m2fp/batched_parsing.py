@@ -1,4 +1,5 @@
-"""Images parsed ``batch_size`` at a time, in order, for the commands that parse many: each
+"""Images parsed ``batch_size`` at a time, in order, for whatever parses many (``m2fp parse``,
+the Ray batch job of ``m2fp.batch``): each
 image is read and decoded alone (a bad one is its own error, the others go on), the good ones
 go to ``HumanParser.parse_upright_each`` together (a photo the device has no memory for is
 its own error too).

@@ -1,0 +1,86 @@
+"""``m2fp batch`` on a real local Ray against sequential ``m2fp parse``: the same files,
+byte for byte, and each hostile input a failure record with its reason, the others parsed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.batch.conftest import PHOTOS, run_m2fp, size_flags, summary_of, write_photos
+
+MAX_FILE = 200 << 10
+HOSTILE = {
+    "truncated.jpg": "corrupt",
+    "notes.png": "unsupported_format",
+    "sub/huge.png": "too_large",
+    "sub/heavy.jpg": "file_too_large",
+}
+
+
+def write_hostile(folder: Path, photo: Path) -> None:
+    """A truncated JPEG, a text file named .png, a PNG declaring 56 MP (over the decoder's
+    50 MP bound, a few KB on disk) and a file over --max-file-size."""
+    data = photo.read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (folder / "notes.png").write_text("not a photo\n")
+    Image.new("1", (8000, 7000)).save(folder / "sub" / "huge.png")
+    (folder / "sub" / "heavy.jpg").write_bytes(data[:4] + bytes(MAX_FILE))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, ray_address, visible_model_dir):
+    """The same folder through ``m2fp batch`` (one actor, 2 threads) and ``m2fp parse``."""
+    root = tmp_path_factory.mktemp("batch_job")
+    photos = write_photos(root / "in")
+    write_hostile(root / "in", photos[0])
+    flags = [
+        "--model", str(visible_model_dir), *size_flags(), "--threads", "2",
+        "--masks", "upper_clothes", "--agnostic", "upper_body", "--max-file-size", str(MAX_FILE),
+    ]  # fmt: skip
+    batch = run_m2fp("batch", str(root / "in"), "--out", str(root / "batch"),
+                     "--ray-address", ray_address, *flags)  # fmt: skip
+    parse = run_m2fp("parse", str(root / "in"), "--recursive", "--out", str(root / "parse"),
+                     *flags)  # fmt: skip
+    return root, batch, parse
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "_failures.jsonl"
+    }
+
+
+def test_the_files_form_is_byte_identical_to_m2fp_parse(runs):
+    root, batch, parse = runs
+    assert batch.returncode == 1, batch.stderr[-2000:]
+    assert parse.returncode == 1, parse.stderr[-2000:]
+    ours, theirs = _files(root / "batch"), _files(root / "parse")
+    assert sorted(ours) == sorted(theirs)
+    # every photo: overlay, label map, one mask, one agnostic mask and its JSON
+    assert len(ours) == PHOTOS * 5
+    assert [name for name in ours if ours[name] != theirs[name]] == []
+    labels = np.asarray(Image.open(root / "batch" / "sub" / f"deep_{PHOTOS - 1:02d}_labels.png"))
+    assert len(np.unique(labels)) > 1  # the photos are parsed into parts, not all background
+
+
+def test_hostile_inputs_are_failure_records_and_the_rest_is_parsed(runs):
+    root, batch, _ = runs
+    records = [
+        json.loads(line) for line in (root / "batch" / "_failures.jsonl").read_text().splitlines()
+    ]
+    found = {str(Path(r["path"]).relative_to(root / "in")): r["code"] for r in records}
+    assert found == HOSTILE
+    assert all(r["message"] for r in records)
+    summary = summary_of(batch)
+    assert summary["images"] == PHOTOS + len(HOSTILE)
+    assert (summary["parsed"], summary["failed"], summary["skipped"]) == (PHOTOS, 4, 0)
+    assert summary["images_per_second"] > 0
+    ((_actor, memory),) = summary["actor_peak_rss_mib"].items()
+    assert memory > 50
+    assert f"{PHOTOS + len(HOSTILE)} images: {PHOTOS} parsed, 0 skipped, 4 failed" in batch.stderr
