@@ -271,14 +271,12 @@ def test_a_mask_the_models_label_set_lacks_is_a_usage_error(
         (["--frames=10by10"], "WIDTHxHEIGHT"),
     ],
 )
-def test_usage_errors(capsys, tmp_path, arguments, words):
-    env_missing = {"M2FP_MODEL": str(tmp_path / "none")}
+def test_usage_errors(capsys, tmp_path, arguments, words, monkeypatch):
     if words is None:  # accepted by argparse: fails later, for want of a model
-        os.environ.update(env_missing)
-        try:
-            assert run(["parse", *arguments, f"--out={tmp_path}"]) == 2
-        finally:
-            del os.environ["M2FP_MODEL"]
+        monkeypatch.setenv("M2FP_MODEL", str(tmp_path / "none"))
+        assert run(["parse", *arguments, f"--out={tmp_path}"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "no M2FP weights found" in err, err
         return
     with pytest.raises(SystemExit) as exited:
         run(["parse", *arguments, f"--out={tmp_path}"])
