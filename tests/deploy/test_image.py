@@ -304,9 +304,7 @@ def test_nothing_is_written_inside_during_a_parse(served: Served, podman: Podman
 def test_stops_on_sigterm_without_being_killed(served: Served, podman: Podman) -> None:
     """Last for each form (it stops the container): ``docker stop`` sends SIGTERM and kills
     after 10 s; the server ends by itself long before."""
-    start = time.monotonic()
     podman("stop", "-t", "10", served.container, timeout=60)
-    stopped_after = time.monotonic() - start
     state = _inspect(podman, served.container)["State"]
+    # not killed: that would be exit code 137 after the 10 s (no wall-clock margin of our own)
     assert (state["Running"], state["ExitCode"]) == (False, 0)
-    assert stopped_after < 10  # not killed: that would be exit code 137 after 10 s
