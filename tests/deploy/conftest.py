@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.base_image import build_python_base, build_services_image
+from tests.deploy.base_image import build_python_base, build_services_image, unreachable_sources
 from tests.deploy.podman import Podman, podman_run, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def local_torch_wheels() -> Path | None:
 
 @pytest.fixture(scope="session")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
-    reason = unavailable()
+    reason = unavailable() or unreachable_sources()
     if reason:
         pytest.skip(reason)
     with podman_run(tmp_path_factory.mktemp("podman")) as run:
