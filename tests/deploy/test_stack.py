@@ -54,6 +54,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Ite
         yield built
 
 
+@pytest.fixture
+def own_stack(tmp_path: Path, tiny_model_dir: Path) -> Iterator[Stack]:
+    """A stack of its own for a test that stops a part of it: the shared one stays whole, so
+    no test depends on running before or after it."""
+    with running_stack(tmp_path, tiny_model_dir) as built:
+        yield built
+
+
 def test_http_redirects_to_https(stack: Stack) -> None:
     response = httpx.get(
         f"http://127.0.0.1:{stack.http_port}/api/v1/classes?lang=zh", timeout=REQUEST_TIMEOUT
@@ -201,7 +209,8 @@ def test_large_upload_and_response_never_touch_nginx_disk(stack: Stack) -> None:
         assert not any((stack.tmp / temp).rglob("*")), temp
 
 
-def test_redis_outage_fails_closed_and_recovers(stack: Stack) -> None:
+def test_redis_outage_fails_closed_and_recovers(own_stack: Stack) -> None:
+    stack = own_stack  # it stops a part: a stack of its own
     with stack.client("127.0.0.8") as client:
         stack.redis.stop()
         try:
@@ -220,7 +229,8 @@ def test_redis_outage_fails_closed_and_recovers(stack: Stack) -> None:
         assert http_ok(f"http://127.0.0.1:{port}/readyz")
 
 
-def test_killed_replica_is_skipped_by_nginx(stack: Stack) -> None:
+def test_killed_replica_is_skipped_by_nginx(own_stack: Stack) -> None:
+    stack = own_stack  # it stops a part: a stack of its own
     served_by_a = stack.parses_served(0)
     stack.replicas[1].stop(signal.SIGKILL)
     try:
