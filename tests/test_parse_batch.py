@@ -20,9 +20,10 @@ from tests.utils.same_parse import assert_same_parse
 
 
 @pytest.fixture(scope="module")
-def batch_parser(tiny_model_dir):
+def batch_parser(visible_model_dir):
+    """The visible model (its label maps show several classes, so agreeing means something)."""
     options = replace(golden_options(), device="cpu", batch_size=4)
-    return HumanParser.from_pretrained(tiny_model_dir, options=options)
+    return HumanParser.from_pretrained(visible_model_dir, options=options)
 
 
 def photos(golden_image_path) -> list[Image.Image]:
@@ -36,9 +37,9 @@ def photos(golden_image_path) -> list[Image.Image]:
     ]
 
 
-def test_batch_equals_one_at_a_time(batch_parser, tiny_parser, golden_image_path, monkeypatch):
+def test_batch_equals_one_at_a_time(batch_parser, visible_parser, golden_image_path, monkeypatch):
     images = photos(golden_image_path)
-    alone = [tiny_parser(image) for image in images]
+    alone = [visible_parser(image) for image in images]
     calls = []
     network = batch_parser._network
     monkeypatch.setattr(
@@ -118,7 +119,7 @@ def scarce_memory_parser(batch_parser, monkeypatch, huge_photo) -> ScarceMemory:
 
 
 def test_out_of_memory_loses_only_the_photo_that_does_not_fit(
-    batch_parser, tiny_parser, golden_image_path, monkeypatch
+    batch_parser, visible_parser, golden_image_path, monkeypatch
 ):
     images = photos(golden_image_path)
     huge = images[2]
@@ -132,7 +133,7 @@ def test_out_of_memory_loses_only_the_photo_that_does_not_fit(
     assert "ran out of memory" in str(outcomes[2])
     assert outcomes[2].__traceback__ is None  # its frames (and their tensors) are not kept
     for index in (0, 1, 3, 4):  # the other three of its window of 4, and the next window
-        assert_same_parse(outcomes[index], tiny_parser(images[index]))
+        assert_same_parse(outcomes[index], visible_parser(images[index]))
     # the three same-size photos were split to fit (3 -> 1 + 2) before the window's retry
     assert scarce.calls[:3] == [3, 1, 2]
     # memory was handed back after each failure, outside the except block (whose traceback

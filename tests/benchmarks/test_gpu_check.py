@@ -5,6 +5,7 @@ missing input file."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -109,12 +110,18 @@ def test_a_missing_input_file_is_named(tmp_path):
     assert str(missing) in proc.stderr and "prepare" in proc.stderr and "carry" in proc.stderr
 
 
-def test_options():
-    sys.path.insert(0, str(SCRIPT.parent))
+@pytest.fixture
+def gpu_check(monkeypatch):
+    """The script imported as a module, gone from ``sys.modules`` (and ``sys.path``) after the
+    test, so no later test sees this import."""
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
     try:
-        import gpu_check
+        yield importlib.import_module("gpu_check")
     finally:
-        sys.path.remove(str(SCRIPT.parent))
+        sys.modules.pop("gpu_check", None)
+
+
+def test_options(gpu_check):
     args = gpu_check.parse_args(["run"])
     assert (args.device, args.r101, args.batches) == ("cuda:0", True, [1, 8])
     assert gpu_check.parse_args(["run", "--device", "cpu"]).r101 is False

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from m2fp.cli import run
 from m2fp.cli.arguments import build_parser
+from tests.utils.same_parse import assert_informative, assert_maps_agree, assert_same_persons
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
@@ -104,10 +107,11 @@ def test_model_info_reports_the_choice(tiny_model_dir, capsys):
 
 
 def test_parse_in_batches_writes_what_single_images_write(
-    tiny_model_dir, golden_image_path, tmp_path, capsys
+    visible_model_dir, golden_image_path, tmp_path, capsys
 ):
     """Two good photos of one size share a batch around a bad one, which fails alone; the
-    label maps are those of parsing one at a time (scores may differ by float rounding)."""
+    label maps (several classes: the visible model) and the persons in the JSON summaries
+    are those of parsing one at a time, up to float rounding."""
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     twin = tmp_path / "twin.png"
@@ -117,18 +121,25 @@ def test_parse_in_batches_writes_what_single_images_write(
     for batch in ("1", "3"):
         out = tmp_path / f"out{batch}"
         code = run(
-            ["parse", *images, "--model", str(tiny_model_dir), "--out", str(out),
+            ["parse", *images, "--model", str(visible_model_dir), "--out", str(out),
              "--batch-size", batch, "--min-size", "128", "--max-size", "192"]
         )  # fmt: skip
         assert code == 1  # the bad image failed alone
         lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert [line["status"] for line in lines] == ["ok", "failed", "ok"]
-        outputs[batch] = {
-            p.name: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.suffix == ".png"
-        }
-    assert outputs["1"].keys() == outputs["3"].keys() and outputs["1"]
-    labels = [name for name in outputs["1"] if "label" in name]
-    assert labels and all(outputs["1"][name] == outputs["3"][name] for name in labels)
+        outputs[batch] = {p.name: p for p in out.rglob("*") if p.is_file()}
+    assert outputs["1"].keys() == outputs["3"].keys()
+    labels = [name for name in outputs["1"] if name.endswith("_labels.png")]
+    summaries = [name for name in outputs["1"] if name.endswith(".json")]
+    assert len(labels) == 2 and len(summaries) == 2
+    for name in labels:
+        alone = np.asarray(Image.open(outputs["1"][name]))
+        assert_informative(alone)
+        assert_maps_agree(np.asarray(Image.open(outputs["3"][name])), alone)
+    for name in summaries:
+        alone = json.loads(outputs["1"][name].read_text())["persons"]
+        assert len(alone) > 1
+        assert_same_persons(json.loads(outputs["3"][name].read_text())["persons"], alone)
 
 
 @pytest.mark.parametrize("bad", ["0", "-2", "many", "100000"])

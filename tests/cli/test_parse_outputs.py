@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -271,14 +272,12 @@ def test_a_mask_the_models_label_set_lacks_is_a_usage_error(
         (["--frames=10by10"], "WIDTHxHEIGHT"),
     ],
 )
-def test_usage_errors(capsys, tmp_path, arguments, words):
-    env_missing = {"M2FP_MODEL": str(tmp_path / "none")}
+def test_usage_errors(capsys, tmp_path, arguments, words, monkeypatch):
     if words is None:  # accepted by argparse: fails later, for want of a model
-        os.environ.update(env_missing)
-        try:
-            assert run(["parse", *arguments, f"--out={tmp_path}"]) == 2
-        finally:
-            del os.environ["M2FP_MODEL"]
+        monkeypatch.setenv("M2FP_MODEL", str(tmp_path / "none"))
+        assert run(["parse", *arguments, f"--out={tmp_path}"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "no M2FP weights found" in err, err
         return
     with pytest.raises(SystemExit) as exited:
         run(["parse", *arguments, f"--out={tmp_path}"])
@@ -314,6 +313,9 @@ def test_watch_parses_new_files_until_sigint(tmp_path, tiny_model_dir, golden_im
     process = m2fp_process(
         f"--watch={inbox}", f"--out={out}", f"--model={tiny_model_dir}", "--masks=hair"
     )
+    reported: list[str] = []  # stdout's JSON lines as they come
+    reader = threading.Thread(target=lambda: reported.extend(map(bytes.decode, process.stdout)))
+    reader.start()
     try:
         wait_for(out / "early.json", process)
         # dropped the safe way: written elsewhere, renamed in
@@ -332,13 +334,20 @@ def test_watch_parses_new_files_until_sigint(tmp_path, tiny_model_dir, golden_im
         (inbox / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n but broken")
         wait_for(out / "slow.json", process)
         wait_for(out / "renamed.json", process)
-        time.sleep(1.5)  # two more looks: the bad file is reported too
+        deadline = time.monotonic() + 120  # the bad file is reported too
+        while not any('"bad.png"' in line for line in reported):
+            assert process.poll() is None and time.monotonic() < deadline, reported
+            time.sleep(0.1)
         process.send_signal(signal.SIGINT)
-        stdout, stderr = (stream.decode() for stream in process.communicate(timeout=30))
+        process.wait(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
-            process.communicate()
+            process.wait()
+        reader.join(timeout=30)
+    stdout, stderr = "".join(reported), process.stderr.read().decode()
+    process.stderr.close()
+    process.stdout.close()
     assert process.returncode == 1  # the bad file failed; otherwise a clean stop
     assert "Traceback" not in stderr
     assert f"m2fp: stopped watching {inbox}" in stderr

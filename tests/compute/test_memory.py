@@ -70,14 +70,21 @@ def idle_growth(mode: str) -> list[int]:
     return json.loads(result.stdout)
 
 
-def test_bounded_heap_returns_to_its_start_after_every_burst():
-    growth = idle_growth("bounded")
-    assert max(growth) <= MARGIN_MIB, growth
+@pytest.fixture(scope="module")
+def bounded_growth() -> list[int]:
+    return idle_growth("bounded")
 
 
-def test_glibc_defaults_keep_the_bursts_memory_the_cause_of_the_ratchet():
+def test_bounded_heap_returns_to_its_start_after_every_burst(bounded_growth):
+    assert max(bounded_growth) <= MARGIN_MIB, bounded_growth
+
+
+def test_glibc_defaults_keep_the_bursts_memory_the_cause_of_the_ratchet(bounded_growth):
     """Without the bound, glibc raises its mmap threshold after the first large free and
-    serves the next 8 MiB blocks from per-thread arenas that no trim empties (measured here:
-    200-250 MiB kept after 12 bursts, against at most 5 with the bound)."""
+    serves the next 8 MiB blocks from per-thread arenas that no trim empties (measured on a
+    2-core Xeon: 200-250 MiB kept after 12 bursts, against at most 5 with the bound). How
+    much depends on the machine (arenas per core), so the control is side by side: beyond the
+    margin the bounded run keeps, and several times what the bounded run kept."""
     growth = idle_growth("default")
-    assert max(growth) > 4 * MARGIN_MIB, growth
+    assert max(growth) > MARGIN_MIB, (growth, bounded_growth)
+    assert max(growth) > 4 * max(*bounded_growth, 1), (growth, bounded_growth)

@@ -23,7 +23,11 @@ entrypoint compose relies on: rendering its templates with envsubst (images/).
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from tests.deploy.podman import Podman, PodmanError, describe, die_with_parent, remove_tree
@@ -35,6 +39,9 @@ ROOTFS_PATH = "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
 IMAGE_CONFIG = (f"ENV PATH={ROOTFS_PATH}", "ENV LANG=C.UTF-8", 'CMD ["python3"]')
 DEBOOTSTRAP_TIMEOUT = 600.0
 STEP_TIMEOUT = 300.0
+DEBIAN_DEFAULT = "http://deb.debian.org/debian"  # debootstrap's own default mirror
+INDEX_DEFAULT = "https://pypi.org/simple/"  # pip's, inside the image build
+REACH_TIMEOUT = 15.0
 
 
 def apt_mirror() -> str | None:
@@ -51,6 +58,48 @@ def apt_mirror() -> str | None:
         words = line.split()
         if words[1:] == [SUITE, "Packages"]:
             return words[0]
+    return None
+
+
+def package_index() -> str:
+    """The package index pip uses inside the image build (``--network=host``): PIP_INDEX_URL,
+    else pip's configured index-url, else PyPI."""
+    if os.environ.get("PIP_INDEX_URL"):
+        return os.environ["PIP_INDEX_URL"].split()[0]
+    config = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "get", "global.index-url"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return (
+        config.stdout.strip() if config.returncode == 0 and config.stdout.strip() else INDEX_DEFAULT
+    )
+
+
+def _reachable(url: str) -> bool:
+    """Anything answers at ``url`` (an HTTP error status is an answer)."""
+    try:
+        with urllib.request.urlopen(url, timeout=REACH_TIMEOUT):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def unreachable_sources() -> str | None:
+    """Why the images cannot be built from here, naming the Debian mirror (debootstrap) or
+    the package index (pip inside ``podman build --network=host``) that does not answer;
+    None when both do."""
+    sources = {
+        "the Debian mirror": apt_mirror() or DEBIAN_DEFAULT,
+        "the package index": package_index(),
+    }
+    missing = [f"{what} ({url})" for what, url in sources.items() if not _reachable(url)]
+    if missing:
+        return f"the container images are built from the network; unreachable: {', '.join(missing)}"
     return None
 
 

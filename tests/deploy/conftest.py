@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.base_image import build_python_base, build_services_image
+from tests.deploy.base_image import build_python_base, build_services_image, unreachable_sources
 from tests.deploy.podman import Podman, podman_run, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def local_torch_wheels() -> Path | None:
 
 @pytest.fixture(scope="session")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
-    reason = unavailable()
+    reason = unavailable() or unreachable_sources()
     if reason:
         pytest.skip(reason)
     with podman_run(tmp_path_factory.mktemp("podman")) as run:
@@ -105,18 +105,19 @@ def services_image(podman: Podman, python_base: BuiltImage) -> BuiltImage:
 
 @dataclass(frozen=True)
 class EncryptedModel:
-    """The golden tiny model as an encrypted .m2fp file and its key file."""
+    """The visible tiny model as an encrypted .m2fp file and its key file."""
 
     model: Path  # mode 0644 in a directory of its own (mounted as /models)
     key: Path  # owned by the image's user, mode 0400
 
 
 @pytest.fixture(scope="session")
-def model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The golden tiny model as a plain directory the image's user can read (a model is not a
-    secret file: 0755 directory, 0644 files)."""
+def model_dir(visible_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The visible tiny model (its label maps show several classes, so the container's answer
+    can disagree with the host's) as a plain directory the image's user can read (a model is
+    not a secret file: 0755 directory, 0644 files)."""
     target = tmp_path_factory.mktemp("container-model") / "model"
-    shutil.copytree(tiny_model_dir, target)
+    shutil.copytree(visible_model_dir, target)
     target.chmod(0o755)
     for path in target.iterdir():
         path.chmod(0o644)
@@ -125,11 +126,11 @@ def model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="session")
 def encrypted_tiny_model(
-    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    visible_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> EncryptedModel:
-    """The golden tiny model encrypted under a new key, the key file handed over as the README
-    says for containers: owned by the container's user, mode 0400. Made with the CLI a user
-    would use."""
+    """The visible tiny model (see ``model_dir``) encrypted under a new key, the key file
+    handed over as the README says for containers: owned by the container's user, mode 0400.
+    Made with the CLI a user would use."""
     tmp = tmp_path_factory.mktemp("container-encrypted")
     encrypted = EncryptedModel(
         model=tmp / "models" / "m2fp.m2fp", key=tmp / "secrets" / "m2fp_model_key"
@@ -142,7 +143,7 @@ def encrypted_tiny_model(
         [
             *m2fp,
             "encrypt",
-            str(tiny_model_dir),
+            str(visible_model_dir),
             "--key-file",
             str(encrypted.key),
             "--out",

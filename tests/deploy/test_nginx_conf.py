@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from tests.deploy.nginx_config import (
     render,
     size_bytes,
 )
+from tests.deploy.stack import BINARIES
 
 # The rendering committed as deploy/nginx/m2fp.conf: a host install with Let's Encrypt.
 HOST_VALUES = {
@@ -155,8 +155,8 @@ def test_systemd_drop_in_disables_nginx_core_dumps() -> None:
     assert "[Service]" in drop_in and "LimitCORE=0" in drop_in.splitlines()
 
 
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="needs Debian's nginx (.ci/run)")
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl (.ci/run)")
+@pytest.mark.skipif(BINARIES["nginx"] is None, reason="needs Debian's nginx (.ci/run)")
+@pytest.mark.skipif(BINARIES["openssl"] is None, reason="needs openssl (.ci/run)")
 def test_nginx_accepts_the_rendered_template(tmp_path: Path) -> None:
     subprocess.run(
         ["bash", str(DEPLOY / "gen-dev-cert.sh"), str(tmp_path), "localhost"],
@@ -172,7 +172,7 @@ def test_nginx_accepts_the_rendered_template(tmp_path: Path) -> None:
     conf = tmp_path / "nginx.conf"
     conf.write_text(render(TEMPLATE.read_text(), values))
     checked = subprocess.run(
-        ["nginx", "-t", "-p", str(tmp_path), "-c", str(conf)],
+        [BINARIES["nginx"], "-t", "-p", str(tmp_path), "-c", str(conf)],
         capture_output=True,
         text=True,
         timeout=30,

@@ -2,13 +2,16 @@
 queue holds: most are refused 503 before their body is read), after each the idle RSS.
 
 Before ``bound_heap_growth`` idle RSS ratcheted after every burst (303 -> 1,031 MiB over 12
-bursts, issue 10); now it must come back within ``MARGIN_MIB`` of where it started.
+bursts, issue 10, ~60 MiB a burst); now it must come back within ``MARGIN_MIB`` of where it
+started (the first burst warms the parser's buffers up) and grow by at most ``BURST_MIB`` from
+one burst to the next (here: 270 MiB at start, then 297 after each of 5 bursts).
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import time
 from pathlib import Path
 
@@ -18,11 +21,13 @@ from PIL import Image
 
 from tests.server.conftest import GENEROUS_LIMITS, running_server
 
-BURSTS = 3
+BURSTS = 4
 CONCURRENT = 20
 # a short queue: most of each burst is the overload path (503 before the body is read)
 SERVER_ENV = {**GENEROUS_LIMITS, "M2FP_MAX_QUEUE": "2"}
 MARGIN_MIB = 160
+# idle growth allowed from one burst to the next: a third of the ratchet's
+BURST_MIB = 20
 SETTLE_SECONDS = 2.0
 
 
@@ -74,3 +79,5 @@ def test_idle_memory_returns_after_overload_bursts(tiny_model_dir, tmp_path):
 
         asyncio.run(soak())
     assert max(idle) - start <= MARGIN_MIB, (start, idle)
+    growth = [after - before for before, after in itertools.pairwise(idle)]
+    assert max(growth) <= BURST_MIB, (start, idle)

@@ -148,11 +148,11 @@ GENEROUS_LIMITS = {"M2FP_RATE_LIMIT": "100000/minute", "M2FP_BAN_AFTER": "1000"}
 
 
 @pytest.fixture(scope="module")
-def live_server(tiny_model_dir, tmp_path_factory) -> Iterator[LiveServer]:
+def live_server(visible_model_dir, tmp_path_factory) -> Iterator[LiveServer]:
     """One real server with default settings (but generous abuse limits), shared by a test
-    module."""
+    module; it serves the visible model, whose answers show several classes."""
     log_path = tmp_path_factory.mktemp("live_server") / "server.log"
-    with running_server(tiny_model_dir, log_path, env=GENEROUS_LIMITS) as server:
+    with running_server(visible_model_dir, log_path, env=GENEROUS_LIMITS) as server:
         yield server
 
 

@@ -176,10 +176,10 @@ def test_an_answer_nobody_reads_is_dropped_after_the_send_deadline():
 
 
 def test_headers_must_be_complete_within_the_header_timeout(strict_server):
-    started = time.monotonic()
-    answer = exchange(strict_server.port, b"GET /healthz HTTP/1.1\r\nHost: a\r\n", timeout=10)
+    # M2FP_HEADER_TIMEOUT=2; without it the server would wait for the rest for ever, so a close
+    # within a generous deadline (a loaded machine) is the header timeout's
+    answer = exchange(strict_server.port, b"GET /healthz HTTP/1.1\r\nHost: a\r\n", timeout=60)
     assert answer == b"<closed>"
-    assert time.monotonic() - started < 6  # M2FP_HEADER_TIMEOUT=2
 
 
 def test_unread_body_after_an_early_answer_is_not_drained_for_ever(strict_server):
@@ -190,12 +190,13 @@ def test_unread_body_after_an_early_answer_is_not_drained_for_ever(strict_server
     with socket.create_connection(("127.0.0.1", strict_server.port), timeout=5) as sock:
         sock.sendall(request)
         assert sock.recv(65536).startswith(b"HTTP/1.1 415 ")
-        started = time.monotonic()
-        with pytest.raises(OSError):  # keeps trickling the body until the server closes
-            while time.monotonic() - started < 20:
+        # keeps trickling the body until the server closes: after DRAIN_SECONDS, where
+        # draining all 5 MB at this pace would take ~1,000 s; 90 s is room for a loaded machine
+        deadline = time.monotonic() + 90
+        with pytest.raises(OSError):
+            while time.monotonic() < deadline:
                 sock.sendall(b"\0" * 1000)
                 time.sleep(0.2)
-    assert time.monotonic() - started < 12  # DRAIN_SECONDS, not until 5 MB have come
 
 
 def test_healthz_answers_while_slowloris_opens_more_than_the_descriptor_limit(strict_server):
@@ -226,9 +227,21 @@ def test_a_flood_of_malformed_requests_logs_a_few_lines(strict_server):
     assert strict_server.log.count("Invalid HTTP request") - before <= 5
 
 
+def loopback_ipv6() -> bool:
+    """``::1`` can be bound here (loopback IPv6 can be off while the socket option exists)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def test_host_any_ipv6_listens_on_both_families(tiny_model_dir, tmp_path):
     if not socket.has_dualstack_ipv6():
         pytest.skip("no dual-stack IPv6 on this machine")
+    if not loopback_ipv6():
+        pytest.skip("loopback IPv6 (::1) is off on this machine")
     min_size, max_size = golden_sizes()
     port = free_port()
     command = [

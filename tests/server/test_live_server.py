@@ -16,7 +16,7 @@ from PIL import Image, PngImagePlugin
 
 from tests.utils.bad_inputs import corrupt_files, decompression_bomb, renamed_files
 from tests.utils.images import jpeg_bytes, png_bytes
-from tests.utils.same_parse import assert_maps_agree, assert_same_persons
+from tests.utils.same_parse import assert_informative, assert_maps_agree, assert_same_persons
 
 PARSE = "/api/v1/parse"
 MIB = 1024 * 1024
@@ -42,13 +42,15 @@ def assert_error(response: httpx.Response, status: int, reason: str) -> dict:
     return body
 
 
-def test_parse_happy_path_matches_the_library(live_server, tiny_parser, golden_image_path):
+def test_parse_happy_path_matches_the_library(live_server, visible_parser, golden_image_path):
     image = golden_image_path.read_bytes()
     response = post_file(live_server, image, filename="golden.png")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    expected = tiny_parser(image)
+    expected = visible_parser(image)
+    assert_informative(expected.label_map)
+    assert len(expected.persons) > 1
     assert (body["width"], body["height"]) == expected.size
     # another process: the same code, but it may run another thread count (float order)
     assert_same_persons(body["persons"], expected.to_dict()["persons"])
@@ -56,6 +58,8 @@ def test_parse_happy_path_matches_the_library(live_server, tiny_parser, golden_i
     label_map = Image.open(io.BytesIO(base64.b64decode(body["label_map_png"])))
     assert label_map.mode == "P"
     assert_maps_agree(np.asarray(label_map), expected.label_map)
+    person_map = Image.open(io.BytesIO(base64.b64decode(body["person_map_png"])))
+    assert_maps_agree(np.asarray(person_map), expected.person_map())
     assert "visualization_png" in body
     assert body["request_id"] == response.headers["x-request-id"]
 
@@ -199,7 +203,7 @@ def test_declared_oversize_body_is_413_before_it_is_sent(live_server):
     assert b'"payload_too_large"' in response
 
 
-def test_no_server_header_version_or_paths_in_any_response(live_server, tiny_model_dir):
+def test_no_server_header_version_or_paths_in_any_response(live_server, visible_model_dir):
     from m2fp import __version__
 
     responses = [
@@ -215,7 +219,7 @@ def test_no_server_header_version_or_paths_in_any_response(live_server, tiny_mod
         post_file(live_server, png_bytes(), "photo.gif"),
     ]
     forbidden = [
-        str(tiny_model_dir),
+        str(visible_model_dir),
         "resnet",
         __version__,
         "uvicorn",

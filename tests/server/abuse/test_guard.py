@@ -41,10 +41,14 @@ def test_every_state_changing_api_route_passes_the_guard(tiny_parser):
 
 def test_read_only_routes_are_exempt(tiny_parser):
     app = create_app(tiny_settings(), parser=tiny_parser)
+    read_only = {"/healthz", "/readyz", "/metrics", "/api/v1/classes", "/"}
+    seen = set()
     for route in iter_route_contexts(app.routes):
         dependant = getattr(route, "dependant", None)
-        if route.path in ("/healthz", "/readyz", "/metrics", "/api/v1/classes", "/"):
+        if route.path in read_only:
             assert dependant is None or not depends_on(dependant, guard_parse), route.path
+            seen.add(route.path)
+    assert seen == read_only  # every one of them was checked
 
 
 async def post(client, content: bytes = b"", filename: str = "photo.png", **kwargs):

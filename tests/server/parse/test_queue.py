@@ -211,10 +211,13 @@ def test_a_reserved_place_counts_against_capacity_until_used_or_released():
             assert await first.run(lambda: "used") == "used"
         second.release()
         second.release()  # idempotent
-        with queue.reserve() as third:
-            pass  # left unused: the block gives the place back
-        assert third is not None
-        with queue.reserve(), queue.reserve():
+        with queue.reserve():
+            queue.reserve()  # the second place
+            with pytest.raises(Overloaded):
+                queue.reserve()  # the block's place is held while it runs
+        # left unused, the block gave its place back (the second still holds its own)
+        with queue.reserve(), pytest.raises(Overloaded):
+            queue.reserve()
             pass
         queue.close()
 

@@ -7,6 +7,7 @@ import base64
 import io
 import struct
 
+import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
@@ -16,6 +17,7 @@ from m2fp.server.parse.response import ParseAnswer
 from m2fp.server.routes.parse import PARSE_REFUSALS
 from tests.server.conftest import app_client, tiny_settings
 from tests.utils.images import jpeg_bytes, png_bytes
+from tests.utils.same_parse import assert_informative
 
 pytestmark = pytest.mark.anyio
 PARSE = "/api/v1/parse"
@@ -37,13 +39,15 @@ def decode_png(text: str) -> tuple[Image.Image, bytes]:
     return Image.open(io.BytesIO(data)), data
 
 
-async def test_json_answer_has_every_map_and_no_metadata(tiny_parser):
+async def test_json_answer_has_every_map_and_no_metadata(visible_parser):
+    """Every map the parser made, as it made it (the visible model paints Hair and
+    UpperClothes, so the maps and masks compared are not empty), and no metadata."""
     info = PngImagePlugin.PngInfo()
     info.add_text("Author", "alice")
     upload = png_bytes(90, 70, seed=3, pnginfo=info)
-    async with app_client(create_app(tiny_settings(), parser=tiny_parser)) as client:
+    async with app_client(create_app(tiny_settings(), parser=visible_parser)) as client:
         response = await client.post(
-            f"{PARSE}?classes=Face,Hair,Face", content=upload, headers=PNG_HEADERS
+            f"{PARSE}?classes=UpperClothes,Hair,UpperClothes", content=upload, headers=PNG_HEADERS
         )
     assert response.status_code == 200
     body = response.json()
@@ -53,15 +57,20 @@ async def test_json_answer_has_every_map_and_no_metadata(tiny_parser):
         "label_set", "classes", "label_map_png", "person_map_png", "visualization_png",
         "class_masks",
     }  # fmt: skip
-    expected = tiny_parser(upload)
+    expected = visible_parser(upload)
+    assert_informative(expected.label_map)
     label_map, _ = decode_png(body["label_map_png"])
     person_map, _ = decode_png(body["person_map_png"])
     assert label_map.mode == "P" and person_map.mode == "L"
+    assert label_map.tobytes() == expected.label_map.tobytes()  # the same parser, bit-exact
+    assert len(np.unique(expected.person_map())) > 2  # background and several persons
     assert person_map.tobytes() == expected.person_map().tobytes()
-    assert list(body["class_masks"]) == ["Face", "Hair"]
-    face, _ = decode_png(body["class_masks"]["Face"])
-    assert face.mode == "1" and face.size == (90, 70)
-    assert face.tobytes() == Image.fromarray(expected.class_mask("Face")).tobytes()
+    assert list(body["class_masks"]) == ["UpperClothes", "Hair"]
+    for name in ("UpperClothes", "Hair"):
+        mask, _ = decode_png(body["class_masks"][name])
+        assert mask.mode == "1" and mask.size == (90, 70)
+        assert 0 < expected.class_mask(name).sum() < 90 * 70
+        assert mask.tobytes() == Image.fromarray(expected.class_mask(name)).tobytes()
     for key in ("label_map_png", "person_map_png", "visualization_png"):
         chunks = png_chunk_types(base64.b64decode(body[key]))
         assert set(chunks) <= {b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"}, key
