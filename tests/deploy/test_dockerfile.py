@@ -198,12 +198,13 @@ def test_install_steps_are_those_of_setup_script(stages: list[Stage]) -> None:
     # first the pinned CPU torch, the same pin, by default from the CPU wheel index
     assert pip_requirements(native[0]) == pip_requirements(image[0]) == ["torch==2.13.0"]
     assert shlex.split(image[0])[2:] == ["--index-url", TORCH_CPU_INDEX, "torch==2.13.0"]
-    # then the package itself with the same extras, less the test tools
+    # then the package itself with the same extras, less the test tools and Ray (batch jobs
+    # run in their own image, deploy/k8s/ray; the service never imports Ray)
     (native_pkg,), (image_pkg,) = pip_requirements(native[1]), pip_requirements(image[1])
     native_path, native_extras = extras(native_pkg)
     image_path, image_extras = extras(image_pkg)
     assert native_path == image_path == "."
-    assert image_extras == native_extras - {"test"} == {"server", "crypto"}
+    assert image_extras == native_extras - {"test", "ray"} == {"torch", "server", "crypto"}
 
 
 def test_torch_source_is_a_build_argument(stages: list[Stage]) -> None:

@@ -21,14 +21,15 @@ STAND_IN = '#!/bin/sh\necho "$(basename "$0") $*" >> "$(dirname "$0")/../../call
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
-    """A copy of the script in a fake checkout with a recording .venv."""
+    """A copy of the script in a fake checkout with a recording .venv and .venv-checkov."""
     (tmp_path / "scripts").mkdir()
     shutil.copy(SETUP, tmp_path / "scripts" / "setup.sh")
-    bin_dir = tmp_path / ".venv" / "bin"
-    bin_dir.mkdir(parents=True)
-    for name in ("python", "m2fp"):
-        (bin_dir / name).write_text(STAND_IN)
-        (bin_dir / name).chmod(0o755)
+    for venv, names in ((".venv", ("python", "m2fp")), (".venv-checkov", ("python",))):
+        bin_dir = tmp_path / venv / "bin"
+        bin_dir.mkdir(parents=True)
+        for name in names:
+            (bin_dir / name).write_text(STAND_IN)
+            (bin_dir / name).chmod(0o755)
     return tmp_path
 
 
@@ -46,7 +47,9 @@ def test_plain_setup_installs_and_fetches_nothing(checkout):
     assert done.returncode == 0, done.stderr
     assert calls == [
         "python -m pip install --quiet torch==2.13.0",
-        "python -m pip install --quiet -e .[server,crypto,test]",
+        "python -m pip install --quiet -e .[torch,server,crypto,ray,test]",
+        # checkov, in its tool venv (.venv-checkov)
+        "python -m pip install --quiet -r scripts/checkov-requirements.txt",
     ]
 
 
@@ -54,7 +57,7 @@ def test_with_model_downloads_the_default_model_after_installing(checkout):
     done, calls = setup(checkout, "--with-model")
     assert done.returncode == 0, done.stderr
     assert calls[-1] == "m2fp model download"
-    assert len(calls) == 3 and "no --model needed" in done.stdout
+    assert len(calls) == 4 and "no --model needed" in done.stdout
 
 
 def test_an_unknown_option_is_refused_before_anything_runs(checkout):

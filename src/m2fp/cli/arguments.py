@@ -90,7 +90,8 @@ def _add_batch(commands: argparse._SubParsersAction) -> None:
         dest="form",
         choices=["files", "parquet"],
         default="files",
-        help="files: what m2fp parse --out writes; parquet: one row per image (part-*.parquet)",
+        help="files: what m2fp parse --out writes; parquet: one row per image (part-*.parquet) "
+        "(default: files)",
     )
     ray = batch.add_argument_group("ray")
     ray.add_argument(
