@@ -145,20 +145,27 @@ def _connection(target: Target) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(host, port, timeout=target.timeout)
 
 
+def _begin_parse_post(
+    connection: http.client.HTTPConnection, target: Target, headers: dict[str, str]
+) -> None:
+    """Send the head of a ``POST`` to the parse route by hand (the probes then write the body
+    their own way): the target's API key headers, then ``headers``."""
+    connection.putrequest("POST", urlsplit(target.base).path + PARSE)
+    for header, value in {**target.key_headers(), **headers}.items():
+        connection.putheader(header, value)
+    connection.endheaders()
+
+
 def check_chunked_trickle(target: Target) -> CheckResult:
     """A PNG sent as ``Transfer-Encoding: chunked`` in 1-byte chunks (a few hundred of
     them: the probe is bounded; the attack's two 2 MB bodies starved a replica's event loop):
     411 ``length_required`` from a replica, or 200 behind a proxy that de-chunks it."""
     name = "upload_chunked_trickle"
-    path = urlsplit(target.base).path + PARSE
     connection = _connection(target)
     try:
-        connection.putrequest("POST", path)
-        for header, value in target.key_headers().items():
-            connection.putheader(header, value)
-        connection.putheader("Content-Type", "image/png")
-        connection.putheader("Transfer-Encoding", "chunked")
-        connection.endheaders()
+        _begin_parse_post(
+            connection, target, {"Content-Type": "image/png", "Transfer-Encoding": "chunked"}
+        )
         try:
             for byte in good_png():
                 connection.send(b"1\r\n" + bytes([byte]) + b"\r\n")
@@ -185,15 +192,13 @@ def check_chunked_trickle(target: Target) -> CheckResult:
 def check_oversize(target: Target) -> CheckResult:
     """A body declared larger than any upload is refused 413 from its headers alone."""
     name = "upload_oversize"
-    path = urlsplit(target.base).path + PARSE
     connection = _connection(target)
     try:
-        connection.putrequest("POST", path)
-        for header, value in target.key_headers().items():
-            connection.putheader(header, value)
-        connection.putheader("Content-Type", "image/png")
-        connection.putheader("Content-Length", str(OVERSIZE_BYTES))
-        connection.endheaders()
+        _begin_parse_post(
+            connection,
+            target,
+            {"Content-Type": "image/png", "Content-Length": str(OVERSIZE_BYTES)},
+        )
         connection.send(b"\x89PNG\r\n\x1a\n")
         answer = connection.getresponse()
         status, text = answer.status, answer.read(65536).decode("utf-8", "replace")
