@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from m2fp.cli import run
 from m2fp.cli.parse_inputs import collect, walk, watch
 from m2fp.defaults import DEFAULT_MAX_FILE_BYTES
 from tests.conftest import golden_sizes
+from tests.utils.child_output import wait_for
 
 SIZES = [f"--min-size={golden_sizes()[0]}", f"--max-size={golden_sizes()[1]}"]
 GIB = 1 << 30
@@ -210,17 +210,6 @@ def vm_hwm(pid: int) -> int:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmHWM")
-
-
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if process.poll() is not None:
-            raise AssertionError(f"m2fp exited early: {process.communicate()}")
-        if time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError(f"{path.name} never appeared: {process.communicate()}")
-        time.sleep(0.1)
 
 
 def test_watch_refuses_hostile_files_without_reading_them(

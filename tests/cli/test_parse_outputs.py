@@ -21,6 +21,7 @@ from PIL import Image
 from m2fp.cli import run
 from m2fp.outputs.label_sets import ATR_LABELS
 from tests.conftest import LIP_GOLDEN, golden_sizes
+from tests.utils.child_output import wait_for
 from tests.utils.same_parse import assert_maps_agree
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -295,17 +296,6 @@ def m2fp_process(*args: str, stdin=subprocess.DEVNULL) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
-
-
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if process.poll() is not None:
-            raise AssertionError(f"m2fp exited early: {process.communicate()}")
-        if time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError(f"{path.name} never appeared: {process.communicate()}")
-        time.sleep(0.1)
 
 
 def test_watch_parses_new_files_until_sigint(tmp_path, tiny_model_dir, golden_image_path):
