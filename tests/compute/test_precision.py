@@ -9,6 +9,9 @@ where the CPU accepts it."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,8 +41,9 @@ from tests.conftest import GOLDEN, LIP_GOLDEN, golden_config, golden_options, go
 # (EPS = 2**-7, the spacing of bf16 numbers at 1.0), whatever the CPU's kernels. Autocast
 # rounds the inputs of every convolution and linear layer, so the network's outputs drift
 # from fp32 by a few EPS of their own scale (1.1-5.2 EPS on the multi-person tiny model
-# here). A correct bf16 path stays within 16 EPS on any CPU; one that computes in a narrower
-# format, or computes something else, does not.
+# here, with AMX; 1.1-4.9 with oneDNN limited to AVX2, as on Zen 3). A correct bf16 path
+# stays within 16 EPS on any CPU; one that computes in a narrower format, or computes
+# something else, does not.
 BF16_EPS = torch.finfo(torch.bfloat16).eps
 BF16_DRIFT = 16 * BF16_EPS
 # the output heads run in float32 under autocast (``m2fp.modeling.transformer_decoder``)
@@ -181,6 +185,34 @@ def test_bf16_labels_agree_wherever_fp32_is_decided_beyond_bf16s_error(lip_photo
 def test_bf16_is_refused_without_native_support():
     with pytest.raises(PrecisionUnsupportedError, match="bf16"):
         prepare_model(golden_network(), Precision.BF16)
+
+
+def test_bf16_is_refused_for_real_where_onednn_has_no_bf16_kernels():
+    """The refusal of an AVX2-only CPU (Zen 3), for real on any CPU: oneDNN limited to AVX2
+    (its own switch, read at start-up, hence a child) has no bf16 kernels, as there."""
+    child = """
+import sys
+import torch
+from m2fp.compute.precision import Precision, check_precision
+from m2fp.errors import PrecisionUnsupportedError
+try:
+    check_precision(Precision.BF16, torch.device("cpu"))
+except PrecisionUnsupportedError as error:
+    print(error)
+    sys.exit(0)
+sys.exit("bf16 was accepted")
+"""
+    environment = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    result = subprocess.run(
+        [sys.executable, "-c", child],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "native bf16" in result.stdout
 
 
 @pytest.mark.parametrize("native", [False, True])
