@@ -8,6 +8,7 @@ imports that module only when the command runs.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from m2fp.cli.compute_arguments import add_compute_arguments, option_rule
 from m2fp.cli.parse_arguments import (
@@ -32,8 +33,6 @@ from m2fp.weights.location import DEFAULT_HUB_MODEL, HUB_MODELS
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 SCAN_TIMEOUT = 30
-JSON_HELP = "print the whole report as JSON, for scripts (default: a readable summary)"
-KEY_FILE_HELP = "model key file (default: $M2FP_MODEL_KEY_FILE or $M2FP_MODEL_KEY)"
 MODEL_HELP = "model directory or .m2fp file (default: $M2FP_MODEL or the cache)"
 
 
@@ -63,6 +62,34 @@ def _fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError("must be between 0 and 1")
     return value
+
+
+def _add_defaulted(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    flag: str,
+    *,
+    type: Callable[[str], object],  # argparse's own name for it
+    default: object,
+    help: str,  # argparse's own name for it
+) -> None:
+    """An option whose help ends with its default, written from the default itself so the
+    two cannot disagree."""
+    parser.add_argument(flag, type=type, default=default, help=f"{help} (default {default})")
+
+
+def _add_key_file(parser: argparse.ArgumentParser) -> None:
+    """``--key-file``: the key of an encrypted model."""
+    parser.add_argument(
+        "--key-file", help="model key file (default: $M2FP_MODEL_KEY_FILE or $M2FP_MODEL_KEY)"
+    )
+
+
+def _add_json_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the whole report as JSON, for scripts (default: a readable summary)",
+    )
 
 
 def _add_parse(commands: argparse._SubParsersAction) -> None:
@@ -99,7 +126,7 @@ def _add_batch(commands: argparse._SubParsersAction) -> None:
         help="the Ray cluster to join: auto or ray://HOST:PORT (default: start a local Ray "
         "on this machine and stop it after)",
     )
-    ray.add_argument("--actors", type=_positive, default=1, help="parsing actors (default 1)")
+    _add_defaulted(ray, "--actors", type=_positive, default=1, help="parsing actors")
     ray.add_argument(
         "--gpus-per-actor",
         type=_non_negative,
@@ -117,25 +144,28 @@ def _add_batch(commands: argparse._SubParsersAction) -> None:
 def _add_parsing_options(parse: argparse.ArgumentParser) -> None:
     """Model, output folder, input sizes, overlay and compute flags of parse and batch."""
     parse.add_argument("--model", help=MODEL_HELP)
-    parse.add_argument("--key-file", help=KEY_FILE_HELP)
+    _add_key_file(parse)
     parse.add_argument("--out", required=True, help="output directory")
-    parse.add_argument(
+    _add_defaulted(
+        parse,
         "--min-size",
         type=option_rule(check_min_size),
         default=DEFAULT_MIN_SIZE,
-        help=f"short side of the network input (default {DEFAULT_MIN_SIZE})",
+        help="short side of the network input",
     )
-    parse.add_argument(
+    _add_defaulted(
+        parse,
         "--max-size",
         type=option_rule(check_max_size),
         default=DEFAULT_MAX_SIZE,
-        help=f"bound of the network input's long side (default {DEFAULT_MAX_SIZE})",
+        help="bound of the network input's long side",
     )
-    parse.add_argument(
+    _add_defaulted(
+        parse,
         "--alpha",
         type=_fraction,
         default=DEFAULT_ALPHA,
-        help=f"opacity of the class colours in <name>_vis.png, 0 to 1 (default {DEFAULT_ALPHA})",
+        help="opacity of the class colours in <name>_vis.png, 0 to 1",
     )
     add_compute_arguments(parse, batch=True)
     parse.add_argument(
@@ -152,8 +182,8 @@ def _add_model(commands: argparse._SubParsersAction) -> None:
         "info", help="check the weights fit the network; print config, parameters, classes, sha256"
     )
     info.add_argument("path", nargs="?", help=MODEL_HELP)
-    info.add_argument("--key-file", help=KEY_FILE_HELP)
-    info.add_argument("--json", action="store_true", help=JSON_HELP)
+    _add_key_file(info)
+    _add_json_report(info)
     add_compute_arguments(info)
     info.set_defaults(handler="model_commands:info")
 
@@ -181,7 +211,7 @@ def _add_model(commands: argparse._SubParsersAction) -> None:
         "encrypt", help="encrypt a model directory into one .m2fp file (AES-256-GCM)"
     )
     encrypt.add_argument("dir", help="model directory (configuration.json plus weights)")
-    encrypt.add_argument("--key-file", help=KEY_FILE_HELP)
+    _add_key_file(encrypt)
     encrypt.add_argument("--out", required=True, help="the .m2fp file to create")
     encrypt.set_defaults(handler="model_commands:encrypt")
 
@@ -189,8 +219,8 @@ def _add_model(commands: argparse._SubParsersAction) -> None:
         "verify", help="check an .m2fp file's key, tags and hash; print its info"
     )
     verify.add_argument("file", help=".m2fp file")
-    verify.add_argument("--key-file", help=KEY_FILE_HELP)
-    verify.add_argument("--json", action="store_true", help=JSON_HELP)
+    _add_key_file(verify)
+    _add_json_report(verify)
     verify.set_defaults(handler="model_commands:verify")
 
     rekey = model_commands.add_parser("rekey", help="re-encrypt an .m2fp file under a new key")
@@ -217,7 +247,7 @@ def _add_model(commands: argparse._SubParsersAction) -> None:
         help="onnx: the .onnx file (required); openvino: default MODEL_DIR/openvino_<precision>"
         ".ovpkg, where the loader looks; for an encrypted model a new .m2fp file (required)",
     )
-    export.add_argument("--key-file", help=KEY_FILE_HELP)
+    _add_key_file(export)
     export.add_argument(
         "--precision",
         choices=["fp32", "int8"],
@@ -225,17 +255,19 @@ def _add_model(commands: argparse._SubParsersAction) -> None:
         help="openvino: fp32 (exact, default) or int8 (an approximation: the backbone "
         "quantised, calibrated on drawn scenes)",
     )
-    export.add_argument(
+    _add_defaulted(
+        export,
         "--opset",
         type=_positive,
         default=DEFAULT_ONNX_OPSET,
-        help=f"onnx: opset, 17 or newer (default {DEFAULT_ONNX_OPSET})",
+        help="onnx: opset, 17 or newer",
     )
-    export.add_argument(
+    _add_defaulted(
+        export,
         "--calibration",
         type=_positive,
         default=DEFAULT_CALIBRATION_SCENES,
-        help=f"int8: drawn calibration scenes (default {DEFAULT_CALIBRATION_SCENES})",
+        help="int8: drawn calibration scenes",
     )
     export.set_defaults(handler="export_command:export")
 
@@ -248,13 +280,8 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         default=DEFAULT_HOST,
         help=f"address to listen on (default {DEFAULT_HOST}: this machine only)",
     )
-    serve.add_argument(
-        "--port",
-        type=_port,
-        default=DEFAULT_PORT,
-        help=f"port to listen on (default {DEFAULT_PORT})",
-    )
-    serve.add_argument("--key-file", help=KEY_FILE_HELP)
+    _add_defaulted(serve, "--port", type=_port, default=DEFAULT_PORT, help="port to listen on")
+    _add_key_file(serve)
     serve.add_argument(
         "--log-format",
         choices=LOG_FORMATS,
@@ -293,11 +320,8 @@ def _add_scan(commands: argparse._SubParsersAction) -> None:
         "--api-key-file",
         help="file holding an API key for the upload probes (default: $M2FP_SCAN_API_KEY)",
     )
-    scan.add_argument(
-        "--timeout",
-        type=_positive,
-        default=SCAN_TIMEOUT,
-        help=f"seconds per request (default {SCAN_TIMEOUT})",
+    _add_defaulted(
+        scan, "--timeout", type=_positive, default=SCAN_TIMEOUT, help="seconds per request"
     )
     scan.set_defaults(handler="scan_command:scan")
 

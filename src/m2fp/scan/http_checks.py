@@ -126,8 +126,9 @@ def check_cross_site_post(target: Target) -> CheckResult:
     }
     with target.client() as client:
         answer = client.post(target.url(PARSE), content=b"\x89PNG\r\n\x1a\n", headers=headers)
-    if answer.status_code != 403 or _reason(answer) != "forbidden_origin":
-        return _fail(name, f"cross-site POST answered {answer.status_code} {_reason(answer)}")
+    reason = error_reason(answer.text)
+    if answer.status_code != 403 or reason != "forbidden_origin":
+        return _fail(name, f"cross-site POST answered {answer.status_code} {reason}")
     return _pass(name, "403 forbidden_origin")
 
 
@@ -182,9 +183,19 @@ def check_host_header(target: Target) -> CheckResult:
     return _pass(name, "forged Host is neither followed nor repeated")
 
 
-def _reason(answer: httpx.Response) -> str:
+def json_body(text: str) -> object | None:
+    """An answer's body parsed as JSON; None where it is not JSON."""
     try:
-        body = answer.json()
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def error_reason(text: str) -> str:
+    """The ``error`` reason of an answer's body, or what the body is instead, for a check's
+    one-line verdict."""
+    try:
+        body = json.loads(text)
     except ValueError:
         return "(not JSON)"
     return str(body.get("error")) if isinstance(body, dict) else "(not an error body)"

@@ -13,7 +13,6 @@ default ban (3 in a row) would, a 429 is waited out (its ``Retry-After``, up to
 from __future__ import annotations
 
 import http.client
-import json
 import ssl
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from m2fp.scan.corpus import (
     hostile_uploads,
 )
 from m2fp.scan.hostile_images import flat_png
-from m2fp.scan.http_checks import is_error_contract
+from m2fp.scan.http_checks import error_reason, is_error_contract, json_body
 from m2fp.scan.report import CheckResult
 from m2fp.scan.target import Target
 
@@ -70,10 +69,7 @@ class UploadProbe:
 
 
 def _judge(probe: HostileUpload, answer: httpx.Response, marker: str) -> CheckResult:
-    try:
-        body = answer.json()
-    except ValueError:
-        body = None
+    body = json_body(answer.text)
     if marker in answer.text:
         return CheckResult(probe.name, False, "the answer repeats the file name")
     if answer.status_code == 403 and isinstance(body, dict) and body.get("error") == "banned":
@@ -127,10 +123,7 @@ def _flat_png_survived(
         return CheckResult(name, False, f"no answer ({type(exc).__name__})")
     if answer.status_code == 200:
         return CheckResult(name, True, "a flat 50-megapixel PNG is parsed (200)")
-    try:
-        body = answer.json()
-    except ValueError:
-        body = None
+    body = json_body(answer.text)
     if answer.status_code >= 500 or not is_error_contract(body):
         return CheckResult(name, False, f"a flat 50-megapixel PNG answered {answer.status_code}")
     return CheckResult(name, True, f"a flat 50-megapixel PNG is refused ({body['error']})")
@@ -180,10 +173,7 @@ def check_chunked_trickle(target: Target) -> CheckResult:
         connection.close()
     if status == 200:
         return CheckResult(name, True, "a 1-byte-chunked body is de-chunked and parsed (200)")
-    try:
-        reason = json.loads(text).get("error")
-    except (ValueError, AttributeError):
-        reason = "(not JSON)"
+    reason = error_reason(text)
     if (status, reason) != (411, "length_required"):
         return CheckResult(name, False, f"{status} {reason}, expected 411 length_required or 200")
     return CheckResult(name, True, "411 length_required for a chunked body")
@@ -206,10 +196,7 @@ def check_oversize(target: Target) -> CheckResult:
         return CheckResult(name, False, f"no answer before the body ({type(exc).__name__})")
     finally:
         connection.close()
-    try:
-        reason = json.loads(text).get("error")
-    except (ValueError, AttributeError):
-        reason = "(not JSON)"
+    reason = error_reason(text)
     if (status, reason) != (413, "payload_too_large"):
         return CheckResult(name, False, f"{status} {reason}, expected 413 payload_too_large")
     return CheckResult(name, True, "413 payload_too_large before the body was sent")
