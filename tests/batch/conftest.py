@@ -76,3 +76,15 @@ def run_m2fp(*args: str, timeout: float = COMMAND_DEADLINE) -> subprocess.Comple
 def summary_of(process: subprocess.CompletedProcess) -> dict:
     """The summary JSON line ``m2fp batch`` ends its stdout with."""
     return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def ray_daemons() -> set[int]:
+    """PIDs of this machine's Ray daemons (a raylet and a GCS server per local cluster)."""
+    pids = set()
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() in {"raylet", "gcs_server"}:
+                pids.add(int(comm.parent.name))
+        except OSError:  # the process ended while we looked
+            continue
+    return pids

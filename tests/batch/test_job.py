@@ -16,6 +16,7 @@ from PIL import Image
 from tests.batch.conftest import (
     COMMAND_DEADLINE,
     PHOTOS,
+    ray_daemons,
     run_m2fp,
     size_flags,
     summary_of,
@@ -96,23 +97,11 @@ def test_hostile_inputs_are_failure_records_and_the_rest_is_parsed(runs):
     assert f"{PHOTOS + len(HOSTILE)} images: {PHOTOS} parsed, 0 skipped, 4 failed" in batch.stderr
 
 
-def _ray_daemons() -> set[int]:
-    """PIDs of this machine's Ray daemons (a raylet and a GCS server per local cluster)."""
-    pids = set()
-    for comm in Path("/proc").glob("[0-9]*/comm"):
-        try:
-            if comm.read_text().strip() in {"raylet", "gcs_server"}:
-                pids.add(int(comm.parent.name))
-        except OSError:  # the process ended while we looked
-            continue
-    return pids
-
-
 def test_without_an_address_a_local_ray_is_started_and_stopped(tmp_path, visible_model_dir):
     """``m2fp batch`` without ``--ray-address`` starts a Ray of its own for the job (its
     daemons appear while it runs) and leaves none of them running after it."""
     write_photos(tmp_path / "in", 2)
-    before = _ray_daemons()
+    before = ray_daemons()
     command = [
         sys.executable, "-m", "m2fp", "batch", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
         "--model", str(visible_model_dir), *size_flags(),
@@ -123,7 +112,7 @@ def test_without_an_address_a_local_ray_is_started_and_stopped(tmp_path, visible
     ) as job:
         deadline = time.monotonic() + COMMAND_DEADLINE
         while job.poll() is None and time.monotonic() < deadline:
-            started |= _ray_daemons() - before
+            started |= ray_daemons() - before
             time.sleep(0.1)
         stdout, stderr = job.communicate(timeout=30)
     assert job.returncode == 0, stderr[-2000:]
@@ -131,6 +120,6 @@ def test_without_an_address_a_local_ray_is_started_and_stopped(tmp_path, visible
     assert json.loads(stdout.strip().splitlines()[-1])["parsed"] == 2
     assert len(list((tmp_path / "out").rglob("*_labels.png"))) == 2
     deadline = time.monotonic() + 30  # ray.shutdown() signals its daemons; they exit soon after
-    while _ray_daemons() & started and time.monotonic() < deadline:
+    while ray_daemons() & started and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _ray_daemons() & started == set()
+    assert ray_daemons() & started == set()
