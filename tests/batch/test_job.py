@@ -7,12 +7,14 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from m2fp.batch.job import BatchJob, batch_size
 from tests.batch.conftest import (
     COMMAND_DEADLINE,
     PHOTOS,
@@ -52,11 +54,13 @@ def runs(tmp_path_factory, ray_address, visible_model_dir):
         "--model", str(visible_model_dir), *size_flags(), "--threads", "2",
         "--masks", "upper_clothes", "--agnostic", "upper_body", "--max-file-size", str(MAX_FILE),
     ]  # fmt: skip
-    batch = run_m2fp("batch", str(root / "in"), "--out", str(root / "batch"),
-                     "--ray-address", ray_address, *flags)  # fmt: skip
-    parse = run_m2fp("parse", str(root / "in"), "--recursive", "--out", str(root / "parse"),
-                     *flags)  # fmt: skip
-    return root, batch, parse
+    # side by side: the two commands' start-ups (imports, model load, joining Ray) overlap
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        batch = pool.submit(run_m2fp, "batch", str(root / "in"), "--out", str(root / "batch"),
+                            "--ray-address", ray_address, *flags)  # fmt: skip
+        parse = pool.submit(run_m2fp, "parse", str(root / "in"), "--recursive", "--out",
+                            str(root / "parse"), *flags)  # fmt: skip
+        return root, batch.result(), parse.result()
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -92,8 +96,12 @@ def test_hostile_inputs_are_failure_records_and_the_rest_is_parsed(runs):
     assert summary["images"] == PHOTOS + len(HOSTILE)
     assert (summary["parsed"], summary["failed"], summary["skipped"]) == (PHOTOS, 4, 0)
     assert summary["images_per_second"] > 0
-    ((_actor, memory),) = summary["actor_peak_rss_mib"].items()
+    ((actor, memory),) = summary["actor_peak_rss_mib"].items()
     assert memory > 50
+    # the fixed costs apart from the steady rate: the test's Ray was joined, not started
+    assert summary["actor_threads"] == {actor: 2}
+    assert summary["ray_start_seconds"] < 5 and summary["actor_load_seconds"][actor] > 0
+    assert summary["steady_images_per_second"] > summary["images_per_second"]
     assert f"{PHOTOS + len(HOSTILE)} images: {PHOTOS} parsed, 0 skipped, 4 failed" in batch.stderr
 
 
@@ -117,9 +125,20 @@ def test_without_an_address_a_local_ray_is_started_and_stopped(tmp_path, visible
         stdout, stderr = job.communicate(timeout=30)
     assert job.returncode == 0, stderr[-2000:]
     assert started, "no Ray daemon of its own was seen while the job ran"
-    assert json.loads(stdout.strip().splitlines()[-1])["parsed"] == 2
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["parsed"] == 2 and summary["ray_start_seconds"] > 0
     assert len(list((tmp_path / "out").rglob("*_labels.png"))) == 2
     deadline = time.monotonic() + 30  # ray.shutdown() signals its daemons; they exit soon after
     while ray_daemons() & started and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ray_daemons() & started == set()
+
+
+@pytest.mark.parametrize(
+    ("inputs", "actors", "expected"), [(24, 1, 8), (8, 2, 4), (6, 2, 3), (3, 4, 1), (100, 2, 8)]
+)
+def test_a_short_job_gives_every_actor_work(inputs, actors, expected):
+    """Calls of at most an equal share per actor: 8 inputs in one call of 8 would leave the
+    second of two actors idle (the 2x1 benchmark ran at one actor's rate)."""
+    job = BatchJob(source="in", actor=None, actors=actors)  # type: ignore[arg-type]
+    assert batch_size(job, inputs) == expected
