@@ -210,7 +210,12 @@ def run_batch(job: BatchJob) -> Summary:
             statuses = ray.data.from_items([dataclasses.asdict(s) for s in todo]).map_batches(
                 ParseActor,
                 fn_constructor_kwargs={"config": config},
-                concurrency=job.actors,
+                # one call in flight per actor: an actor that is ready first (its model
+                # loaded) must not queue the calls of one still loading, or a short job
+                # runs on one actor while the other idles
+                compute=ray.data.ActorPoolStrategy(
+                    size=job.actors, max_tasks_in_flight_per_actor=1
+                ),
                 num_cpus=threads,
                 num_gpus=gpus,
                 batch_size=batch_size(job, len(todo)),
