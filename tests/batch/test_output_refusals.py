@@ -5,12 +5,10 @@ header, opened with its key file), not from a network built in the driver."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from m2fp.cli import run
-from tests.batch.conftest import ray_daemons, size_flags, write_photos
+from tests.batch.conftest import DaemonWatch, size_flags, write_photos
 from tests.utils.model_keys import make_key_file
 
 REFUSED = [
@@ -23,30 +21,6 @@ REFUSED = [
     # the same class refusal read from an encrypted model's header
     ("encrypted", ["--masks", "Jumpsuits"], "'Jumpsuits' is neither a mask group nor a cihp"),
 ]
-
-
-class DaemonWatch:
-    """Ray daemons that appear while a block runs, looked for every 50 ms from a thread
-    (a local Ray takes seconds to start: it cannot come and go unseen)."""
-
-    def __init__(self) -> None:
-        self.before = ray_daemons()
-        self.started: set[int] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def _watch(self) -> None:
-        while not self._stop.wait(0.05):
-            self.started |= ray_daemons() - self.before
-
-    def __enter__(self) -> DaemonWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self.started |= ray_daemons() - self.before
 
 
 def _problems(capsys) -> list[str]:
