@@ -1,12 +1,16 @@
-"""Throughput of ``m2fp batch`` on Ray against sequential ``m2fp parse``, side by side.
+"""Throughput of ``m2fp batch`` on Ray against sequential ``m2fp parse``, side by side, with
+the fixed costs apart from the steady per-image rate.
 
 One folder of synthetic photos is parsed by ``m2fp parse --threads T`` and by ``m2fp batch``
 with each ``ACTORSxTHREADS`` configuration on a local Ray (started and stopped by the
 command, as a user runs it). Each command is timed whole (wall: start-up, model load, Ray's
-start included) and by its own steady count (parse: the sum of its per-image ``seconds``;
-batch: its summary's seconds, which include Ray's start). The Ray overhead per image is
-(batch wall - parse wall) / images, against the parse run first (a second parse runs last,
-to show how the load drifted); memory per actor is the summary's peak RSS per actor.
+start included) and by its steady rate (parse: images / the sum of its per-image
+``seconds``; batch: the summary's ``steady_images_per_second``, the pool's rate once its
+actors run). *fixed* = wall - images / steady: what a job pays once whatever its size
+(imports, model load; for batch also Ray's start, worker start, Ray Data's scheduling),
+with Ray's start and the slowest actor's model load shown apart. The Ray overhead per image
+is (batch wall - parse wall) / images against the parse run first (a second parse runs
+last, to show how the load drifted); memory per actor is the summary's peak RSS per actor.
 
 Usage: .venv/bin/python benchmarks/bench_batch.py [--model r101|tiny] [--images 8]
     [--configs 1x2 2x1]
@@ -86,8 +90,9 @@ def main() -> None:
         common = ["--model", str(model), *sizes]
         print(f"{args.images} photos {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]}, model {args.model}, "
               f"{cores} cores, load {load():.2f}")  # fmt: skip
-        print(f"{'run':<22}{'wall s':>8}{'images/s':>10}{'steady img/s':>14}"
-              f"{'overhead s/img':>16}  actor peak MiB")  # fmt: skip
+        print(f"{'run':<16}{'wall s':>7}{'images/s':>9}{'steady img/s':>13}{'fixed s':>8}"
+              f"{'ray start s':>12}{'load s':>7}{'threads':>8}{'overhead s/img':>15}"
+              "  actor peak MiB")  # fmt: skip
 
         def sequential(label: str) -> float:
             """``m2fp parse`` of the folder (run before and after the Ray runs: a load that
@@ -104,9 +109,10 @@ def main() -> None:
                 ]
             )
             lines = [json.loads(line) for line in done.stdout.splitlines() if line[:1] == "{"]
-            steady = sum(line["seconds"] for line in lines)
-            print(f"{'parse x' + str(cores) + ' ' + label:<22}{wall:>8.1f}"
-                  f"{args.images / wall:>10.3f}{args.images / steady:>14.3f}{'-':>16}")  # fmt: skip
+            busy = sum(line["seconds"] for line in lines)
+            print(f"{'parse x' + str(cores) + ' ' + label:<16}{wall:>7.1f}"
+                  f"{args.images / wall:>9.3f}{args.images / busy:>13.3f}{wall - busy:>8.1f}"
+                  f"{'-':>12}{'-':>7}{cores:>8}{'-':>15}")  # fmt: skip
             return wall
 
         walls = [sequential("first")]
@@ -128,9 +134,14 @@ def main() -> None:
             )
             summary = json.loads(ray_done.stdout.strip().splitlines()[-1])
             memory = ", ".join(f"{m:.0f}" for m in summary["actor_peak_rss_mib"].values())
+            threads_used = ",".join(str(t) for t in summary["actor_threads"].values())
+            steady = summary["steady_images_per_second"]
+            fixed = ray_wall - args.images / steady
+            load_s = max(summary["actor_load_seconds"].values())
             overhead = (ray_wall - walls[0]) / args.images
-            print(f"{'ray ' + config:<22}{ray_wall:>8.1f}{args.images / ray_wall:>10.3f}"
-                  f"{summary['images_per_second']:>14.3f}{overhead:>16.2f}  {memory}")  # fmt: skip
+            print(f"{'ray ' + config:<16}{ray_wall:>7.1f}{args.images / ray_wall:>9.3f}"
+                  f"{steady:>13.3f}{fixed:>8.1f}{summary['ray_start_seconds']:>12.1f}"
+                  f"{load_s:>7.1f}{threads_used:>8}{overhead:>15.2f}  {memory}")  # fmt: skip
         walls.append(sequential("last"))
         print(f"load after: {load():.2f}; overhead against the first parse")
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,48 @@ def run_m2fp(*args: str, timeout: float = COMMAND_DEADLINE) -> subprocess.Comple
 def summary_of(process: subprocess.CompletedProcess) -> dict:
     """The summary JSON line ``m2fp batch`` ends its stdout with."""
     return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def ray_daemons() -> set[int]:
+    """PIDs of this machine's Ray daemons (a raylet and a GCS server per local cluster)."""
+    pids = set()
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() in {"raylet", "gcs_server"}:
+                pids.add(int(comm.parent.name))
+        except OSError:  # the process ended while we looked
+            continue
+    return pids
+
+
+class DaemonWatch:
+    """Ray daemons that appear while a block runs, looked for every 50 ms from a thread
+    (a local Ray takes seconds to start: it cannot come and go unseen)."""
+
+    def __init__(self) -> None:
+        self.before = ray_daemons()
+        self.started: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.05):
+            self.started |= ray_daemons() - self.before
+
+    def __enter__(self) -> DaemonWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.started |= ray_daemons() - self.before
+
+
+def wait_for_exit(pids: set[int], deadline: float = 30) -> set[int]:
+    """Those of ``pids`` still running after ``deadline`` seconds (``ray.shutdown()``
+    signals its daemons; they exit soon after)."""
+    end = time.monotonic() + deadline
+    while ray_daemons() & pids and time.monotonic() < end:
+        time.sleep(0.2)
+    return ray_daemons() & pids

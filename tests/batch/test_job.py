@@ -4,21 +4,21 @@ byte for byte, and each hostile input a failure record with its reason, the othe
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from m2fp.batch.job import BatchJob, batch_size
 from tests.batch.conftest import (
-    COMMAND_DEADLINE,
     PHOTOS,
+    DaemonWatch,
     run_m2fp,
     size_flags,
     summary_of,
+    wait_for_exit,
     write_photos,
 )
 
@@ -42,8 +42,9 @@ def write_hostile(folder: Path, photo: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, ray_address, visible_model_dir):
-    """The same folder through ``m2fp batch`` (one actor, 2 threads) and ``m2fp parse``."""
+def runs(tmp_path_factory, visible_model_dir):
+    """The same folder through ``m2fp batch`` (one actor, 2 threads, no ``--ray-address``:
+    a local Ray of its own, its daemons watched) and ``m2fp parse``."""
     root = tmp_path_factory.mktemp("batch_job")
     photos = write_photos(root / "in")
     write_hostile(root / "in", photos[0])
@@ -51,11 +52,14 @@ def runs(tmp_path_factory, ray_address, visible_model_dir):
         "--model", str(visible_model_dir), *size_flags(), "--threads", "2",
         "--masks", "upper_clothes", "--agnostic", "upper_body", "--max-file-size", str(MAX_FILE),
     ]  # fmt: skip
-    batch = run_m2fp("batch", str(root / "in"), "--out", str(root / "batch"),
-                     "--ray-address", ray_address, *flags)  # fmt: skip
-    parse = run_m2fp("parse", str(root / "in"), "--recursive", "--out", str(root / "parse"),
-                     *flags)  # fmt: skip
-    return root, batch, parse
+    # side by side: the two commands' start-ups (imports, model load, Ray's start) overlap
+    with DaemonWatch() as watch, ThreadPoolExecutor(max_workers=2) as pool:
+        batch = pool.submit(run_m2fp, "batch", str(root / "in"), "--out", str(root / "batch"),
+                            *flags)  # fmt: skip
+        parse = pool.submit(run_m2fp, "parse", str(root / "in"), "--recursive", "--out",
+                            str(root / "parse"), *flags)  # fmt: skip
+        batch_done, parse_done = batch.result(), parse.result()
+    return root, batch_done, parse_done, watch.started
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -67,7 +71,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def test_the_files_form_is_byte_identical_to_m2fp_parse(runs):
-    root, batch, parse = runs
+    root, batch, parse, _ = runs
     assert batch.returncode == 1, batch.stderr[-2000:]
     assert parse.returncode == 1, parse.stderr[-2000:]
     ours, theirs = _files(root / "batch"), _files(root / "parse")
@@ -80,7 +84,7 @@ def test_the_files_form_is_byte_identical_to_m2fp_parse(runs):
 
 
 def test_hostile_inputs_are_failure_records_and_the_rest_is_parsed(runs):
-    root, batch, _ = runs
+    root, batch, _, _ = runs
     records = [
         json.loads(line) for line in (root / "batch" / "_failures.jsonl").read_text().splitlines()
     ]
@@ -91,46 +95,28 @@ def test_hostile_inputs_are_failure_records_and_the_rest_is_parsed(runs):
     assert summary["images"] == PHOTOS + len(HOSTILE)
     assert (summary["parsed"], summary["failed"], summary["skipped"]) == (PHOTOS, 4, 0)
     assert summary["images_per_second"] > 0
-    ((_actor, memory),) = summary["actor_peak_rss_mib"].items()
+    ((actor, memory),) = summary["actor_peak_rss_mib"].items()
     assert memory > 50
+    # the fixed costs apart from the steady rate
+    assert summary["actor_threads"] == {actor: 2} and summary["actor_load_seconds"][actor] > 0
+    assert summary["steady_images_per_second"] > summary["images_per_second"]
     assert f"{PHOTOS + len(HOSTILE)} images: {PHOTOS} parsed, 0 skipped, 4 failed" in batch.stderr
 
 
-def _ray_daemons() -> set[int]:
-    """PIDs of this machine's Ray daemons (a raylet and a GCS server per local cluster)."""
-    pids = set()
-    for comm in Path("/proc").glob("[0-9]*/comm"):
-        try:
-            if comm.read_text().strip() in {"raylet", "gcs_server"}:
-                pids.add(int(comm.parent.name))
-        except OSError:  # the process ended while we looked
-            continue
-    return pids
-
-
-def test_without_an_address_a_local_ray_is_started_and_stopped(tmp_path, visible_model_dir):
-    """``m2fp batch`` without ``--ray-address`` starts a Ray of its own for the job (its
-    daemons appear while it runs) and leaves none of them running after it."""
-    write_photos(tmp_path / "in", 2)
-    before = _ray_daemons()
-    command = [
-        sys.executable, "-m", "m2fp", "batch", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
-        "--model", str(visible_model_dir), *size_flags(),
-    ]  # fmt: skip
-    started: set[int] = set()
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as job:
-        deadline = time.monotonic() + COMMAND_DEADLINE
-        while job.poll() is None and time.monotonic() < deadline:
-            started |= _ray_daemons() - before
-            time.sleep(0.1)
-        stdout, stderr = job.communicate(timeout=30)
-    assert job.returncode == 0, stderr[-2000:]
+def test_without_an_address_a_local_ray_is_started_and_stopped(runs):
+    """``m2fp batch`` without ``--ray-address`` started a Ray of its own for the job (its
+    daemons appeared while it ran) and leaves none of them running after it."""
+    _, batch, _, started = runs
     assert started, "no Ray daemon of its own was seen while the job ran"
-    assert json.loads(stdout.strip().splitlines()[-1])["parsed"] == 2
-    assert len(list((tmp_path / "out").rglob("*_labels.png"))) == 2
-    deadline = time.monotonic() + 30  # ray.shutdown() signals its daemons; they exit soon after
-    while _ray_daemons() & started and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _ray_daemons() & started == set()
+    assert summary_of(batch)["ray_start_seconds"] > 0
+    assert wait_for_exit(started) == set()
+
+
+@pytest.mark.parametrize(
+    ("inputs", "actors", "expected"), [(24, 1, 8), (8, 2, 4), (6, 2, 3), (3, 4, 1), (100, 2, 8)]
+)
+def test_a_short_job_gives_every_actor_work(inputs, actors, expected):
+    """Calls of at most an equal share per actor: 8 inputs in one call of 8 would leave the
+    second of two actors idle (the 2x1 benchmark ran at one actor's rate)."""
+    job = BatchJob(source="in", actor=None, actors=actors)  # type: ignore[arg-type]
+    assert batch_size(job, inputs) == expected

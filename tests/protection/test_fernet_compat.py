@@ -125,3 +125,17 @@ def test_decrypted_tensors_are_cleared_after_loading(
     model, *_ = load_model(path, key=model_key)
     assert all(not v.any() for v in seen[0].values())
     assert any(p.abs().sum() > 0 for p in model.parameters())
+
+
+def test_model_config_of_a_fernet_token_is_the_config_beside_it(
+    tmp_path, plain_checkpoint, model_key, tiny_model_dir
+):
+    """``weights.loader.model_config`` (what ``m2fp batch`` reads the classes from) takes a
+    Fernet token's config from the ``configuration.json`` beside it, as loading does."""
+    from m2fp.weights.loader import model_config
+
+    path = wrap(tmp_path / "model", plain_checkpoint, encode_key(model_key))
+    assert model_config(path, key=model_key) == model_config(tiny_model_dir)
+    (path.parent / "configuration.json").unlink()
+    with pytest.raises(ModelConfigError, match=r"no configuration\.json"):
+        model_config(path, key=model_key)

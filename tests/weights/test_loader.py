@@ -198,3 +198,31 @@ def test_weights_in_another_dtype_are_converted(tmp_path):
     save_file(state, str(tmp_path / "model.safetensors"))
     model = load_model(tmp_path).model
     assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_model_config_reads_the_classes_without_the_weights(
+    tmp_path, tiny_model_dir, encrypted_model, model_key
+):
+    """``model_config``: the directory's config, and the same from an ``.m2fp`` header only
+    once it authenticates with the key; no key, a wrong key, a header altered in place and
+    a file that is no model are refused as ``open_model`` refuses them."""
+    from m2fp.weights.loader import model_config, open_model
+
+    with open_model(tiny_model_dir) as plain:
+        expected = plain.config
+    assert model_config(tiny_model_dir) == expected
+    assert model_config(encrypted_model, key=model_key) == expected
+    with pytest.raises(ModelKeyError, match="no model key was given"):
+        model_config(encrypted_model)
+    with pytest.raises(ModelKeyError, match="wrong model key"):
+        model_config(encrypted_model, key=generate_key())
+    data = encrypted_model.read_bytes()
+    assert data.count(b'"Hair"') == 1
+    tampered = tmp_path / "tampered.m2fp"
+    tampered.write_bytes(data.replace(b'"Hair"', b'"Hbir"'))  # a class renamed in the header
+    with pytest.raises(IntegrityError, match="failed authentication"):
+        model_config(tampered, key=model_key)
+    other = tmp_path / "weights.bin"
+    other.write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="neither a model directory"):
+        model_config(other, key=model_key)

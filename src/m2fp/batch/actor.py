@@ -4,7 +4,9 @@ here, from the key file path the job names: the key itself never enters the obje
 the runtime environment or a log), then for each batch of inputs reads and decodes every
 image as ``m2fp parse`` does (``read_source``, ``HumanParser.load_image``: the one safe
 decoder, same size and pixel limits), parses them (``parse_in_batches``) and writes each
-result atomically itself. What goes back to the driver is one small status row per input.
+result atomically itself. What goes back to the driver is one small status row per input,
+with the actor's fixed cost (model load), its threads and the input's share of the call's
+time, so that the summary can tell start-up from the steady rate.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import os
 import re
 import resource
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -77,9 +80,12 @@ class ParseActor:
     """Parses batches of ``Source`` rows (columns ``name``, ``stem``, ``path``, ``root``)."""
 
     def __init__(self, config: ActorConfig) -> None:
+        import torch
+
         from m2fp.predictor import HumanParser
         from m2fp.protection.keys import read_key_file
 
+        started = time.perf_counter()
         self.config = config
         model = Path(config.model)
         key = read_key_file(Path(config.key_file)) if config.key_file and model.is_file() else None
@@ -91,8 +97,12 @@ class ParseActor:
             "label_set": config.plan.request.label_set,
         }
         self.actor = f"{os.uname().nodename}:{os.getpid()}"
+        # the fixed cost an actor pays once (the model load), apart from its per-image work
+        self.load_seconds = time.perf_counter() - started
+        self.threads = torch.get_num_threads()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        started = time.perf_counter()
         sources = [
             Source(name=str(n), stem=str(s), path=str(p), root=str(r))
             for n, s, p, r in zip(
@@ -133,6 +143,10 @@ class ParseActor:
         count = len(sources)
         statuses["actor"] = [self.actor] * count
         statuses["peak_rss_bytes"] = [peak_rss_bytes()] * count
+        statuses["load_seconds"] = [self.load_seconds] * count
+        statuses["threads"] = [self.threads] * count
+        # each input's share of this call: read, decode, parse and write, the steady work
+        statuses["seconds"] = [(time.perf_counter() - started) / count] * count
         return statuses
 
     def _write(self, source: Source, result: Any, data: bytes, rows: list[dict[str, Any]]) -> None:

@@ -42,7 +42,7 @@ class BatchJob:
         threads: CPU threads per actor; None: the cluster's CPUs divided among the actors.
         skip_existing: leave out inputs whose output is complete (resume).
         ray_address: the cluster to join; None starts a local Ray for the job.
-        batch_size: inputs per actor call.
+        batch_size: inputs per actor call at most (see ``batch_size``).
     """
 
     source: str
@@ -58,16 +58,50 @@ class BatchJob:
 @dataclass
 class Summary:
     """What a job did: inputs found, parsed, skipped (complete already) and failed, its wall
-    time, and each actor's peak memory (``host:pid`` -> bytes)."""
+    time, and per actor (``host:pid``) its peak memory (bytes), threads, model load (the
+    fixed cost, s) and busy time on its inputs (s); the Ray start (s, 0 when joining one).
+
+    The wall time of a short job is mostly fixed costs (Ray's start, each actor's start and
+    model load); ``steady_images_per_second`` is the pool's rate once running: the sum over
+    actors of their inputs per busy second.
+    """
 
     images: int = 0
     parsed: int = 0
     skipped: int = 0
     failed: int = 0
     seconds: float = 0.0
+    ray_start_seconds: float = 0.0
     actor_peak_rss: dict[str, int] = field(default_factory=dict)
+    actor_threads: dict[str, int] = field(default_factory=dict)
+    actor_load_seconds: dict[str, float] = field(default_factory=dict)
+    actor_busy_seconds: dict[str, float] = field(default_factory=dict)
+    actor_inputs: dict[str, int] = field(default_factory=dict)
+
+    def record(self, row: dict[str, Any]) -> None:
+        """Take in one status row of an actor (``ParseActor.__call__``)."""
+        actor = str(row["actor"])
+        rss = int(row["peak_rss_bytes"])
+        self.actor_peak_rss[actor] = max(rss, self.actor_peak_rss.get(actor, 0))
+        self.actor_threads[actor] = int(row["threads"])
+        self.actor_load_seconds[actor] = float(row["load_seconds"])
+        self.actor_busy_seconds[actor] = self.actor_busy_seconds.get(actor, 0.0) + float(
+            row["seconds"]
+        )
+        self.actor_inputs[actor] = self.actor_inputs.get(actor, 0) + 1
+
+    @property
+    def steady_images_per_second(self) -> float:
+        return sum(
+            self.actor_inputs[actor] / busy
+            for actor, busy in self.actor_busy_seconds.items()
+            if busy > 0
+        )
 
     def as_dict(self) -> dict[str, Any]:
+        def per_actor(values: dict[str, Any], scale: float = 1.0, digits: int = 3) -> dict:
+            return {actor: round(value / scale, digits) for actor, value in sorted(values.items())}
+
         return {
             "images": self.images,
             "parsed": self.parsed,
@@ -75,20 +109,33 @@ class Summary:
             "failed": self.failed,
             "seconds": round(self.seconds, 3),
             "images_per_second": round(self.parsed / self.seconds, 3) if self.seconds else 0.0,
-            "actor_peak_rss_mib": {
-                actor: round(rss / 2**20, 1) for actor, rss in sorted(self.actor_peak_rss.items())
-            },
+            "steady_images_per_second": round(self.steady_images_per_second, 3),
+            "ray_start_seconds": round(self.ray_start_seconds, 3),
+            "actor_load_seconds": per_actor(self.actor_load_seconds),
+            "actor_threads": dict(sorted(self.actor_threads.items())),
+            "actor_peak_rss_mib": per_actor(self.actor_peak_rss, 2**20, 1),
         }
 
     def line(self) -> str:
         """The closing summary line."""
         facts = self.as_dict()
         memory = ", ".join(f"{mib:.0f}" for mib in facts["actor_peak_rss_mib"].values()) or "-"
+        load = max(self.actor_load_seconds.values(), default=0.0)
         return (
             f"{self.images} images: {self.parsed} parsed, {self.skipped} skipped, "
             f"{self.failed} failed in {facts['seconds']:.1f} s "
-            f"({facts['images_per_second']:.2f} images/s); actor peak memory MiB: {memory}"
+            f"({facts['images_per_second']:.2f} images/s; steady "
+            f"{facts['steady_images_per_second']:.2f} images/s after "
+            f"{self.ray_start_seconds:.1f} s Ray start and {load:.1f} s model load); "
+            f"actor peak memory MiB: {memory}"
         )
+
+
+def batch_size(job: BatchJob, inputs: int) -> int:
+    """Inputs per actor call: ``job.batch_size``, but no more than an equal share of the
+    inputs per actor, so that a short job still gives every actor work (8 inputs in calls of
+    8 would all go to one of two actors, the other idle)."""
+    return max(1, min(job.batch_size, -(-inputs // job.actors)))
 
 
 def _pool_size(job: BatchJob, resources: dict[str, float]) -> tuple[int, float]:
@@ -151,7 +198,9 @@ def run_batch(job: BatchJob) -> Summary:
             if job.ray_address
             else {"num_cpus": plan_threads().threads, "include_dashboard": False}
         )
+        ray_started = time.perf_counter()
         ray.init(address=job.ray_address, logging_level="WARNING", log_to_driver=False, **local)
+        summary.ray_start_seconds = time.perf_counter() - ray_started
     try:
         threads, gpus = _pool_size(job, ray.cluster_resources())
         if todo:
@@ -161,15 +210,19 @@ def run_batch(job: BatchJob) -> Summary:
             statuses = ray.data.from_items([dataclasses.asdict(s) for s in todo]).map_batches(
                 ParseActor,
                 fn_constructor_kwargs={"config": config},
-                concurrency=job.actors,
+                # one call in flight per actor: an actor that is ready first (its model
+                # loaded) must not queue the calls of one still loading, or a short job
+                # runs on one actor while the other idles
+                compute=ray.data.ActorPoolStrategy(
+                    size=job.actors, max_tasks_in_flight_per_actor=1
+                ),
                 num_cpus=threads,
                 num_gpus=gpus,
-                batch_size=job.batch_size,
+                batch_size=batch_size(job, len(todo)),
                 batch_format="numpy",
             )
             for row in statuses.iter_rows():
-                actor, rss = str(row["actor"]), int(row["peak_rss_bytes"])
-                summary.actor_peak_rss[actor] = max(rss, summary.actor_peak_rss.get(actor, 0))
+                summary.record(row)
                 if row["status"] == "ok":
                     summary.parsed += 1
                 else:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from m2fp.batched_parsing import parse_in_batches
 from m2fp.cli.errors import EXIT_FAILED, EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import key_for, model_path
-from m2fp.cli.output_options import output_request
+from m2fp.cli.output_options import check_request_fits, output_request
 from m2fp.cli.parse_inputs import IncompleteFrameError, Item, collect, frames, watch
 from m2fp.cli.progress import Ticking, progress_bar, report_line
 from m2fp.cli.terminal_text import escape_controls
@@ -28,8 +28,6 @@ from m2fp.compute.memory import release_free_memory
 from m2fp.compute.parser_options import ParserOptions
 from m2fp.errors import M2FPError
 from m2fp.imaging.input_file import InputFileError, read_input_file
-from m2fp.labels import label_set_of
-from m2fp.outputs.errors import OutputRequestError
 from m2fp.predictor import HumanParser
 from m2fp.results.output_files import OutputPlan, commit
 from m2fp.results.parsing_result import ParsingResult
@@ -59,10 +57,7 @@ def parse(args: argparse.Namespace) -> int:
         options=ParserOptions.from_fields(args),
         key=key_for(path, args.key_file),
     )
-    try:
-        plan.request.check_for(label_set_of(parser.class_names))
-    except OutputRequestError as exc:
-        raise CLIError(str(exc), EXIT_USAGE) from None
+    check_request_fits(plan.request, parser.class_names)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = Run(
         parser,

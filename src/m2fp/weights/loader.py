@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from m2fp.build import build_model
+from m2fp.build import build_model, validate_config
 from m2fp.compute.options import Precision
 from m2fp.engines.openvino_package import OpenVINOPackage, attachment_name, package_file_name
 from m2fp.errors import CheckpointError, ModelKeyError
@@ -111,10 +111,7 @@ def _open_protected(
             )
         return
     if not is_fernet_token(prefix):
-        raise CheckpointError(
-            f"{path.name} is neither a model directory, an .m2fp file nor a Fernet-wrapped "
-            "checkpoint"
-        )
+        raise _not_a_model(path)
     config = read_config(path.parent)
     state_dict, digest, size = decrypt_checkpoint(path, raw_key)
     try:
@@ -133,6 +130,51 @@ def _open_protected(
         with torch.no_grad():
             for tensor in state_dict.values():
                 tensor.zero_()
+
+
+def model_config(path: Path, *, key: bytes | str | None = None) -> dict[str, Any]:
+    """The validated ``model`` config section of whatever ``path`` holds (see
+    ``open_model``), without reading the weights or building the network: for a caller that
+    needs only the model's classes before anything heavy starts (the batch driver refusing
+    output options the model cannot make, while its actors load the model).
+
+    An ``.m2fp`` file's header (where its config lives) is taken only once its first chunk
+    authenticates with ``key`` (every chunk's AAD holds the whole header); the plaintext of
+    that chunk is wiped at once. A Fernet token's config is the ``configuration.json``
+    beside it, as ``open_model`` reads it.
+
+    Raises:
+        ModelNotFoundError, ModelConfigError: as ``open_model``.
+        ModelKeyError: a protected file without its key, or with another one.
+        IntegrityError: an ``.m2fp`` header that is corrupt or does not authenticate.
+        CheckpointError: a file that is no model.
+    """
+    if not path.is_file():
+        return read_config(path)
+    if key is None:
+        raise ModelKeyError(MISSING_KEY)
+    from m2fp.protection.envelope_header import is_envelope, open_envelope
+    from m2fp.protection.fernet_compat import is_fernet_token
+
+    prefix = _sniff(path)
+    if is_envelope(prefix):
+        from m2fp.protection.envelope_chunks import decrypt_chunks
+
+        with open_envelope(path) as (stream, header):
+            chunks = decrypt_chunks(stream, header, parse_key(key))
+            next(chunks)
+            chunks.close()  # its ``finally`` wipes the plaintext buffer
+        validate_config(header.config)
+        return header.config
+    if not is_fernet_token(prefix):
+        raise _not_a_model(path)
+    return read_config(path.parent)
+
+
+def _not_a_model(path: Path) -> CheckpointError:
+    return CheckpointError(
+        f"{path.name} is neither a model directory, an .m2fp file nor a Fernet-wrapped checkpoint"
+    )
 
 
 def _sniff(path: Path) -> bytes:
