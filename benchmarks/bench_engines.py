@@ -1,4 +1,4 @@
-"""Engines side by side: PyTorch eager fp32/bf16, OpenVINO fp32/bf16/int8 backbone; R101, 640x960.
+"""Engines side by side: PyTorch eager fp32/bf16, OpenVINO fp32/bf16/int8; R101, 640x960.
 
 In one process and one run: the conversion (torch.export + OpenVINO) and int8 quantisation
 times, the package size, loading a package from bytes and compiling it for one shape, then the
@@ -21,7 +21,9 @@ figures:
 - int8, eager bf16 and OpenVINO bf16 res5 error on the plain seeded R101 (default
   initialisation), the network issue 14's backbone-feature figures were measured on (int8
   quantised with the same recipe and scenes).
-bf16 (eager autocast; OpenVINO: the fp32 package with its backbone compiled for bf16) is
+int8 quantises the backbone, and the head's matmuls too where the CPU has VNNI/AMX-INT8
+(``m2fp.engines.int8.quantized_parts``); its res5 figures are the backbone's.
+bf16 (eager autocast; OpenVINO: the fp32 package, both graphs compiled for bf16) is
 measured only on a CPU with native bf16 (avx512_bf16 or amx_bf16): elsewhere both emulate
 it, slower than fp32, and the rows say "not measured" and why.
 The calibration set is ``m2fp.engines.calibration`` (drawn scenes); the evaluation photos are
@@ -63,6 +65,7 @@ from m2fp.engines.int8 import (
     DEFAULT_SMOOTH_QUANT_ALPHA,
     quantize_backbone_graph,
     quantize_package,
+    quantized_parts,
 )
 from m2fp.engines.openvino_convert import convert_backbone, convert_fp32
 from m2fp.engines.openvino_engine import OpenVINOEngine
@@ -231,8 +234,11 @@ def main() -> None:
             max_size=1333,
         )
     )
+    int8_parts = quantized_parts(cpu_flags())
     int8_package, quantize_s = timed(
-        lambda: quantize_package(fp32_package, calibration, smooth_quant_alpha=args.alpha)
+        lambda: quantize_package(
+            fp32_package, calibration, smooth_quant_alpha=args.alpha, parts=int8_parts
+        )
     )
     int8_data = int8_package.to_bytes()
     int8_engine, int8_load_s = timed(
@@ -241,7 +247,8 @@ def main() -> None:
     _, int8_compile_s = timed(lambda: int8_engine.compiled(*batch.shape[-2:]))
     print(
         f"int8: {args.calibration} calibration scenes drawn in {calibration_s:.1f} s, "
-        f"quantised in {quantize_s:.0f} s (SmoothQuant alpha {args.alpha}), package "
+        f"quantised ({' and '.join(int8_parts)}) in {quantize_s:.0f} s (SmoothQuant alpha "
+        f"{args.alpha}), package "
         f"{len(int8_data) / 2**20:.0f} MB, load {int8_load_s:.2f} s, compile {int8_compile_s:.1f} s"
     )
     loads.append(os.getloadavg()[0])
@@ -404,7 +411,8 @@ def main() -> None:
         "\n| start-up step | time |\n| --- | --- |\n"
         f"| convert to fp32 package (torch.export + OpenVINO, once) | {convert_s:.1f} s |\n"
         f"| serialise package to bytes ({len(data) / 2**20:.0f} MB) | {serialise_s:.2f} s |\n"
-        f"| int8: quantise the backbone ({args.calibration} scenes, once) | {quantize_s:.0f} s |\n"
+        f"| int8: quantise the {' and '.join(int8_parts)} ({args.calibration} scenes, once) "
+        f"| {quantize_s:.0f} s |\n"
         f"| load fp32 package from bytes | {load_s:.2f} s |\n"
         f"| compile fp32 for 640x960 (once per shape) | {compile_s:.1f} s |\n"
         f"| load int8 package from bytes ({len(int8_data) / 2**20:.0f} MB) "
