@@ -30,7 +30,7 @@ The calibration set is ``m2fp.engines.calibration`` (drawn scenes); the evaluati
 ``bench_pipeline.synthetic_photo`` (other drawings), so int8 is never judged on its
 calibration images.
 
-Start-up: process start to a ready parser (``bench_startup``: a fresh ``python -c`` per
+Start-up: process start to a ready parser (``parser_startup``: a fresh ``python -c`` per
 start, medians of ``--startup-rounds``) for the same weights as a ``model.safetensors``
 directory, a ``.m2fp`` file and ``pytorch_model.pt`` (eager), and as a directory with the fp32
 or int8 package beside the weights (OpenVINO; compiling for a shape happens at the first parse
@@ -53,7 +53,7 @@ import numpy as np
 import openvino as ov
 import torch
 from bench_pipeline import SEED, network_input, realistic_model, synthetic_photo
-from bench_startup import measure_startup, write_forms
+from parser_startup import measure_startup, write_forms
 
 from m2fp import HumanParser, ParserOptions
 from m2fp.build import build_model, preset
