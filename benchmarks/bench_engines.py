@@ -1,4 +1,4 @@
-"""Engines side by side: PyTorch eager fp32/bf16, OpenVINO fp32/bf16/int8 backbone; R101, 640x960.
+"""Engines side by side: PyTorch eager fp32/bf16, OpenVINO fp32/bf16/int8; R101, 640x960.
 
 In one process and one run: the conversion (torch.export + OpenVINO) and int8 quantisation
 times, the package size, loading a package from bytes and compiling it for one shape, then the
@@ -21,14 +21,16 @@ figures:
 - int8, eager bf16 and OpenVINO bf16 res5 error on the plain seeded R101 (default
   initialisation), the network issue 14's backbone-feature figures were measured on (int8
   quantised with the same recipe and scenes).
-bf16 (eager autocast; OpenVINO: the fp32 package with its backbone compiled for bf16) is
+int8 quantises the backbone, and the head's matmuls too where the CPU has VNNI/AMX-INT8
+(``m2fp.engines.int8.quantized_parts``); its res5 figures are the backbone's.
+bf16 (eager autocast; OpenVINO: the fp32 package, both graphs compiled for bf16) is
 measured only on a CPU with native bf16 (avx512_bf16 or amx_bf16): elsewhere both emulate
 it, slower than fp32, and the rows say "not measured" and why.
 The calibration set is ``m2fp.engines.calibration`` (drawn scenes); the evaluation photos are
 ``bench_pipeline.synthetic_photo`` (other drawings), so int8 is never judged on its
 calibration images.
 
-Start-up: process start to a ready parser (``bench_startup``: a fresh ``python -c`` per
+Start-up: process start to a ready parser (``parser_startup``: a fresh ``python -c`` per
 start, medians of ``--startup-rounds``) for the same weights as a ``model.safetensors``
 directory, a ``.m2fp`` file and ``pytorch_model.pt`` (eager), and as a directory with the fp32
 or int8 package beside the weights (OpenVINO; compiling for a shape happens at the first parse
@@ -51,7 +53,7 @@ import numpy as np
 import openvino as ov
 import torch
 from bench_pipeline import SEED, network_input, realistic_model, synthetic_photo
-from bench_startup import measure_startup, write_forms
+from parser_startup import measure_startup, write_forms
 
 from m2fp import HumanParser, ParserOptions
 from m2fp.build import build_model, preset
@@ -63,6 +65,7 @@ from m2fp.engines.int8 import (
     DEFAULT_SMOOTH_QUANT_ALPHA,
     quantize_backbone_graph,
     quantize_package,
+    quantized_parts,
 )
 from m2fp.engines.openvino_convert import convert_backbone, convert_fp32
 from m2fp.engines.openvino_engine import OpenVINOEngine
@@ -231,8 +234,11 @@ def main() -> None:
             max_size=1333,
         )
     )
+    int8_parts = quantized_parts(cpu_flags())
     int8_package, quantize_s = timed(
-        lambda: quantize_package(fp32_package, calibration, smooth_quant_alpha=args.alpha)
+        lambda: quantize_package(
+            fp32_package, calibration, smooth_quant_alpha=args.alpha, parts=int8_parts
+        )
     )
     int8_data = int8_package.to_bytes()
     int8_engine, int8_load_s = timed(
@@ -241,7 +247,8 @@ def main() -> None:
     _, int8_compile_s = timed(lambda: int8_engine.compiled(*batch.shape[-2:]))
     print(
         f"int8: {args.calibration} calibration scenes drawn in {calibration_s:.1f} s, "
-        f"quantised in {quantize_s:.0f} s (SmoothQuant alpha {args.alpha}), package "
+        f"quantised ({' and '.join(int8_parts)}) in {quantize_s:.0f} s (SmoothQuant alpha "
+        f"{args.alpha}), package "
         f"{len(int8_data) / 2**20:.0f} MB, load {int8_load_s:.2f} s, compile {int8_compile_s:.1f} s"
     )
     loads.append(os.getloadavg()[0])
@@ -341,18 +348,20 @@ def main() -> None:
             for x, ref in zip(inputs, res5_eager, strict=True)
         ]
     accuracy[NCHW]["res5"] = float(np.mean(res5_layout))
-    for name, package in (("openvino fp32", fp32_package), ("openvino int8", int8_package)):
-        res5 = graph_res5(package.models()["backbone"], inputs)
-        errors = [relative_error(r, ref) for r, ref in zip(res5, res5_eager, strict=True)]
+    # each engine's res5 on every photo, computed as that engine computes its backbone
+    res5_of = {
+        "openvino fp32": lambda: graph_res5(fp32_package.models()["backbone"], inputs),
+        "openvino int8": lambda: graph_res5(int8_package.models()["backbone"], inputs),
+    }
+    if bf16:
+        res5_of["eager bf16"] = lambda: eager_bf16_res5(model, inputs)
+        res5_of["openvino bf16"] = lambda: graph_res5(
+            fp32_package.models()["backbone"], inputs, "bf16"
+        )
+    for name, res5 in res5_of.items():
+        errors = [relative_error(r, ref) for r, ref in zip(res5(), res5_eager, strict=True)]
         accuracy[name]["res5"] = float(np.mean(errors))
         accuracy[name]["res5_each"] = errors
-    if bf16:
-        for name, res5 in (
-            ("eager bf16", eager_bf16_res5(model, inputs)),
-            ("openvino bf16", graph_res5(fp32_package.models()["backbone"], inputs, "bf16")),
-        ):
-            errors = [relative_error(r, ref) for r, ref in zip(res5, res5_eager, strict=True)]
-            accuracy[name]["res5"] = float(np.mean(errors))
     trained_like_gain = perturbation_gain(model, inputs[0])
     seeded = seeded_figures(photos, calibration, args.alpha, bf16)
     loads.append(os.getloadavg()[0])
@@ -404,7 +413,8 @@ def main() -> None:
         "\n| start-up step | time |\n| --- | --- |\n"
         f"| convert to fp32 package (torch.export + OpenVINO, once) | {convert_s:.1f} s |\n"
         f"| serialise package to bytes ({len(data) / 2**20:.0f} MB) | {serialise_s:.2f} s |\n"
-        f"| int8: quantise the backbone ({args.calibration} scenes, once) | {quantize_s:.0f} s |\n"
+        f"| int8: quantise the {' and '.join(int8_parts)} ({args.calibration} scenes, once) "
+        f"| {quantize_s:.0f} s |\n"
         f"| load fp32 package from bytes | {load_s:.2f} s |\n"
         f"| compile fp32 for 640x960 (once per shape) | {compile_s:.1f} s |\n"
         f"| load int8 package from bytes ({len(int8_data) / 2**20:.0f} MB) "

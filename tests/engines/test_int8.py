@@ -1,4 +1,5 @@
-"""The opt-in int8 mode: a quantised backbone with an fp32 head, and its calibration set."""
+"""The opt-in int8 mode: a quantised backbone (and head, on CPUs with VNNI/AMX-INT8), and its
+calibration set."""
 
 from __future__ import annotations
 
@@ -108,7 +109,7 @@ def test_int8_engine_runs_the_contract(int8_package, golden_network, golden_batc
     assert relative_error(logits, expected_logits) < 0.2
 
 
-def test_int8_refusals(int8_package, golden_batch):
+def test_int8_refusals(int8_package, fp32_package, golden_batch):
     from m2fp.engines.int8 import quantize_backbone_graph, quantize_package
 
     with pytest.raises(ValueError, match="calibration"):
@@ -119,3 +120,104 @@ def test_int8_refusals(int8_package, golden_batch):
         quantize_backbone_graph(object(), [golden_batch], fp32_convolutions=-1)
     with pytest.raises(ValueError, match="fp32 package"):
         quantize_package(int8_package, [golden_batch])
+    with pytest.raises(ValueError, match="backbone and the head"):
+        quantize_package(fp32_package, [golden_batch], parts=("head",))
+
+
+VNNI_CPU = frozenset(["avx2", "fma", "avx512f", "avx512_vnni"])
+AMX_CPU = frozenset(["avx2", "avx512f", "amx_int8", "amx_tile"])
+AVX2_CPU = frozenset(["avx2", "fma", "sse4_2"])  # AMD Zen 3
+
+
+@pytest.mark.parametrize(
+    ("flags", "parts"),
+    [
+        (VNNI_CPU, ("backbone", "head")),
+        (AMX_CPU, ("backbone", "head")),
+        (frozenset(["avx2", "avx_vnni"]), ("backbone", "head")),
+        (AVX2_CPU, ("backbone",)),
+        (frozenset(), ("backbone",)),
+    ],
+)
+def test_head_quantised_only_with_int8_dot_products(flags, parts):
+    from m2fp.engines.int8 import quantized_parts
+
+    assert quantized_parts(flags) == parts
+
+
+def _quantised_matmul(matmul) -> bool:
+    """Whether a MatMul's weights come from an int8 constant (through dequantisation)."""
+    node = matmul.input_value(1).get_node()
+    while node.get_type_name() != "Constant":
+        if node.get_input_size() == 0:
+            return False
+        node = node.input_value(0).get_node()
+    return node.get_element_type().get_type_name() == "i8"
+
+
+@pytest.fixture(scope="module")
+def int8_head_package(golden_network, fp32_package):
+    pytest.importorskip("nncf", reason="int8 tests need m2fp[int8]")
+    from m2fp.engines.int8 import quantize_package
+
+    calibration = calibration_inputs(
+        4,
+        pixel_mean=golden_network.pixel_mean,
+        pixel_std=golden_network.pixel_std,
+        min_size=golden_sizes()[0],
+        max_size=golden_sizes()[1],
+    )
+    return quantize_package(fp32_package, calibration, parts=("backbone", "head"))
+
+
+def test_head_int8_keeps_the_sampler_placement_fp32(int8_head_package, fp32_package):
+    from m2fp.engines.int8 import sampler_placement
+
+    head = int8_head_package.models()["head"]
+    placement = set(sampler_placement(head))
+    encoder_layers = 2  # tests/data/m2fp_tiny: sampling_offsets and attention_weights each
+    assert len(placement) == 2 * encoder_layers
+    matmuls = [op for op in head.get_ordered_ops() if op.get_type_name() == "MatMul"]
+    quantised = {op.get_friendly_name() for op in matmuls if _quantised_matmul(op)}
+    assert quantised and not quantised & placement
+    assert b"FakeQuantize" not in fp32_package.parts["head"][0]
+    assert int8_head_package.calibration["quantized"] == ["backbone", "head"]
+
+
+@pytest.mark.parametrize("size", [(128, 192), (96, 320), (224, 160)])
+def test_head_int8_runs_any_size_close_to_fp32(int8_head_package, golden_network, size):
+    """Calibrated at one size, the quantised head keeps dynamic H and W: every input size
+    compiles and stays near eager fp32 (a broken quantisation is far off)."""
+    from m2fp.engines.openvino_engine import OpenVINOEngine
+
+    engine = OpenVINOEngine(package=int8_head_package)
+    images = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(sum(size)))
+    logits, masks = engine(images)
+    with torch.inference_mode():
+        expected_logits, expected_masks = golden_network(images)
+    assert logits.shape == expected_logits.shape and masks.shape == expected_masks.shape
+    assert 0 < relative_error(logits, expected_logits) < 0.2
+    assert 0 < relative_error(masks, expected_masks) < 0.3
+
+
+def test_convert_package_quantises_the_head_on_a_vnni_cpu(monkeypatch, golden_network):
+    """The real choice: convert_package asks this CPU's flags (faked here both ways)."""
+    pytest.importorskip("nncf", reason="int8 tests need m2fp[int8]")
+    import m2fp.engines.int8 as int8
+    from m2fp.compute.options import Precision
+    from m2fp.engines.openvino_convert import convert_package
+
+    seen = []
+    monkeypatch.setattr(int8, "quantize_package", lambda *a, parts, **k: seen.append(parts))
+    for flags in (VNNI_CPU, AVX2_CPU):
+        monkeypatch.setattr("m2fp.engines.openvino_convert.cpu_flags", lambda flags=flags: flags)
+        convert_package(
+            golden_network,
+            Precision.INT8,
+            weights_sha256=None,
+            min_size=golden_sizes()[0],
+            max_size=golden_sizes()[1],
+            scenes=1,
+            fp32=object(),
+        )
+    assert seen == [("backbone", "head"), ("backbone",)]

@@ -1,6 +1,6 @@
-"""OpenVINO bf16 (the fp32 package, its backbone compiled for bf16, its head f32): runs on a
-CPU with native bf16 and stays close to fp32; refused in one line on a CPU without it (the
-flags faked, so the refusal is tested on every CPU)."""
+"""OpenVINO bf16 (the fp32 package, backbone and head compiled for bf16, the sampler's integer
+rows exact): runs on a CPU with native bf16 and stays close to fp32; refused in one line on a
+CPU without it (the flags faked, so the refusal is tested on every CPU)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,12 @@ from m2fp.engines.openvino_engine import OpenVINOEngine
 ZEN3 = frozenset(["avx2", "fma", "sse4_2", "avx512_vnni"])
 needs_bf16 = pytest.mark.skipif(not bf16_units(cpu_flags()), reason="no native bf16 here")
 # measured on the golden network (Sapphire Rapids, OpenVINO 2026.4.1), bf16 against the same
-# package in fp32: class logits 1.9e-3..2.7e-3, mask logits 1.5e-2..2.0e-2 (the masks are
-# the mask embedding's dot product with 1/4-size pixel features: all of the backbone's bf16
-# rounding reaches them); the bounds leave about 2.5x margin
-LOGITS_TOLERANCE = 1e-2
-MASKS_TOLERANCE = 5e-2
+# package in fp32, at the five sizes below: class logits 8.5e-3..1.04e-2, mask logits
+# 2.9e-2..3.9e-2 (with the head in f32 they were 2.7e-3 and 2.0e-2: the head's bf16 rounding
+# adds the rest; the masks are the mask embedding's dot product with 1/4-size pixel features);
+# the bounds leave about 2.5x margin
+LOGITS_TOLERANCE = 2.5e-2
+MASKS_TOLERANCE = 1e-1
 # fp32 agrees with eager to 2e-6: a bf16 result this close would mean bf16 did not run
 FP32_FLOOR = 1e-4
 AGREEMENT = 0.97  # label-map pixels equal to fp32's, per photo, on the confident tiny network
@@ -57,13 +58,47 @@ def test_bf16_agrees_with_fp32_within_tolerance(engines, golden_batch, size):
     assert FP32_FLOOR < relative_error(approx[1], exact[1]) < MASKS_TOLERANCE
 
 
+def runtime_precisions(compiled) -> list[tuple[str, str, object]]:
+    """(layer type, runtime precision, runtime op) of every node OpenVINO compiled."""
+    rows = []
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        rows.append((info["layerType"].astype(str), info["runtimePrecision"].astype(str), op))
+    return rows
+
+
 @needs_bf16
-def test_backbone_compiled_bf16_head_f32(engines):
+def test_whole_network_in_bf16_with_integer_sampler_rows(engines):
+    """Both graphs compiled for bf16 and their matmuls and convolutions running in bf16, while
+    every embedding bag (the deformable sampler's gather) reads its rows from integer
+    arithmetic: the part that must stay exact."""
     _, bf16 = engines
     backbone, head = bf16.compiled(64, 64)
-    assert str(backbone.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'bfloat16'>"
-    assert str(head.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
+    for graph in (backbone, head):
+        assert str(graph.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'bfloat16'>"
+    layers = runtime_precisions(head)
+    matmuls = ("FullyConnected", "Convolution")
+    heavy = [precision for kind, precision, _ in layers if kind in matmuls]
+    assert heavy and set(heavy) == {"bf16"}
+    bags = [op for kind, _, op in layers if kind.startswith("EmbeddingBag")]
+    assert len(bags) == golden_config()["encoder"]["transformer_enc_layers"]
+    for bag in bags:
+        rows = bag.input_value(1).get_node().get_rt_info()
+        assert rows["outputPrecisions"].astype(str) == "i32"
+        assert rows["runtimePrecision"].astype(str) == "i32"
     assert bf16.precision == "bf16"
+
+
+@needs_bf16
+def test_bf16_samples_rows_beyond_bf16_integers(engines):
+    """At 640x960 the sampler's rows reach 50,400 (bf16 holds integers exactly only to 256): rows
+    computed in bf16 fail with ``invalid embedding bag index``, as the first OpenVINO bf16
+    attempt did; here they run and agree with fp32."""
+    fp32, bf16 = engines
+    images = torch.randn(1, 3, 640, 960, generator=torch.Generator().manual_seed(640))
+    exact, approx = fp32(images), bf16(images)
+    assert FP32_FLOOR < relative_error(approx[0], exact[0]) < LOGITS_TOLERANCE
+    assert FP32_FLOOR < relative_error(approx[1], exact[1]) < MASKS_TOLERANCE
 
 
 @needs_bf16

@@ -6,12 +6,11 @@ measured in BENCHMARKS.md are candidates, fastest first for each engine on the C
 the unit it needs (``m2fp.compute.cpu_features``):
 
 - engine torch on the CPU: bf16 autocast (native bf16 only; emulated bf16 is slower than fp32);
-- engine openvino: bf16 (the backbone on AVX512-BF16/AMX, no extra package), else int8
+- engine openvino: bf16 (the whole network on AVX512-BF16/AMX, no extra package), else int8
   (VNNI/AMX; an int8 package or minutes of quantisation at start-up). bf16 comes first for
   its accuracy and because it needs no int8 package: its backbone's res5 error on the seeded
-  R101 is 0.63% (Sapphire Rapids) against int8's 2.29% (AMD EPYC with VNNI, issue 22). Both
-  keep the same f32 head; which of the two forwards is faster on one CPU is what
-  ``benchmarks/bench_engines.py`` measures (BENCHMARKS.md), not something assumed here;
+  R101 is 0.63% against int8's 2.29% (issue 22); which of the two forwards is faster on one
+  CPU is what ``benchmarks/bench_engines.py`` measures (BENCHMARKS.md), not assumed here;
 - CUDA: bf16 where the GPU has it, else fp16.
 
 A machine with none of the units is refused with one line naming what is missing.

@@ -24,7 +24,8 @@ class Precision(str, enum.Enum):
 
     ``fp32``: exact (TF32 off on CUDA). ``tf32``: fp32 with TF32 tensor-core matmuls and
     convolutions (CUDA). ``fp16``/``bf16``: autocast (CUDA; bf16 also on CPUs with native
-    bf16); on the OpenVINO engine ``bf16`` computes the backbone in bf16 and the head in f32.
+    bf16); on the OpenVINO engine ``bf16`` compiles the fp32 package for bf16, the sampler's
+    integer indices exact.
     ``int8``: the OpenVINO engine with an int8 backbone (CPU). ``fast``: the fastest of these
     approximations this machine has, decided once at start-up (``m2fp.compute.fast``).
     """

@@ -1,5 +1,6 @@
 """Convert the network to OpenVINO graphs (fp32, exact) from its exported program, and make the
-int8 package from the fp32 one.
+int8 package from the fp32 one (its head quantised too where this CPU has VNNI/AMX-INT8,
+``m2fp.engines.int8.quantized_parts``).
 
 Conversion is the slow step (tens of seconds for R101: ``torch.export`` plus OpenVINO's
 frontend; quantising the backbone takes minutes), so it is done once and its result kept as an
@@ -9,6 +10,7 @@ from memory plus one compile per input shape (``OpenVINOEngine``).
 
 from __future__ import annotations
 
+from m2fp.compute.cpu_features import cpu_flags
 from m2fp.compute.options import Precision
 from m2fp.engines.calibration import DEFAULT_SCENES, DEFAULT_SEED, calibration_inputs
 from m2fp.engines.export import export_backbone, export_head
@@ -66,7 +68,7 @@ def convert_package(
         fp32 = convert_fp32(model, weights_sha256=weights_sha256)
     if precision is Precision.FP32:
         return fp32
-    from m2fp.engines.int8 import quantize_package  # needs nncf, the int8 extra
+    from m2fp.engines.int8 import quantize_package, quantized_parts  # nncf: the int8 extra
 
     calibration = calibration_inputs(
         scenes,
@@ -81,4 +83,6 @@ def convert_package(
         note.update(min_size=min_size, max_size=max_size)
     else:
         note.update(single_person_size=list(single_person_size))
-    return quantize_package(fp32, calibration, calibration_note=note)
+    return quantize_package(
+        fp32, calibration, parts=quantized_parts(cpu_flags()), calibration_note=note
+    )

@@ -8,13 +8,18 @@ repacked weights (about 390 MB of RSS per shape for R101, measured by bench_engi
 Inference precision is pinned to f32: on CPUs with bf16 the plugin would otherwise silently
 compute the fp32 graph in bf16.
 
-``bf16`` runs the fp32 package with the backbone compiled for bf16 (its convolutions on
-AVX512-BF16 / AMX) and the head in f32. The head stays f32 because the deformable sampler's
-index and bilinear-weight arithmetic must stay exact: compiled in bf16, row indices beyond 256
-round (``EmbeddingBagOffsetsSum ... invalid embedding bag index``) and sampling positions lose
-their fraction. OpenVINO's precision markings do not survive the CPU plugin's own graph
-rewrites there (``DisablePrecisionConversion`` on every head node, OpenVINO 2026.4: the same
-failure), so the head as a whole is the f32 subgraph.
+``bf16`` runs the fp32 package with both graphs compiled for bf16: every convolution, linear
+layer and attention matmul of the backbone, the pixel decoder and the transformer decoder on
+AVX512-BF16 / AMX. What must stay exact stays exact without any marking: the deformable
+sampler's row indices are integer arithmetic in the graph (``ms_deform_attn_sample`` computes
+them in int64, which the CPU plugin runs in i32), and the plugin lowers only f32 nodes, so
+``EmbeddingBagOffsetsSum`` always gets exact rows (``tests/engines/test_openvino_bf16.py``
+reads the compiled graph's per-node precisions to hold this). The sampling positions' fractions
+(the bilinear weights) are computed in bf16, like everything else in f32 there: OpenVINO
+2026.4's CPU plugin honours no precision marking that Python can set (``disable_fp16_compression``
+on the 519 nodes between the linear layers and the sampler changes no output bit), and keeping
+them f32 by hand (bf16 only inside matmuls and convolutions, Converts around each) was slower
+than the whole head in bf16 (BENCHMARKS.md, engines).
 
 ``infer`` is numpy in, numpy out and this module never imports torch, so the slim runtime
 without PyTorch runs it; ``__call__`` is the same for the torch engines' tensor contract.
@@ -41,7 +46,7 @@ FEATURE_STRIDES = (4, 8, 16, 32)  # res2..res5
 # OpenVINO's inference precision per graph, for each engine precision
 GRAPH_PRECISIONS = {
     "fp32": {"backbone": "f32", "head": "f32"},
-    "bf16": {"backbone": "bf16", "head": "f32"},
+    "bf16": {"backbone": "bf16", "head": "bf16"},
     "int8": {"backbone": "f32", "head": "f32"},  # the int8 layers are int8 in the graph
 }
 
@@ -66,7 +71,7 @@ class OpenVINOEngine:
 
     Args:
         package: the converted network (backbone and head graphs, fp32 or int8).
-        precision: ``fp32``, ``bf16`` (from an fp32 package: backbone in bf16) or ``int8``
+        precision: ``fp32``, ``bf16`` (from an fp32 package, compiled for bf16) or ``int8``
             (an int8 package); None: the package's.
         max_shapes: compiled input shapes kept in memory (least recently used dropped).
         num_threads: CPU threads per inference (``INFERENCE_NUM_THREADS``); None lets

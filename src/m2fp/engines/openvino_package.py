@@ -1,9 +1,11 @@
 """The converted form of a network for OpenVINO, as bytes: convert once, load fast, from memory.
 
 A package holds two OpenVINO IR graphs (xml + bin each) with dynamic height and width: the
-``backbone`` (fp32, or int8 in the int8 mode) and the ``head`` (always fp32). Two graphs, not
-one, so that the int8 mode quantises exactly the backbone and both precisions share one
-conversion; the backbone's outputs feed the head without a copy. It is serialised to one
+``backbone`` (fp32, or int8 in the int8 mode) and the ``head`` (fp32, or in the int8 mode
+its matmuls int8 where the CPU that quantised it has VNNI/AMX-INT8). Two graphs, not one, so
+that int8 quantises and calibrates each half on its own terms (the head at one static shape)
+and both precisions share one conversion; the backbone's outputs feed the head without a
+copy. It is serialised to one
 byte string so it can travel inside an encrypted ``.m2fp`` envelope: writing and reading go
 through memory only (``memfd`` files and ``Core.read_model(model=..., weights=Tensor)``), never
 through a plaintext file on disk.
@@ -141,7 +143,7 @@ class OpenVINOPackage:
     """Serialised OpenVINO graphs of one network.
 
     Attributes:
-        precision: ``fp32`` (exact) or ``int8`` (the backbone quantised, an approximation).
+        precision: ``fp32`` (exact) or ``int8`` (quantised, an approximation).
         parts: part name -> (IR xml, IR bin).
         openvino_version: the OpenVINO that converted it (IR is read by the same or newer).
         weights_sha256: the sha256 of the weights it was converted from (``ModelWeights``),
