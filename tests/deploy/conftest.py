@@ -73,26 +73,36 @@ def python_base(podman: Podman) -> BuiltImage:
     return BuiltImage(name=name, seconds=time.monotonic() - start)
 
 
-@pytest.fixture(scope="session")
-def m2fp_image(podman: Podman, python_base: BuiltImage) -> BuiltImage:
-    """deploy/Dockerfile built as a user would, on the stand-in base; torch from this
-    machine's wheel directory where there is one, else from the Dockerfile's default index.
-    Docker image format: the OCI format has no HEALTHCHECK."""
-    name, start = podman.image("m2fp"), time.monotonic()
-    torch_source: list[str] = []
+def _build(podman: Podman, *, base: BuiltImage, target: str, name: str) -> BuiltImage:
+    """``target`` of deploy/Dockerfile built as a user would, on the stand-in base. Docker image
+    format: the OCI format has no HEALTHCHECK."""
+    start, extra = time.monotonic(), []
     wheels = local_torch_wheels()
-    if wheels:
-        torch_source = [
+    if target == "full" and wheels:
+        extra = [
             "-v", f"{wheels}:/wheels:ro",
             "--build-arg", "TORCH_INDEX_URL=", "--build-arg", "TORCH_FIND_LINKS=/wheels",
         ]  # fmt: skip
     podman(
         "build", "--format", "docker", "--network=host", "--layers=false", "--force-rm",
-        "--build-arg", f"PYTHON_IMAGE={python_base.name}", *torch_source,
+        "--build-arg", f"PYTHON_IMAGE={base.name}", "--target", target, *extra,
         "-f", str(DOCKERFILE), "-t", name, str(REPO),
         timeout=IMAGE_BUILD_TIMEOUT,
     )  # fmt: skip
     return BuiltImage(name=name, seconds=time.monotonic() - start)
+
+
+@pytest.fixture(scope="session")
+def m2fp_image(podman: Podman, python_base: BuiltImage) -> BuiltImage:
+    """The full image (the default target, with torch): torch from this machine's wheel
+    directory where there is one, else from the Dockerfile's default index."""
+    return _build(podman, base=python_base, target="full", name=podman.image("m2fp"))
+
+
+@pytest.fixture(scope="session")
+def runtime_image(podman: Podman, python_base: BuiltImage) -> BuiltImage:
+    """The slim image (``--target runtime``, no torch)."""
+    return _build(podman, base=python_base, target="runtime", name=podman.image("m2fp-runtime"))
 
 
 @pytest.fixture(scope="session")
@@ -155,3 +165,40 @@ def encrypted_tiny_model(
     os.chown(encrypted.key, IMAGE_UID, IMAGE_UID)
     encrypted.key.chmod(0o400)
     return encrypted
+
+
+def _export_openvino(model: Path, *argv: str) -> None:
+    """``m2fp model export MODEL --format openvino ARGV``, as a user makes the fp32 package on
+    a machine with torch."""
+    subprocess.run(
+        [sys.executable, "-m", "m2fp", "model", "export", str(model), "--format", "openvino",
+         *argv],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def openvino_visible_model_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``model_dir`` with its OpenVINO fp32 package beside the weights: what the slim image
+    serves (it cannot convert without torch)."""
+    target = tmp_path_factory.mktemp("container-openvino") / "model"
+    shutil.copytree(model_dir, target)
+    _export_openvino(target)
+    for path in target.iterdir():
+        path.chmod(0o644)
+    return target
+
+
+@pytest.fixture(scope="session")
+def openvino_encrypted_model(
+    encrypted_tiny_model: EncryptedModel, tmp_path_factory: pytest.TempPathFactory
+) -> EncryptedModel:
+    """``encrypted_tiny_model`` re-exported with its OpenVINO fp32 package inside (a new .m2fp
+    under the same key, which stays the one key file)."""
+    models = tmp_path_factory.mktemp("container-openvino-encrypted") / "models"
+    models.mkdir(mode=0o755)
+    model = models / "m2fp.m2fp"
+    _export_openvino(encrypted_tiny_model.model, "--key-file", str(encrypted_tiny_model.key),
+                     "--out", str(model))  # fmt: skip
+    model.chmod(0o644)
+    return EncryptedModel(model=model, key=encrypted_tiny_model.key)
