@@ -167,23 +167,16 @@ def encrypted_tiny_model(
     return encrypted
 
 
-def _export_openvino(model: Path, *argv: str) -> None:
-    """``m2fp model export MODEL --format openvino ARGV``, as a user makes the fp32 package on
-    a machine with torch."""
-    subprocess.run(
-        [sys.executable, "-m", "m2fp", "model", "export", str(model), "--format", "openvino",
-         *argv],
-        check=True, capture_output=True, timeout=600,
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="session")
 def openvino_visible_model_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``model_dir`` with its OpenVINO fp32 package beside the weights: what the slim image
-    serves (it cannot convert without torch)."""
+    """``model_dir`` with its OpenVINO fp32 package beside the weights, exported with the CLI as
+    a user would on a machine with torch: what the slim image serves (it cannot convert)."""
     target = tmp_path_factory.mktemp("container-openvino") / "model"
     shutil.copytree(model_dir, target)
-    _export_openvino(target)
+    subprocess.run(
+        [sys.executable, "-m", "m2fp", "model", "export", str(target), "--format", "openvino"],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
     for path in target.iterdir():
         path.chmod(0o644)
     return target
@@ -191,14 +184,27 @@ def openvino_visible_model_dir(model_dir: Path, tmp_path_factory: pytest.TempPat
 
 @pytest.fixture(scope="session")
 def openvino_encrypted_model(
-    encrypted_tiny_model: EncryptedModel, tmp_path_factory: pytest.TempPathFactory
+    encrypted_tiny_model: EncryptedModel,
+    openvino_visible_model_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> EncryptedModel:
-    """``encrypted_tiny_model`` re-exported with its OpenVINO fp32 package inside (a new .m2fp
-    under the same key, which stays the one key file)."""
+    """``encrypted_tiny_model`` with the OpenVINO fp32 package of the same weights inside (a
+    new .m2fp under the same key, which stays the one key file), as ``m2fp model export
+    --format openvino --out`` writes it; the package is the one ``openvino_visible_model_dir``
+    converted, attached rather than converted twice (a minute or more on a busy machine)."""
+    from m2fp.engines.openvino_package import attachment_name, package_file_name
+    from m2fp.protection.convert import attach
+    from m2fp.protection.keys import read_key_file
+
     models = tmp_path_factory.mktemp("container-openvino-encrypted") / "models"
     models.mkdir(mode=0o755)
     model = models / "m2fp.m2fp"
-    _export_openvino(encrypted_tiny_model.model, "--key-file", str(encrypted_tiny_model.key),
-                     "--out", str(model))  # fmt: skip
+    attach(
+        encrypted_tiny_model.model,
+        key=read_key_file(encrypted_tiny_model.key),
+        out=model,
+        name=attachment_name("fp32"),
+        data=(openvino_visible_model_dir / package_file_name("fp32")).read_bytes(),
+    )
     model.chmod(0o644)
     return EncryptedModel(model=model, key=encrypted_tiny_model.key)
