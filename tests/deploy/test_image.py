@@ -261,7 +261,7 @@ def _wait_ready(podman: Podman, container: str, url: str) -> dict:
                 return state
         except httpx.HTTPError:
             pass
-        time.sleep(0.5)
+        time.sleep(0.1)  # fine enough for the ready time the tests print
     log = podman("logs", container, timeout=60, check=False)
     raise PodmanError(f"{container} not ready:\n{log.stdout[-3000:]}{log.stderr[-3000:]}")
 
