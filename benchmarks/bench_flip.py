@@ -21,7 +21,8 @@ from bench_pipeline import SEED, calibrate, load, network_input, synthetic_photo
 from PIL import Image
 
 from m2fp import HumanParser, ParserOptions
-from m2fp.build import build_model, preset, single_person_input_size
+from m2fp.build import build_model, preset
+from m2fp.model_config import single_person_input_size
 from m2fp.processing.centre_pad import centre_pad
 from m2fp.processing.preprocess import to_input_tensor
 

@@ -7,9 +7,10 @@ import copy
 import pytest
 import torch
 
-from m2fp.build import build_model, preset, single_person_input_size
+from m2fp.build import build_model, preset
 from m2fp.errors import ModelConfigError
 from m2fp.labels import CIHP_CLASSES
+from m2fp.model_config import single_person_input_size
 from m2fp.task import Task, task_of
 from tests.conftest import LIP_GOLDEN, golden_config
 

@@ -1,7 +1,8 @@
 """m2fp: human parsing (multi- and single-person) with M2FP in pure PyTorch.
 
 The public names are imported on first use (PEP 562), so ``import m2fp.cli`` (and with it
-``m2fp --help``) does not pay for torch.
+``m2fp --help``) does not pay for torch; ``HumanParser`` itself imports no torch (it runs
+OpenVINO packages on the slim runtime), ``build_model`` does.
 """
 
 from __future__ import annotations

@@ -12,13 +12,20 @@ size: M2FP's attention sees the whole input, padding included, so padding a phot
 share a batch would change its result. Photos of one size (a camera's photos, video frames)
 batch fully; with flip a photo and its mirror image always share one batch.
 
-Where each step runs: the PIL resize (the exact bilinear resize ModelScope's pipeline does) on
-the CPU; the image goes to the device as uint8 and is normalised and padded there; the network
-on the device; everything after it on the CPU in numpy (``m2fp.processing``), the same code for
-every engine: only the logits cross to the host (~15 MB of mask logits per photo), the
-multi-person instances are a sequence of small data-dependent steps (top-k, one window per
-query, thresholds read back) each of which would wait for a GPU, and the slim runtime without
+Where each step runs: the PIL resize (the exact bilinear resize ModelScope's pipeline does),
+normalisation and padding on the CPU in numpy (``to_input_array``, one implementation for every
+engine); the network on the device; everything after it on the CPU in numpy
+(``m2fp.processing``), the same code for every engine: only the logits cross to the host
+(~15 MB of mask logits per photo), the multi-person instances are a sequence of small
+data-dependent steps (top-k, one window per query, thresholds read back) each of which would
+wait for a GPU, and the slim runtime without
 PyTorch runs that same code on OpenVINO's outputs.
+
+This module never imports torch itself: with ``engine="openvino"`` and a model that holds an
+OpenVINO package, the parser is numpy end to end and runs where PyTorch is not installed
+(``pip install "m2fp[runtime]"``); torch comes in only through what needs it (the torch engine,
+CUDA or MPS devices, a checkpoint-only model), and a torch-less install asking for that gets
+one ``MissingExtraError`` naming ``m2fp[torch]``.
 """
 
 from __future__ import annotations
@@ -29,14 +36,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
 
-from m2fp.build import DEFAULT_INS_SCORE_THR, single_person_input_size
 from m2fp.compute.device import (
+    Device,
+    HostDevice,
     default_batch_size,
     describe_device,
     release_device_memory,
@@ -46,16 +53,22 @@ from m2fp.compute.options import ACCURACY, CAVEAT, Engine, Precision, check_comp
 from m2fp.compute.parser_options import ParserOptions
 from m2fp.compute.precision import resolve_precision
 from m2fp.compute.threads import apply_torch_threads, plan_threads
+from m2fp.engines.network_input import SIZE_DIVISIBILITY
 from m2fp.engines.openvino_package import OpenVINOPackage, package_precision
 from m2fp.engines.selection import NetworkEngine, build_engine
 from m2fp.errors import DeviceMemoryError, ImageError
 from m2fp.imaging.decoder import decode_image, prepare_image
 from m2fp.labels import LabelSet, label_set_of
-from m2fp.modeling.m2fp import M2FP
+from m2fp.model_config import (
+    DEFAULT_INS_SCORE_THR,
+    PIXEL_MEAN,
+    PIXEL_STD,
+    single_person_input_size,
+)
 from m2fp.processing.centre_pad import centre_pad
 from m2fp.processing.flip import AveragedRows, MirroredRows, merge_passes, mirror_image
 from m2fp.processing.postprocess import PassOutput, measure_pass
-from m2fp.processing.preprocess import resize, to_input_tensor
+from m2fp.processing.preprocess import resize, to_input_array
 from m2fp.processing.semantic import (
     SemanticMap,
     SemanticRows,
@@ -67,12 +80,15 @@ from m2fp.results.single_person import assemble_semantic
 from m2fp.task import Task, task_of
 from m2fp.weights.loader import load_model
 
+if TYPE_CHECKING:
+    from m2fp.modeling.m2fp import M2FP
+
 ImageInput = str | os.PathLike | bytes | np.ndarray | Image.Image
 DEFAULT_OPTIONS = ParserOptions()
 logger = logging.getLogger(__name__)
 
 
-def _package_precision(options: ParserOptions, device: torch.device) -> Precision | None:
+def _package_precision(options: ParserOptions, device: Device) -> Precision | None:
     """The OpenVINO package ``options`` run from (None: the torch engine needs none)."""
     if options.engine is not Engine.OPENVINO:
         return None
@@ -85,12 +101,12 @@ class _Pass:
     """One network input of one photo: the photo itself, or its mirror image.
 
     Attributes:
-        images: 1x3xHpxWp normalised and zero-padded, on the engine's device.
+        images: 1x3xHpxWp float32, normalised and zero-padded (``to_input_array``).
         input_size: (h, w) of the image inside the padding.
         crop_box: single-person model: (x0, y0, x1, y1) of the photo in the centred input.
     """
 
-    images: torch.Tensor
+    images: np.ndarray
     input_size: tuple[int, int]
     crop_box: tuple[int, int, int, int] | None = None
 
@@ -105,6 +121,8 @@ class HumanParser:
     Args:
         model: the network (eval mode, ModelScope key names, fp32 on the CPU); the engine
             takes it over: moved to the device and prepared for the precision in place.
+            None: ``engine="openvino"`` from ``openvino_package`` alone, without torch (no
+            fallback for input sizes the package does not cover).
         class_names: class names, index = label id; the multi-person model's end with
             "Human".
         ins_score_thr: instance score needed to paint the label map (multi-person).
@@ -123,6 +141,8 @@ class HumanParser:
         DeviceUnavailableError: the device asked for is not on this machine.
         PrecisionUnsupportedError: the device cannot run the precision.
         CheckpointError: an OpenVINO package of another precision or other weights.
+        MissingExtraError: a torch device (``engine="torch"``, cuda, mps) without torch.
+        ValueError: no ``model`` for the torch engine or without ``openvino_package``.
 
     The library never trims the process heap: a process that wants its idle RSS back after a
     parse calls ``m2fp.compute.memory.release_free_memory`` itself (the CLI and the server do), and
@@ -132,7 +152,7 @@ class HumanParser:
     def __init__(
         self,
         *,
-        model: M2FP,
+        model: M2FP | None,
         class_names: tuple[str, ...],
         ins_score_thr: float = DEFAULT_INS_SCORE_THR,
         options: ParserOptions = DEFAULT_OPTIONS,
@@ -140,7 +160,7 @@ class HumanParser:
         openvino_package: OpenVINOPackage | None = None,
         weights_sha256: str | None = None,
     ) -> None:
-        if len(class_names) != model.num_classes:
+        if model is not None and len(class_names) != model.num_classes:
             raise ValueError("class_names does not match the network's classes")
         self.device = resolve_device(options.device, options.engine)
         check_compute(str(self.device), options.engine, options.precision)
@@ -158,7 +178,8 @@ class HumanParser:
         self.options = options
         # threads that fit the container (cgroup quota, affinity) unless options.threads
         self.threads = plan_threads(options.threads)
-        apply_torch_threads(self.threads)
+        if model is not None:  # torch's pool: the torch engine, or OpenVINO's fallback
+            apply_torch_threads(self.threads)
         self.engine: NetworkEngine = build_engine(
             model,
             options=options,
@@ -169,6 +190,9 @@ class HumanParser:
             single_person_size=single_person_size,
         )
         self.model = model
+        # caught by _network: the device had no memory for a batch (read once: a test may
+        # wrap the engine)
+        self._out_of_memory = self.engine.out_of_memory
         # what results were computed with (the batch job's Parquet rows record it)
         self.weights_sha256 = weights_sha256
         self.batch_size = options.batch_size or default_batch_size(self.device)
@@ -194,14 +218,20 @@ class HumanParser:
         encrypted ``.m2fp`` / Fernet-wrapped weights file opened in memory with ``key``
         (see ``m2fp.weights.loader.open_model``). For the OpenVINO engine the converted package of
         ``options.precision`` is taken from beside the weights or from inside the envelope
-        when there is one (``m2fp model export --format openvino``)."""
+        when there is one (``m2fp model export --format openvino``); with one, the network
+        is not built and torch not imported (``m2fp.weights.loader.load_model``).
+
+        Raises:
+            MissingExtraError: torch is needed (the torch engine, a GPU, a model without a
+                package of the precision asked for) and not installed."""
+        device = resolve_device(options.device, options.engine)
         loaded = load_model(
             Path(path),
             key=key,
             expected_sha256=expected_sha256,
             # the weights are copied from the file's buffer straight to the device
-            device=resolve_device(options.device, options.engine),
-            openvino=_package_precision(options, resolve_device(options.device, options.engine)),
+            device=None if isinstance(device, HostDevice) else device,
+            openvino=_package_precision(options, device),
         )
         return cls.from_config(
             loaded.model,
@@ -214,7 +244,7 @@ class HumanParser:
     @classmethod
     def from_config(
         cls,
-        model: M2FP,
+        model: M2FP | None,
         config: dict[str, Any],
         *,
         options: ParserOptions = DEFAULT_OPTIONS,
@@ -367,7 +397,7 @@ class HumanParser:
                 centred = centre_pad(image, *self.single_person_size)
                 passes.append(
                     _Pass(
-                        images=self._input_tensor(centred.image),
+                        images=self._input_array(centred.image),
                         input_size=(centred.image.height, centred.image.width),
                         crop_box=centred.crop_box,
                     )
@@ -376,9 +406,9 @@ class HumanParser:
         resized = [self._preprocess(image) for image in pictures]
         return [_Pass(images=x, input_size=(r.height, r.width)) for r, x in resized]
 
-    def _run(self, passes: list[_Pass]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Network outputs of every pass (Qx(K+1) and QxH/4xW/4, on the device), batched by
-        padded input size in chunks of at most ``batch_size``."""
+    def _run(self, passes: list[_Pass]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Network outputs of every pass (Qx(K+1) and QxH/4xW/4, float32 on the host),
+        batched by padded input size in chunks of at most ``batch_size``."""
         outputs: list[Any] = [None] * len(passes)
         groups: dict[tuple[int, int], list[int]] = {}
         for index, one in enumerate(passes):
@@ -386,22 +416,24 @@ class HumanParser:
         for indices in groups.values():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
-                images = torch.cat([passes[i].images for i in chunk])
+                images = np.concatenate([passes[i].images for i in chunk])
                 class_logits, mask_logits = self._network(images)
                 for row, index in enumerate(chunk):
                     outputs[index] = (class_logits[row], mask_logits[row])
         return outputs
 
-    def _network(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The engine on a batch; a batch the device has no memory for is split in halves
-        (each image's result does not depend on its batch).
+    def _network(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The engine on a Bx3xHpxWp batch, its outputs float32 on the host; a batch the
+        device has no memory for is split in halves (each image's result does not depend on
+        its batch).
 
         Raises:
             DeviceMemoryError: no memory for a single image.
         """
         try:
-            return self.engine(images)
-        except torch.OutOfMemoryError:
+            class_logits, mask_logits = self.engine(images)
+            return _host_array(class_logits), _host_array(mask_logits)
+        except self._out_of_memory:
             pass  # released outside the handler: its traceback holds the forward's tensors
         self.release_device_memory()
         if images.shape[0] == 1:
@@ -411,13 +443,13 @@ class HumanParser:
             )
         half = images.shape[0] // 2
         first, second = self._network(images[:half]), self._network(images[half:])
-        return torch.cat([first[0], second[0]]), torch.cat([first[1], second[1]])
+        return np.concatenate([first[0], second[0]]), np.concatenate([first[1], second[1]])
 
     def _finish(
         self,
         picture: Image.Image,
         passes: list[_Pass],
-        outputs: list[tuple[torch.Tensor, torch.Tensor]],
+        outputs: list[tuple[np.ndarray, np.ndarray]],
     ) -> ParsingResult:
         output_size = (picture.height, picture.width)
         if self.task is Task.SINGLE_PERSON:
@@ -444,31 +476,28 @@ class HumanParser:
             )
         return assemble(parsed, picture, self.class_names)
 
-    def _preprocess(self, picture: Image.Image) -> tuple[Image.Image, torch.Tensor]:
+    def _preprocess(self, picture: Image.Image) -> tuple[Image.Image, np.ndarray]:
         """Multi-person model: the resized picture and the normalised, padded 1x3xHpxWp
-        network input, on the engine's device."""
+        network input."""
         resized = resize(picture, self.options.min_size, self.options.max_size)
-        return resized, self._input_tensor(resized)
+        return resized, self._input_array(resized)
 
-    def _input_tensor(self, image: Image.Image) -> torch.Tensor:
-        # normalised where the network's constants are: on its device
-        return to_input_tensor(
-            image, self.model.pixel_mean, self.model.pixel_std, self.model.size_divisibility
-        )
+    def _input_array(self, image: Image.Image) -> np.ndarray:
+        return to_input_array(image, PIXEL_MEAN, PIXEL_STD, SIZE_DIVISIBILITY)
 
-    def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Network outputs in float32 on the CPU: class logits BxQx(K+1), mask logits
-        BxQxHp/4xWp/4."""
-        class_logits, mask_logits = self.engine(batch.to(self.engine.device))
-        return class_logits.cpu(), mask_logits.cpu()
+    def _forward(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Network outputs in float32 on the host: class logits BxQx(K+1), mask logits
+        BxQxHp/4xWp/4, of a batch array (or a tensor on the torch engine's device)."""
+        class_logits, mask_logits = self.engine(batch)
+        return _host_array(class_logits), _host_array(mask_logits)
 
     def _postprocess(
         self,
-        class_logits: torch.Tensor,
-        mask_logits: torch.Tensor,
+        class_logits: Any,
+        mask_logits: Any,
         picture: Image.Image,
         resized: Image.Image,
-        batch: torch.Tensor,
+        batch: Any,
     ) -> ParsingResult:
         """Multi-person model: instances, persons and label map at the size of ``picture``,
         from ``_forward``'s outputs for ``_preprocess(picture)``. The three steps of one
@@ -482,8 +511,8 @@ class HumanParser:
     def _measure_pass(
         self,
         one: _Pass,
-        class_logits: torch.Tensor,
-        mask_logits: torch.Tensor,
+        class_logits: np.ndarray,
+        mask_logits: np.ndarray,
         output_size: tuple[int, int],
     ) -> PassOutput:
         return measure_pass(
@@ -499,8 +528,8 @@ class HumanParser:
     def _semantic_map(
         self,
         one: _Pass,
-        class_logits: torch.Tensor,
-        mask_logits: torch.Tensor,
+        class_logits: np.ndarray,
+        mask_logits: np.ndarray,
         output_size: tuple[int, int],
     ) -> SemanticMap:
         """The single-person semantic map of one pass, kept at crop size: exact fp32 math on

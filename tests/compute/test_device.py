@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from m2fp.compute.device import (
+    HOST_CPU,
     available_devices,
     default_batch_size,
     describe_device,
@@ -26,9 +27,14 @@ def test_auto_is_the_cpu_without_cuda():
     assert available_devices()["cuda"] == []
 
 
-def test_openvino_always_runs_on_the_cpu():
-    assert resolve_device("auto", Engine.OPENVINO) == torch.device("cpu")
-    assert resolve_device("cpu", "openvino") == torch.device("cpu")
+def test_openvino_always_runs_on_the_host_cpu_without_a_torch_device():
+    # not a torch.device: the slim runtime resolves it without PyTorch
+    for asked in ("auto", "cpu"):
+        device = resolve_device(asked, Engine.OPENVINO)
+        assert device is HOST_CPU and str(device) == "cpu" and device.type == "cpu"
+    assert describe_device(HOST_CPU) == {"device": "cpu"}
+    assert default_batch_size(HOST_CPU) == 1
+    release_device_memory(HOST_CPU)  # nothing to give back on the host
 
 
 @no_cuda

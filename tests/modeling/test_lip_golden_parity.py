@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from m2fp.build import single_person_input_size
+from m2fp.model_config import single_person_input_size
 from m2fp.processing.centre_pad import centre_pad
 from m2fp.processing.preprocess import to_input_tensor
 from m2fp.processing.semantic import SemanticMap, label_semantics, semantic_probabilities

@@ -98,9 +98,9 @@ def _openvino(path: Path, key: bytes | None, args: argparse.Namespace) -> int:
 
 
 def _convert(path: Path, key: bytes | None, precision: Precision, scenes: int):
-    from m2fp.build import single_person_input_size
     from m2fp.defaults import DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE
     from m2fp.engines.openvino_convert import convert_package
+    from m2fp.model_config import single_person_input_size
     from m2fp.task import Task, task_of
 
     # int8 is quantised from the fp32 package, which need not be converted again if it exists

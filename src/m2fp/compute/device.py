@@ -3,34 +3,77 @@
 ``auto`` is the first CUDA device when PyTorch sees one, else the CPU (the OpenVINO engine
 always runs on the CPU). Asking for a device that is not there is refused with one line
 (``DeviceUnavailableError``) instead of failing later inside the network.
+
+The OpenVINO engine's device is ``HOST_CPU``, not a ``torch.device``: the slim runtime has no
+PyTorch, so torch is imported only where a torch device is asked for (the torch engine, CUDA,
+MPS) and a torch-less install asking for one gets the one line naming ``m2fp[torch]``.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Union
 
 from m2fp.compute.options import Engine, check_device, device_kind
-from m2fp.errors import DeviceUnavailableError
+from m2fp.errors import DeviceUnavailableError, missing_torch
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class HostDevice:
+    """The CPU as the OpenVINO engine sees it: what this package reads of a ``torch.device``
+    (``type``, ``index``, its name), without PyTorch."""
+
+    type: str = "cpu"
+    index: None = None
+
+    def __str__(self) -> str:
+        return self.type
+
+
+HOST_CPU = HostDevice()
+# where a parser computes: a torch device, or the host CPU of the OpenVINO engine
+Device = Union["torch.device", HostDevice]
+
+
+def import_torch() -> Any:
+    """``torch``, imported on first need.
+
+    Raises:
+        MissingExtraError: torch is not installed (the slim runtime): names ``m2fp[torch]``.
+    """
+    try:
+        import torch
+    except ImportError as exc:
+        raise (missing_torch(exc) or exc) from None
+    return torch
 
 
 def _no_cuda_reason() -> str:
+    import torch
+
     if torch.version.cuda is None:
         return f"this PyTorch ({torch.__version__}) is built without CUDA"
     return "no CUDA device is visible (CUDA_VISIBLE_DEVICES, driver)"
 
 
-def resolve_device(device: str, engine: Engine | str = Engine.TORCH) -> torch.device:
-    """The ``torch.device`` that ``device`` means on this machine.
+def resolve_device(device: str, engine: Engine | str = Engine.TORCH) -> Device:
+    """The device that ``device`` means on this machine: ``HOST_CPU`` for the OpenVINO
+    engine, else a ``torch.device``.
 
     Raises:
         ComputeChoiceError: ``device`` is not a device name.
         DeviceUnavailableError: the device asked for does not exist here.
+        MissingExtraError: a torch device without torch installed.
     """
     text = check_device(device)
     kind = device_kind(text)
-    if Engine(engine) is Engine.OPENVINO or kind == "cpu":
+    if Engine(engine) is Engine.OPENVINO:
+        return HOST_CPU
+    torch = import_torch()
+    if kind == "cpu":
         return torch.device("cpu")
     if kind == "auto":
         return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
@@ -50,18 +93,25 @@ def resolve_device(device: str, engine: Engine | str = Engine.TORCH) -> torch.de
     return torch.device("cuda", index)
 
 
-def describe_device(device: torch.device) -> dict[str, Any]:
+def describe_device(device: Device) -> dict[str, Any]:
     """Public facts about ``device`` for start-up logs and ``m2fp model info``: its name
     and, for CUDA, the GPU's model and memory."""
     report: dict[str, Any] = {"device": str(device)}
     if device.type == "cuda":
+        import torch
+
         properties = torch.cuda.get_device_properties(device)
         report.update(gpu=properties.name, gpu_memory_bytes=int(properties.total_memory))
     return report
 
 
 def available_devices() -> dict[str, Any]:
-    """What this machine offers: CUDA devices by name, MPS, and what ``auto`` picks."""
+    """What this machine offers: CUDA devices by name, MPS, and what ``auto`` picks.
+
+    Raises:
+        MissingExtraError: torch is not installed (only it sees GPUs).
+    """
+    torch = import_torch()
     cuda = (
         [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         if torch.cuda.is_available()
@@ -74,11 +124,15 @@ def available_devices() -> dict[str, Any]:
     }
 
 
-def release_device_memory(device: torch.device) -> None:
+def release_device_memory(device: Device) -> None:
     """Give the CUDA caching allocator's unused blocks back to the driver (other processes
     can use them); the next parse allocates again. Nothing to do on the CPU (the process heap
     is ``m2fp.compute.memory.release_free_memory``'s)."""
-    if device.type == "cuda" and torch.cuda.is_initialized():
+    if device.type != "cuda":
+        return
+    import torch
+
+    if torch.cuda.is_initialized():
         with torch.cuda.device(device):
             torch.cuda.empty_cache()
 
@@ -88,6 +142,6 @@ def release_device_memory(device: torch.device) -> None:
 CUDA_BATCH_SIZE = 8
 
 
-def default_batch_size(device: torch.device) -> int:
+def default_batch_size(device: Device) -> int:
     """The batch size ``HumanParser`` uses on ``device`` unless told otherwise."""
     return CUDA_BATCH_SIZE if device.type == "cuda" else 1

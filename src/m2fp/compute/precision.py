@@ -11,6 +11,9 @@ PyTorch's TF32 switches are process-wide, so CUDA forwards set them for their ow
 under one lock: parsers of different precisions in one process never see each other's
 setting. The lock costs no GPU throughput: forwards from several threads share the device's
 default stream, which runs them one after the other anyway.
+
+torch is imported inside what runs PyTorch: ``resolve_precision`` also decides the OpenVINO
+engine's precision on the slim runtime, which has no torch.
 """
 
 from __future__ import annotations
@@ -18,14 +21,18 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-
-import torch
+from typing import TYPE_CHECKING
 
 from m2fp.compute.cpu_features import cpu_flags
+from m2fp.compute.device import Device
 from m2fp.compute.fast import choose_fast
 from m2fp.compute.options import Engine, Precision
 from m2fp.errors import PrecisionUnsupportedError
-from m2fp.modeling.m2fp import M2FP
+
+if TYPE_CHECKING:
+    import torch
+
+    from m2fp.modeling.m2fp import M2FP
 
 __all__ = [
     "Precision",
@@ -36,7 +43,7 @@ __all__ = [
     "resolve_precision",
 ]
 
-AUTOCAST = {Precision.FP16: torch.float16, Precision.BF16: torch.bfloat16}
+AUTOCAST = {Precision.FP16: "float16", Precision.BF16: "bfloat16"}  # torch dtype names
 TF32_CAPABILITY = (8, 0)  # Ampere: the first GPUs with TF32 tensor cores
 BF16_CAPABILITY = (8, 0)  # Ampere: the first with bf16 tensor cores (older ones emulate it)
 _CUDA_MATH = threading.Lock()
@@ -48,6 +55,8 @@ def native_bf16() -> bool:
     Without them PyTorch falls back to reference bf16 kernels that are orders of magnitude
     slower than fp32, so bf16 is refused rather than silently made slow.
     """
+    import torch
+
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
@@ -58,10 +67,12 @@ def cuda_native_bf16(device: torch.device) -> bool:
     Not ``torch.cuda.is_bf16_supported()``: that judges the current device (GPU 0 for
     ``cuda:1``) and counts the emulation of older GPUs (T4, V100), which is slow.
     """
+    import torch
+
     return torch.cuda.get_device_capability(device) >= BF16_CAPABILITY
 
 
-def check_precision(precision: Precision, device: torch.device) -> None:
+def check_precision(precision: Precision, device: Device) -> None:
     """Refuse a precision this device cannot run (fast).
 
     Raises:
@@ -74,6 +85,8 @@ def check_precision(precision: Precision, device: torch.device) -> None:
         )
     if device.type != "cuda":
         return
+    import torch
+
     capability = torch.cuda.get_device_capability(device)
     if precision is Precision.BF16 and not cuda_native_bf16(device):
         raise PrecisionUnsupportedError(
@@ -97,6 +110,8 @@ def prepare_model(model: M2FP, precision: Precision, device: torch.device | None
     Raises:
         PrecisionUnsupportedError: see ``check_precision``.
     """
+    import torch
+
     device = device or torch.device("cpu")
     check_precision(precision, device)
     return model.eval().to(device=device, memory_format=torch.channels_last)
@@ -113,6 +128,8 @@ def _cuda_fp32_math(precision: Precision) -> Iterator[None]:
     ``torch.get_float32_matmul_precision()`` raises "mix of the legacy and new APIs" (torch >=
     2.9), in this thread or any other meanwhile.
     """
+    import torch
+
     tf32 = precision is not Precision.FP32
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
     with _CUDA_MATH:
@@ -132,6 +149,8 @@ def _tf32_state() -> tuple[_LegacySwitches, _NewSwitches]:
     """The switches as found: the legacy booleans of matmul and cuDNN (None where reading
     one raises, a state someone else mixed) and, on torch >= 2.9, the new per-backend values
     of matmul, cuDNN conv and cuDNN RNN, which decide what the kernels do."""
+    import torch
+
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
     legacy: list[bool | None] = []
     for switch in (matmul, cudnn):
@@ -148,6 +167,8 @@ def _tf32_state() -> tuple[_LegacySwitches, _NewSwitches]:
 def _restore_tf32_state(state: tuple[_LegacySwitches, _NewSwitches]) -> None:
     """Put back what ``_tf32_state`` read: the legacy booleans first (they also write the new
     values), then the new values exactly."""
+    import torch
+
     matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
     (legacy_matmul, legacy_cudnn), new = state
     if legacy_matmul is not None:
@@ -162,17 +183,21 @@ def _restore_tf32_state(state: tuple[_LegacySwitches, _NewSwitches]) -> None:
 def compute(precision: Precision, device: torch.device | None = None) -> Iterator[None]:
     """Context for running the network: no autograd; on CUDA the TF32 switches of
     ``precision`` and autocast for fp16/bf16; on the CPU bf16 autocast for ``bf16``."""
+    import torch
+
     device = device or torch.device("cpu")
     with torch.inference_mode(), contextlib.ExitStack() as stack:
         if device.type == "cuda":
             stack.enter_context(_cuda_fp32_math(precision))
         if precision in AUTOCAST:
-            stack.enter_context(torch.autocast(device.type, dtype=AUTOCAST[precision]))
+            stack.enter_context(
+                torch.autocast(device.type, dtype=getattr(torch, AUTOCAST[precision]))
+            )
         yield
 
 
 def resolve_precision(
-    precision: Precision, engine: Engine, device: torch.device
+    precision: Precision, engine: Engine, device: Device
 ) -> tuple[Precision, str | None]:
     """``precision`` itself, or for ``fast`` what it means on ``device`` with this CPU
     (``m2fp.compute.fast``) and why.

@@ -1,10 +1,12 @@
 """The engine a parser runs: PyTorch on its device, or OpenVINO with PyTorch for the inputs its
-graphs do not cover; built once from ``ParserOptions``.
+graphs do not cover; built once from ``ParserOptions``. torch is imported only for the torch
+engine and the fallback: an OpenVINO package alone runs without it (the slim runtime).
 
 Every engine has the contract of ``M2FP.forward`` (``NetworkEngine``). OpenVINO's graphs take
 inputs with sides from 64 to 4096 (``m2fp.engines.network_input``); a narrower input (a
 panorama or a strip beyond about 40:1 at the default sizes) or a larger one runs on the
-PyTorch engine in fp32 instead, which gives the same outputs up to rounding.
+PyTorch engine in fp32 instead, which gives the same outputs up to rounding; a parser loaded
+from the package alone (no network) refuses such an input with an ``ImageError``.
 
 Without a converted package the OpenVINO engine converts the network at start-up: about
 1.5 minutes for R101 in fp32 and several more to quantise int8 (BENCHMARKS.md). ``m2fp model
@@ -16,59 +18,89 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import torch
+import numpy as np
 
+from m2fp.compute.device import HOST_CPU, Device, HostDevice
 from m2fp.compute.options import Engine, Precision
 from m2fp.compute.parser_options import ParserOptions
 from m2fp.compute.threads import ThreadPlan
-from m2fp.engines.network_input import fits_exported
+from m2fp.engines.network_input import SIDE_MAX, SIDE_MIN, fits_exported
 from m2fp.engines.openvino_package import OpenVINOPackage, package_precision
-from m2fp.engines.torch_engine import TorchEngine
-from m2fp.modeling.m2fp import M2FP
+from m2fp.errors import ImageError
+
+if TYPE_CHECKING:
+    from m2fp.engines.torch_engine import TorchEngine
+    from m2fp.modeling.m2fp import M2FP
 
 logger = logging.getLogger(__name__)
 
 
 class NetworkEngine(Protocol):
-    """Class logits BxQx(K+1) and mask logits BxQxH/4xW/4 (float32, on ``device``) of a
-    normalised, zero-padded Bx3xHxW float32 batch on ``device``."""
+    """Class logits BxQx(K+1) and mask logits BxQxH/4xW/4 (float32 arrays, or tensors on
+    ``device``) of a normalised, zero-padded Bx3xHxW float32 batch
+    (``m2fp.processing.preprocess.to_input_array``; the torch engine also takes a tensor on its
+    device).
 
-    device: torch.device
+    Attributes:
+        out_of_memory: the exceptions meaning the device had no memory for the batch (the
+            parser splits it and tries again); none for OpenVINO on the host.
+    """
+
+    device: Device
     precision: Precision
+    out_of_memory: tuple[type[BaseException], ...]
 
-    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def __call__(self, images: Any) -> tuple[Any, Any]: ...
 
 
 class OpenVINOWithFallback:
     """OpenVINO where its graphs apply, one image at a time (they have batch 1); the PyTorch
-    engine (CPU, fp32) for the sizes they do not cover.
+    engine (CPU, fp32) for the sizes they do not cover, when the network was loaded.
 
     Args:
         openvino: the OpenVINO engine (fp32, bf16 or int8).
-        fallback: the PyTorch engine of the same network.
+        fallback: the PyTorch engine of the same network; None where only the package was
+            loaded (``m2fp.weights.loader.load_model``): those sizes are refused then.
     """
 
-    device = torch.device("cpu")
+    device: HostDevice = HOST_CPU
+    out_of_memory: tuple[type[BaseException], ...] = ()
 
-    def __init__(self, *, openvino, fallback: TorchEngine) -> None:
+    def __init__(self, *, openvino, fallback: TorchEngine | None) -> None:
         self.openvino = openvino
         self.fallback = fallback
         self.precision = Precision(openvino.precision)
 
-    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if not fits_exported(int(images.shape[-2]), int(images.shape[-1])):
-            return self.fallback(images)
-        outputs = [self.openvino(images[i : i + 1]) for i in range(images.shape[0])]
-        return torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs])
+    def __call__(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Raises:
+        ImageError: a size the graphs do not cover, without the network to fall back on.
+        """
+        height, width = int(images.shape[-2]), int(images.shape[-1])
+        if not fits_exported(height, width):
+            if self.fallback is None:
+                raise ImageError(
+                    "unsupported_shape",
+                    f"the network input {height}x{width} is outside {SIDE_MIN}-{SIDE_MAX} per "
+                    "side, which the OpenVINO package covers (an aspect ratio beyond about "
+                    "40:1); crop the photo, or use the torch engine (m2fp[torch])",
+                )
+            class_logits, mask_logits = self.fallback(images)
+            return class_logits.cpu().numpy(), mask_logits.cpu().numpy()
+        batch = np.asarray(images, dtype=np.float32)
+        outputs = [self.openvino.infer(batch[i : i + 1]) for i in range(batch.shape[0])]
+        return (
+            np.concatenate([o[0] for o in outputs]),
+            np.concatenate([o[1] for o in outputs]),
+        )
 
 
 def build_engine(
-    model: M2FP,
+    model: M2FP | None,
     *,
     options: ParserOptions,
-    device: torch.device,
+    device: Device,
     threads: ThreadPlan | None = None,
     package: OpenVINOPackage | None = None,
     weights_sha256: str | None = None,
@@ -79,6 +111,7 @@ def build_engine(
 
     Args:
         model: the network (fp32); the PyTorch engine takes it over (``prepare_model``).
+            None: the OpenVINO engine from ``package`` alone, without torch.
         options: engine and precision (and, for converting int8, the input sizes).
         device: from ``m2fp.compute.device.resolve_device``.
         threads: OpenVINO's threads and pinning (``m2fp.compute.threads``; torch's pool is
@@ -91,14 +124,25 @@ def build_engine(
         CheckpointError: a package of another precision or other weights
             (``OpenVINOPackage.check``).
         PrecisionUnsupportedError: the device cannot run the precision.
+        ValueError: no network where one is needed (the torch engine, or no package).
         ImportError: the OpenVINO engine without ``m2fp[openvino]`` (int8 conversion without
             ``m2fp[int8]``).
     """
+    if model is None and (options.engine is Engine.TORCH or package is None):
+        raise ValueError("the torch engine, and converting a package, need the network")
     if options.engine is Engine.TORCH:
+        from m2fp.engines.torch_engine import TorchEngine
+
         return TorchEngine(model=model, precision=options.precision, device=device)
     from m2fp.engines.openvino_engine import OpenVINOEngine
 
-    fallback = TorchEngine(model=model, precision=Precision.FP32, device=device)
+    fallback = None
+    if model is not None:
+        from m2fp.engines.torch_engine import TorchEngine
+
+        fallback = TorchEngine(
+            model=model, precision=Precision.FP32, device=model.pixel_mean.device
+        )
     if package is None:
         package = _convert(model, options, weights_sha256, single_person_size)
     package.check(package_precision(options.precision), weights_sha256)

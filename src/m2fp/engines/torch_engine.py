@@ -7,6 +7,7 @@ any batch size, and is the fallback for inputs the exported graphs do not cover
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from m2fp.compute.options import Precision
@@ -33,14 +34,19 @@ class TorchEngine:
         self.model = prepare_model(model, precision, device)
         self.precision = precision
         self.device = device
+        # what the parser splits a batch on (m2fp.engines.selection.NetworkEngine)
+        self.out_of_memory: tuple[type[BaseException], ...] = (torch.OutOfMemoryError,)
 
-    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, images: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Args:
-            images: Bx3xHxW float32 on ``device``, normalised, zero-padded to multiples of 32.
+            images: Bx3xHxW float32, normalised, zero-padded to multiples of 32: an array on
+                the host (``m2fp.processing.preprocess.to_input_array``, moved to ``device``
+                here) or a tensor already on ``device``.
 
         Returns:
             class logits BxQx(K+1) and mask logits BxQxH/4xW/4, float32, on ``device``.
         """
+        images = torch.as_tensor(images).to(self.device)
         with compute(self.precision, self.device):
             # channels-last like the conv weights (see m2fp.compute.precision.prepare_model)
             class_logits, mask_logits = self.model(

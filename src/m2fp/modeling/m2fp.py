@@ -47,8 +47,8 @@ class M2FP(nn.Module):
         *,
         backbone: DeepLabResNet,
         sem_seg_head: M2FPHead,
-        pixel_mean: tuple[float, float, float] = (123.675, 116.28, 103.53),
-        pixel_std: tuple[float, float, float] = (58.395, 57.12, 57.375),
+        pixel_mean: tuple[float, float, float],
+        pixel_std: tuple[float, float, float],
     ) -> None:
         super().__init__()
         self.backbone = backbone

@@ -1,12 +1,13 @@
 """Resize, normalise and pad an RGB image the way ModelScope's M2FP pipeline does.
 
-torch is imported only by ``to_input_tensor``: the size rules here are checked by
-``ParserOptions`` and the server's settings, which must load where torch is not installed
-(the slim OpenVINO runtime).
+numpy, PIL: the size rules here are checked by ``ParserOptions`` and the server's settings,
+and ``to_input_array`` builds every engine's input, all of which must run where torch is not
+installed (the slim OpenVINO runtime); torch is imported only by ``to_input_tensor``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,29 +39,46 @@ def resize(image: Image.Image, min_size: int, max_size: int) -> Image.Image:
     return image.resize((new_w, new_h), Image.Resampling.BILINEAR)
 
 
+def to_input_array(
+    image: Image.Image,
+    pixel_mean: Sequence[float],
+    pixel_std: Sequence[float],
+    size_divisibility: int,
+) -> np.ndarray:
+    """A resized RGB HxW image as the network's normalised 1x3xHpxWp float32 input,
+    zero-padded at the bottom and right to multiples of ``size_divisibility``.
+
+    The one implementation for every engine: the OpenVINO engine takes it as it is, the
+    torch engine as ``to_input_tensor``. Padding comes after normalisation, so padded pixels
+    are 0 in the normalised frame.
+
+    Args:
+        pixel_mean, pixel_std: per-channel (RGB) normalisation in 0-255
+            (``m2fp.model_config.PIXEL_MEAN``/``PIXEL_STD``).
+    """
+    pixels = np.asarray(image, dtype=np.uint8)
+    height, width = pixels.shape[:2]
+    mean = np.asarray(pixel_mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(pixel_std, dtype=np.float32).reshape(3, 1, 1)
+    padded = np.zeros(
+        (1, 3, height + -height % size_divisibility, width + -width % size_divisibility),
+        dtype=np.float32,
+    )
+    padded[0, :, :height, :width] = (pixels.transpose(2, 0, 1).astype(np.float32) - mean) / std
+    return padded
+
+
 def to_input_tensor(
     image: Image.Image,
     pixel_mean: torch.Tensor,
     pixel_std: torch.Tensor,
     size_divisibility: int,
 ) -> torch.Tensor:
-    """A resized RGB image as a normalised 1x3xHpxWp tensor, zero-padded to the divisibility,
-    on the device of ``pixel_mean``.
-
-    Padding comes after normalisation, so padded pixels are 0 in the normalised frame. The
-    image crosses to the device as uint8 (a quarter of the float32 bytes) and is normalised
-    there.
-    """
+    """``to_input_array`` as a tensor on the device of ``pixel_mean`` (the network's
+    normalisation buffers, 3x1x1)."""
     import torch
-    import torch.nn.functional as F
 
-    array = np.array(image, dtype=np.uint8)
-    uint8 = torch.from_numpy(array).to(pixel_mean.device)
-    tensor = uint8.permute(2, 0, 1).float()
-    tensor = (tensor - pixel_mean) / pixel_std
-    height, width = tensor.shape[-2:]
-    pad_h = -height % size_divisibility
-    pad_w = -width % size_divisibility
-    if pad_h or pad_w:
-        tensor = F.pad(tensor, (0, pad_w, 0, pad_h), value=0.0)
-    return tensor.unsqueeze(0)
+    array = to_input_array(
+        image, pixel_mean.flatten().tolist(), pixel_std.flatten().tolist(), size_divisibility
+    )
+    return torch.from_numpy(array).to(pixel_mean.device)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,15 +21,14 @@ from safetensors.torch import load as load_safetensors_bytes
 from torch import nn
 from torch.torch_version import TorchVersion
 
-from m2fp.build import build_model, validate_config
-from m2fp.errors import CheckpointError, ModelConfigError, ModelNotFoundError
+from m2fp.build import build_model
+from m2fp.errors import CheckpointError, ModelNotFoundError
 from m2fp.labels import label_set_of
 from m2fp.task import task_of
+from m2fp.weights.model_files import find_weights, read_config
 from m2fp.weights.safetensors_view import tensors_from_safetensors
 from m2fp.weights.sha256_pin import check_pin
 
-CONFIG_FILE = "configuration.json"
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.pt")
 KEYS_SHOWN = 8
 # weights_only=True could still run code before 2.6 (CVE-2025-32434)
 MIN_SAFE_TORCH = "2.6"
@@ -86,34 +84,6 @@ class ModelWeights:
         if self.protection is not None:
             report["protection"] = self.protection
         return report
-
-
-def find_weights(model_dir: Path) -> Path:
-    """The weights file inside a model directory (safetensors preferred)."""
-    for name in WEIGHT_FILES:
-        candidate = model_dir / name
-        if candidate.is_file():
-            return candidate
-    raise ModelNotFoundError(
-        f"no weights in the model directory (expected {' or '.join(WEIGHT_FILES)}); "
-        "run 'm2fp model download' to fetch them"
-    )
-
-
-def read_config(model_dir: Path) -> dict[str, Any]:
-    """The validated ``model`` section of ``configuration.json``."""
-    path = model_dir / CONFIG_FILE
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ModelConfigError(f"no {CONFIG_FILE} in the model directory") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelConfigError(f"{CONFIG_FILE} is not valid JSON") from exc
-    section = document.get("model") if isinstance(document, dict) else None
-    if not isinstance(section, dict):
-        raise ModelConfigError(f"{CONFIG_FILE} has no 'model' section")
-    validate_config(section)
-    return section
 
 
 def require_safe_torch() -> None:

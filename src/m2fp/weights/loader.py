@@ -5,6 +5,12 @@ Every caller (``HumanParser.from_pretrained``, ``m2fp model info|verify``, the s
 through ``open_model``: config validated, weights read without any pickle code path, the
 sha256 pin checked, keys and shapes checked against the network the config describes. Protected
 files are decrypted in memory only; their plaintext buffer is wiped when the block ends.
+
+``load_model`` decides what a parser needs: for the OpenVINO engine with a package of the
+precision asked for (beside the weights, or inside the envelope) only the config and the package,
+the weights hashed but neither parsed nor built into a network, and torch never imported (the
+slim runtime); otherwise the network, which needs torch (``MissingExtraError`` naming
+``m2fp[torch]`` without it).
 """
 
 from __future__ import annotations
@@ -12,25 +18,21 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import torch
-
-from m2fp.build import build_model
 from m2fp.compute.options import Precision
 from m2fp.engines.openvino_package import OpenVINOPackage, attachment_name, package_file_name
-from m2fp.errors import CheckpointError, ModelKeyError
-from m2fp.modeling.m2fp import M2FP
+from m2fp.errors import CheckpointError, ModelKeyError, missing_torch
+from m2fp.model_config import validate_config
 from m2fp.protection.keys import MISSING_KEY, parse_key
-from m2fp.weights.checkpoint import (
-    ModelWeights,
-    fitted_weights,
-    open_model_dir,
-    read_config,
-    require_safe_torch,
-)
-from m2fp.weights.safetensors_view import tensors_from_safetensors
+from m2fp.weights.model_files import file_sha256, find_weights, read_config
 from m2fp.weights.sha256_pin import check_pin
+
+if TYPE_CHECKING:
+    import torch
+
+    from m2fp.modeling.m2fp import M2FP
+    from m2fp.weights.checkpoint import ModelWeights
 
 SNIFF_BYTES = 8
 
@@ -40,14 +42,14 @@ class LoadedModel(NamedTuple):
 
     Attributes:
         model: the network, eval mode, ModelScope parameter names, conv weights channels-last
-            (the layout inference runs in).
+            (the layout inference runs in); None when the OpenVINO package is all that runs.
         config: its ``model`` config section.
         sha256: the weights' digest (see ``ModelWeights.sha256``).
         openvino: the converted OpenVINO package asked for, if the model has one (beside
             the weights, or inside the envelope).
     """
 
-    model: M2FP
+    model: M2FP | None
     config: dict[str, Any]
     sha256: str
     openvino: OpenVINOPackage | None = None
@@ -72,7 +74,12 @@ def open_model(
         IntegrityError: pin mismatch, or a protected file truncated, extended or modified.
         CheckpointError: anything else that makes the weights unusable (refused pickle,
             keys or shapes that do not fit...).
+        MissingExtraError: torch is not installed (reading weights needs it).
     """
+    try:
+        from m2fp.weights.checkpoint import open_model_dir, require_safe_torch
+    except ImportError as exc:
+        raise (missing_torch(exc) or exc) from None
     require_safe_torch()
     if not path.is_file():
         yield open_model_dir(path, expected_sha256=expected_sha256)
@@ -91,6 +98,8 @@ def _open_protected(
     from m2fp.protection.envelope_chunks import decrypted_payload
     from m2fp.protection.envelope_header import is_envelope
     from m2fp.protection.fernet_compat import decrypt_checkpoint, is_fernet_token
+    from m2fp.weights.checkpoint import fitted_weights
+    from m2fp.weights.safetensors_view import tensors_from_safetensors
 
     raw_key = parse_key(key)
     prefix = _sniff(path)
@@ -130,6 +139,8 @@ def _open_protected(
         )
     finally:
         # the tensors can be cleared; the token's decrypted bytes (immutable) only dropped
+        import torch
+
         with torch.no_grad():
             for tensor in state_dict.values():
                 tensor.zero_()
@@ -160,6 +171,10 @@ def fill_skeleton(
     ``device`` (default the CPU) and, with ``channels_last``, 4-D conv weights in the layout
     inference runs in (``m2fp.compute.precision.prepare_model`` then has nothing left to do).
     """
+    import torch
+
+    from m2fp.build import build_model
+
     model = build_model(config, empty=True) if skeleton is None else skeleton
     expected = model.state_dict()
     owned = {
@@ -173,6 +188,8 @@ def fill_skeleton(
 def _copy(
     tensor: torch.Tensor, dtype: torch.dtype, device: torch.device | None, channels_last: bool
 ) -> torch.Tensor:
+    import torch
+
     layout = torch.channels_last if channels_last and tensor.dim() == 4 else torch.contiguous_format
     target = torch.empty(tensor.shape, dtype=dtype, device=device or "cpu", memory_format=layout)
     return target.copy_(tensor)
@@ -186,17 +203,25 @@ def load_model(
     device: torch.device | None = None,
     openvino: Precision | None = None,
 ) -> LoadedModel:
-    """Build and load a network from whatever ``path`` holds (see ``open_model``), ready
-    for inference on ``device`` (default the CPU): conv weights channels-last.
+    """What a parser needs from whatever ``path`` holds (see ``open_model``): the network
+    ready for inference on ``device`` (default the CPU, conv weights channels-last), or with
+    ``openvino`` and a package of that precision, the package alone (``model`` None): the
+    weights hashed (pin and package checked against the digest) but not parsed, no network
+    built, torch not imported.
 
     Args:
-        openvino: also return the OpenVINO package of this precision if the model has one:
-            ``openvino_<precision>.ovpkg`` in a model directory, or the attachment
-            ``openvino_<precision>`` of an ``.m2fp`` file.
+        openvino: the OpenVINO engine's package precision: ``openvino_<precision>.ovpkg`` in a
+            model directory, or the attachment ``openvino_<precision>`` of an ``.m2fp`` file.
+            None: the network only (the torch engine, export, quantisation).
 
     Raises:
         CheckpointError: as ``open_model``, or an OpenVINO package that does not parse.
+        MissingExtraError: the network is needed (no such package) and torch is missing.
     """
+    if openvino is not None:
+        packaged = _package_only(path, key, expected_sha256, openvino)
+        if packaged is not None:
+            return packaged
     with open_model(path, key=key, expected_sha256=expected_sha256) as weights:
         model = fill_skeleton(
             weights.config,
@@ -226,8 +251,49 @@ def openvino_package(
     beside = path / package_file_name(precision) if path.is_dir() else None
     if beside is None or not beside.is_file():
         return None
+    return _read_package(beside)
+
+
+def _package_only(
+    path: Path, key: bytes | str | None, expected_sha256: str | None, precision: Precision
+) -> LoadedModel | None:
+    """The config and the OpenVINO package of ``precision`` that ``path`` holds, without the
+    network; None when it holds no such package (a Fernet token never does)."""
+    if not path.is_file():
+        beside = path / package_file_name(precision)
+        if not beside.is_file():
+            return None
+        config = read_config(path)
+        digest, _ = file_sha256(find_weights(path))
+        check_pin(digest, expected_sha256)
+        return LoadedModel(model=None, config=config, sha256=digest, openvino=_read_package(beside))
+    if key is None:
+        raise ModelKeyError(MISSING_KEY)
+    from m2fp.protection.envelope_chunks import decrypted_payload
+    from m2fp.protection.envelope_header import is_envelope, open_envelope
+
+    if not is_envelope(_sniff(path)):
+        return None
+    name = attachment_name(precision)
+    with open_envelope(path) as (_, header):
+        if name not in {section[0] for section in header.sections()}:
+            return None
+    with decrypted_payload(path, parse_key(key), expected_sha256=expected_sha256) as (
+        header,
+        data,
+    ):
+        validate_config(header.config)
+        start, stop = next((a, b) for n, a, b, _ in header.sections() if n == name)
+        # from_bytes copies what it keeps: the plaintext is wiped when this block ends
+        package = OpenVINOPackage.from_bytes(memoryview(data)[start:stop])
+        return LoadedModel(
+            model=None, config=header.config, sha256=header.plaintext_sha256, openvino=package
+        )
+
+
+def _read_package(file: Path) -> OpenVINOPackage:
     try:
-        data = beside.read_bytes()
+        data = file.read_bytes()
     except OSError as exc:
-        raise CheckpointError(f"{beside.name} could not be read: {exc.strerror}") from None
+        raise CheckpointError(f"{file.name} could not be read: {exc.strerror}") from None
     return OpenVINOPackage.from_bytes(data)
