@@ -154,6 +154,19 @@ def test_runtime_image_has_no_torch(podman: Podman, runtime_image: BuiltImage) -
     assert "M2FP_ENGINE=openvino" in engine["Config"]["Env"]
 
 
+def test_runtime_image_has_no_openvino_telemetry(podman: Podman, runtime_image: BuiltImage) -> None:
+    """openvino-telemetry would have every ``import openvino`` write a client ID into $HOME and
+    send a usage event out: the slim image leaves it out, and OpenVINO still imports."""
+    imported = _inside(
+        podman, runtime_image, "/opt/m2fp/bin/python", "-c",
+        "import importlib.util, json, sys, openvino; print(json.dumps([openvino.__version__, "
+        "importlib.util.find_spec('openvino_telemetry') is not None, "
+        "[m for m in sys.modules if m.startswith('openvino_telemetry')]]))",
+    )  # fmt: skip
+    version, installed, loaded = json.loads(imported)
+    assert version and (installed, loaded) == (False, [])
+
+
 @dataclass
 class Served:
     """A running container of an image, published on 127.0.0.1."""
