@@ -125,3 +125,17 @@ def test_onnx_refusals(encrypted_model, tiny_model_dir, tmp_path, capsys, monkey
     assert run([*base, "--out", out]) == 2
     assert "already exists" in capsys.readouterr().err
     assert Path(out).read_bytes() == b"mine"
+
+
+def test_int8_export_beside_an_fp32_package_calibrates_with_the_network(
+    openvino_model_dir, tmp_path
+):
+    # the fp32 package is reused, and the network is loaded beside it for calibration
+    # although a package is there (the loader's package-only path must not serve export)
+    pytest.importorskip("nncf", reason="int8 export needs m2fp[int8]")
+    directory = tmp_path / "model"
+    shutil.copytree(openvino_model_dir, directory)
+    export = ["model", "export", str(directory), "--format", "openvino"]
+    assert run([*export, "--precision", "int8", "--calibration", "2"]) == 0
+    package = OpenVINOPackage.from_bytes((directory / package_file_name("int8")).read_bytes())
+    assert package.precision == "int8"

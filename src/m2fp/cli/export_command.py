@@ -105,7 +105,7 @@ def _convert(path: Path, key: bytes | None, precision: Precision, scenes: int):
 
     # int8 is quantised from the fp32 package, which need not be converted again if it exists
     wanted = Precision.FP32 if precision is Precision.INT8 else None
-    loaded = load_model(path, key=key, openvino=wanted)
+    loaded = load_model(path, key=key, openvino=wanted, network=True)
     fp32 = None
     if loaded.openvino is not None:
         fp32 = loaded.openvino.check(Precision.FP32.value, loaded.sha256)

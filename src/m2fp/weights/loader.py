@@ -202,6 +202,7 @@ def load_model(
     expected_sha256: str | None = None,
     device: torch.device | None = None,
     openvino: Precision | None = None,
+    network: bool = False,
 ) -> LoadedModel:
     """What a parser needs from whatever ``path`` holds (see ``open_model``): the network
     ready for inference on ``device`` (default the CPU, conv weights channels-last), or with
@@ -213,12 +214,14 @@ def load_model(
         openvino: the OpenVINO engine's package precision: ``openvino_<precision>.ovpkg`` in a
             model directory, or the attachment ``openvino_<precision>`` of an ``.m2fp`` file.
             None: the network only (the torch engine, export, quantisation).
+        network: build the network even where the package is there (quantising int8 from
+            the fp32 package calibrates with both).
 
     Raises:
         CheckpointError: as ``open_model``, or an OpenVINO package that does not parse.
         MissingExtraError: the network is needed (no such package) and torch is missing.
     """
-    if openvino is not None:
+    if openvino is not None and not network:
         packaged = _package_only(path, key, expected_sha256, openvino)
         if packaged is not None:
             return packaged
