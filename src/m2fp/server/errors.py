@@ -37,6 +37,10 @@ REASONS: dict[str, tuple[int, str]] = {
     "upload_timeout": (408, "The upload was not received in time."),
     "length_required": (411, "Send the body with a Content-Length; chunked bodies are refused."),
     "bad_request": (400, "The request is malformed."),
+    "unsupported_shape": (
+        400,
+        "The photo is too narrow for this service's engine (beyond about 40:1); crop it.",
+    ),
     "no_person": (400, "The photo has no such person to make the masks for."),
     "forbidden_origin": (403, "Requests from this origin are not allowed."),
     "unauthorized": (401, "A valid API key is required."),

@@ -172,6 +172,24 @@ async def test_device_out_of_memory_is_503_with_its_own_reason(tiny_parser):
         assert (await post(client)).status_code == 200  # the next photo is served
 
 
+async def test_a_shape_the_openvino_package_does_not_cover_is_400(openvino_model_dir):
+    # a parser from the package alone (no torch fallback): a 2000x20 photo becomes a
+    # network input 32 pixels high, which the exported graphs do not compute
+    from dataclasses import replace
+
+    from m2fp import HumanParser
+    from tests.conftest import golden_options
+
+    options = replace(golden_options(), engine="openvino")
+    parser = HumanParser.from_pretrained(openvino_model_dir, options=options)
+    app = create_app(tiny_settings(), parser=parser)
+    async with app_client(app) as client:
+        refused = await post(client, png_bytes(width=2000, height=20))
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"] == "unsupported_shape"
+        assert (await post(client)).status_code == 200  # the next photo is served
+
+
 async def test_device_memory_is_not_released_between_back_to_back_parses(tiny_parser):
     """Releasing after every parse whenever the queue is momentarily empty makes the next
     request allocate GBs again: the release waits for an idle period (30 s)."""

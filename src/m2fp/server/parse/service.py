@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from m2fp.compute.memory import release_free_memory
-from m2fp.errors import DeviceMemoryError
+from m2fp.errors import DeviceMemoryError, ImageError
 from m2fp.imaging.decode_pool import DecodePool
 from m2fp.predictor import HumanParser
 from m2fp.server.errors import ApiError
@@ -124,6 +124,11 @@ class ParseService:
                 except DeviceMemoryError:
                     # the parser already handed the failed forward's memory back
                     raise ApiError("device_out_of_memory") from None
+                except ImageError as exc:
+                    # an OpenVINO package alone covers network inputs of 64-4096 a side
+                    if exc.kind != "unsupported_shape":
+                        raise
+                    raise ApiError("unsupported_shape") from None
                 del image
                 if as_png:
                     reply = Reply(png_body(result, query), PNG_MEDIA_TYPE)

@@ -46,6 +46,7 @@ PARSE_REFUSALS = (
     "timeout",
     "storage_unavailable",
     "device_out_of_memory",
+    "unsupported_shape",
 )
 
 

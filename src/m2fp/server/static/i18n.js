@@ -171,6 +171,8 @@ const MESSAGES = {
     "error.overloaded": "The server is busy.",
     "error.timeout": "The analysis took too long.",
     "error.storage_unavailable": "The service is temporarily unavailable.",
+    "error.unsupported_shape":
+      "This photo is too narrow for the server (beyond about 40:1). Crop it and try again.",
     "error.device_out_of_memory":
       "The server has no memory free for this photo right now. Try again shortly, or send a " +
       "smaller photo.",
@@ -337,6 +339,7 @@ const MESSAGES = {
     "error.overloaded": "服务器繁忙。",
     "error.timeout": "分析超时。",
     "error.storage_unavailable": "服务暂时不可用。",
+    "error.unsupported_shape": "这张照片过于狭长（超过约 40:1），服务器无法处理。请裁剪后重试。",
     "error.device_out_of_memory": "服务器暂时没有足够的内存处理这张照片。请稍后重试，或上传更小的照片。",
     "error.too_many_scans": "此 JPEG 的渐进扫描次数超过服务器的处理上限。请另存为标准 JPEG 或 PNG。",
     "error.image_too_costly": "解码此图像所需的计算量超出服务器的限制。请另存为标准 JPEG 或 PNG。",
