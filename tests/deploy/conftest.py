@@ -73,26 +73,36 @@ def python_base(podman: Podman) -> BuiltImage:
     return BuiltImage(name=name, seconds=time.monotonic() - start)
 
 
-@pytest.fixture(scope="session")
-def m2fp_image(podman: Podman, python_base: BuiltImage) -> BuiltImage:
-    """deploy/Dockerfile built as a user would, on the stand-in base; torch from this
-    machine's wheel directory where there is one, else from the Dockerfile's default index.
-    Docker image format: the OCI format has no HEALTHCHECK."""
-    name, start = podman.image("m2fp"), time.monotonic()
-    torch_source: list[str] = []
+def _build(podman: Podman, *, base: BuiltImage, target: str, name: str) -> BuiltImage:
+    """``target`` of deploy/Dockerfile built as a user would, on the stand-in base. Docker image
+    format: the OCI format has no HEALTHCHECK."""
+    start, extra = time.monotonic(), []
     wheels = local_torch_wheels()
-    if wheels:
-        torch_source = [
+    if target == "full" and wheels:
+        extra = [
             "-v", f"{wheels}:/wheels:ro",
             "--build-arg", "TORCH_INDEX_URL=", "--build-arg", "TORCH_FIND_LINKS=/wheels",
         ]  # fmt: skip
     podman(
         "build", "--format", "docker", "--network=host", "--layers=false", "--force-rm",
-        "--build-arg", f"PYTHON_IMAGE={python_base.name}", *torch_source,
+        "--build-arg", f"PYTHON_IMAGE={base.name}", "--target", target, *extra,
         "-f", str(DOCKERFILE), "-t", name, str(REPO),
         timeout=IMAGE_BUILD_TIMEOUT,
     )  # fmt: skip
     return BuiltImage(name=name, seconds=time.monotonic() - start)
+
+
+@pytest.fixture(scope="session")
+def m2fp_image(podman: Podman, python_base: BuiltImage) -> BuiltImage:
+    """The full image (the default target, with torch): torch from this machine's wheel
+    directory where there is one, else from the Dockerfile's default index."""
+    return _build(podman, base=python_base, target="full", name=podman.image("m2fp"))
+
+
+@pytest.fixture(scope="session")
+def runtime_image(podman: Podman, python_base: BuiltImage) -> BuiltImage:
+    """The slim image (``--target runtime``, no torch)."""
+    return _build(podman, base=python_base, target="runtime", name=podman.image("m2fp-runtime"))
 
 
 @pytest.fixture(scope="session")
@@ -155,3 +165,46 @@ def encrypted_tiny_model(
     os.chown(encrypted.key, IMAGE_UID, IMAGE_UID)
     encrypted.key.chmod(0o400)
     return encrypted
+
+
+@pytest.fixture(scope="session")
+def openvino_visible_model_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``model_dir`` with its OpenVINO fp32 package beside the weights, exported with the CLI as
+    a user would on a machine with torch: what the slim image serves (it cannot convert)."""
+    target = tmp_path_factory.mktemp("container-openvino") / "model"
+    shutil.copytree(model_dir, target)
+    subprocess.run(
+        [sys.executable, "-m", "m2fp", "model", "export", str(target), "--format", "openvino"],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    for path in target.iterdir():
+        path.chmod(0o644)
+    return target
+
+
+@pytest.fixture(scope="session")
+def openvino_encrypted_model(
+    encrypted_tiny_model: EncryptedModel,
+    openvino_visible_model_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> EncryptedModel:
+    """``encrypted_tiny_model`` with the OpenVINO fp32 package of the same weights inside (a
+    new .m2fp under the same key, which stays the one key file), as ``m2fp model export
+    --format openvino --out`` writes it; the package is the one ``openvino_visible_model_dir``
+    converted, attached rather than converted twice (a minute or more on a busy machine)."""
+    from m2fp.engines.openvino_package import attachment_name, package_file_name
+    from m2fp.protection.convert import attach
+    from m2fp.protection.keys import read_key_file
+
+    models = tmp_path_factory.mktemp("container-openvino-encrypted") / "models"
+    models.mkdir(mode=0o755)
+    model = models / "m2fp.m2fp"
+    attach(
+        encrypted_tiny_model.model,
+        key=read_key_file(encrypted_tiny_model.key),
+        out=model,
+        name=attachment_name("fp32"),
+        data=(openvino_visible_model_dir / package_file_name("fp32")).read_bytes(),
+    )
+    model.chmod(0o644)
+    return EncryptedModel(model=model, key=encrypted_tiny_model.key)

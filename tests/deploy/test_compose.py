@@ -54,6 +54,27 @@ def test_app_cpus_are_whole_and_match_the_k8s_deployment(compose: dict) -> None:
         assert "--threads" not in str(app.get("command", "")), name
 
 
+def _default(value: str) -> tuple[str, str]:
+    """The variable and default of a compose ``${NAME:-default}`` value."""
+    match = re.fullmatch(r"\$\{(\w+):-([^}]+)\}", value)
+    assert match, f"{value} is not ${{NAME:-default}}"
+    return match.group(1), match.group(2)
+
+
+def test_apps_build_either_image_the_full_one_by_default(compose: dict) -> None:
+    """M2FP_TARGET picks the Dockerfile target (full by default, runtime the slim one) and
+    M2FP_IMAGE its name; the engine is the image's own default, so nothing else changes."""
+    stages = re.findall(r"^FROM \S+ AS (\S+)$", (DEPLOY / "Dockerfile").read_text(), re.M)
+    documented = (DEPLOY / "compose.yaml").read_text()
+    for name, app in _apps(compose).items():
+        variable, target = _default(app["build"]["target"])
+        assert (variable, target) == ("M2FP_TARGET", stages[-1]), name
+        assert "runtime" in stages and f"{variable}=runtime" in documented
+        variable, image = _default(app["image"])
+        assert (variable, image) == ("M2FP_IMAGE", "m2fp:0.1.0"), name
+        assert "M2FP_ENGINE" not in app["environment"], name
+
+
 def test_every_service_is_hardened(compose: dict) -> None:
     assert re.findall(r"^USER (\S+)", (DEPLOY / "Dockerfile").read_text(), re.M) == [IMAGE_USER]
     for name, service in compose["services"].items():

@@ -1,5 +1,6 @@
 """deploy/Dockerfile, read without a Docker engine: sources, stages, user, health check, and the
-same install steps as scripts/setup.sh (what .ci/run runs natively)."""
+same install steps as scripts/setup.sh (what .ci/run runs natively); both images it makes, the
+full one (the last stage) and the slim one (``--target runtime``), hardened alike."""
 
 from __future__ import annotations
 
@@ -112,14 +113,68 @@ def extras(requirement: str) -> tuple[str, set[str]]:
     return path, set(rest.rstrip("]").split(",")) if rest else set()
 
 
+def lineage(stages: list[Stage], stage: Stage) -> list[Stage]:
+    """``stage`` and the earlier stages it is built ``FROM``, the base-most first."""
+    names = {s.name: s for s in stages if s.name}
+    chain = [stage]
+    while chain[0].base in names:
+        chain.insert(0, names[chain[0].base])
+    return chain
+
+
+def image_config(stages: list[Stage], stage: Stage) -> Stage:
+    """What an image built up to ``stage`` holds: the instructions of its whole lineage."""
+    chain = lineage(stages, stage)
+    return Stage(
+        base=chain[0].base,
+        name=stage.name,
+        instructions=[instruction for s in chain for instruction in s.instructions],
+    )
+
+
 @pytest.fixture(scope="module")
 def stages() -> list[Stage]:
     return parse_dockerfile(DOCKERFILE.read_text())
 
 
+def target(stages: list[Stage], name: str) -> Stage:
+    """The image a target makes: ``full`` is the last stage (what a build without --target
+    makes), ``runtime`` the slim one."""
+    if name == "full":
+        assert stages[-1].name == "full"
+        return stages[-1]
+    (stage,) = [s for s in stages if s.name == name]
+    return stage
+
+
+TARGETS = ["full", "runtime"]
+# the stage each image copies its virtualenv from
+BUILD_STAGES = {"full": "build", "runtime": "build-runtime"}
+
+
+def build_stage(stages: list[Stage], image: str) -> Stage:
+    (stage,) = [s for s in stages if s.name == BUILD_STAGES[image]]
+    return stage
+
+
 def test_multi_stage_on_debian_slim_python(stages: list[Stage]) -> None:
     assert len(stages) >= 2
-    assert all(stage.base == BASE_IMAGE for stage in stages)
+    earlier: set[str] = set()
+    for stage in stages:
+        assert stage.base == BASE_IMAGE or stage.base in earlier, stage.base
+        earlier.add(stage.name)
+    for image in TARGETS:
+        assert lineage(stages, target(stages, image))[0].base == BASE_IMAGE
+
+
+def test_the_slim_target_comes_before_the_torch_stages(stages: list[Stage]) -> None:
+    """A builder that builds every stage up to the target (no skipping of unused ones) builds
+    no torch for ``--target runtime``."""
+    names = [stage.name for stage in stages]
+    runtime = names.index("runtime")
+    assert names.index(BUILD_STAGES["full"]) > runtime
+    for stage in stages[: runtime + 1]:
+        assert "torch==" not in " ".join(stage.args("RUN")), stage.name
 
 
 def test_copy_sources_exist_and_are_in_the_build_context(stages: list[Stage]) -> None:
@@ -139,45 +194,62 @@ def test_copy_sources_exist_and_are_in_the_build_context(stages: list[Stage]) ->
         assert dockerignore_excludes(unwanted, patterns), unwanted
 
 
-def test_final_stage_copies_only_the_venv(stages: list[Stage]) -> None:
-    build_names = {stage.name for stage in stages[:-1]}
-    copies = stages[-1].args("COPY")
+@pytest.mark.parametrize("image", TARGETS)
+def test_final_stage_copies_only_the_venv(stages: list[Stage], image: str) -> None:
+    config = image_config(stages, target(stages, image))
+    copies = config.args("COPY")
     assert copies
     for args in copies:
         source_stage, *paths = args.removeprefix("--from=").split()
-        assert source_stage in build_names
+        assert source_stage == BUILD_STAGES[image]
         assert paths == ["/opt/m2fp", "/opt/m2fp"]
 
 
-def test_final_stage_runs_as_numeric_non_root_user(stages: list[Stage]) -> None:
-    user = stages[-1].args("USER")[-1]
+@pytest.mark.parametrize("image", TARGETS)
+def test_final_stage_runs_as_numeric_non_root_user(stages: list[Stage], image: str) -> None:
+    user = image_config(stages, target(stages, image)).args("USER")[-1]
     uid, _, gid = user.partition(":")
     assert uid.isdigit() and int(uid) > 0
     assert not gid or (gid.isdigit() and int(gid) > 0)
 
 
-def test_final_stage_health_check_uses_python_on_healthz(stages: list[Stage]) -> None:
-    (healthcheck,) = stages[-1].args("HEALTHCHECK")
+@pytest.mark.parametrize("image", TARGETS)
+def test_final_stage_health_check_uses_python_on_healthz(stages: list[Stage], image: str) -> None:
+    (healthcheck,) = image_config(stages, target(stages, image)).args("HEALTHCHECK")
     command = json.loads(healthcheck[healthcheck.index("CMD") + 3 :])
     assert command[0] == "python" and "urllib.request" in command[2]
     assert "/healthz" in command[2]
 
 
-def test_final_stage_has_no_compiler_or_package_manager(stages: list[Stage]) -> None:
-    final_runs = " && ".join(stages[-1].args("RUN"))
+@pytest.mark.parametrize("image", TARGETS)
+def test_final_stage_has_no_compiler_or_package_manager(stages: list[Stage], image: str) -> None:
+    final_runs = " && ".join(image_config(stages, target(stages, image)).args("RUN"))
     assert not BUILD_TOOLS.search(final_runs)
     assert re.search(r"pip uninstall --yes pip setuptools", final_runs)
     assert "rm -f /usr/bin/apt" in final_runs and "/usr/bin/dpkg" in final_runs
-    build_runs = " && ".join(r for s in stages[:-1] for r in s.args("RUN"))
+    build_runs = " && ".join(build_stage(stages, image).args("RUN"))
     assert "/opt/m2fp/bin/pip uninstall --yes pip setuptools" in build_runs
 
 
-def test_entrypoint_disables_core_dumps_and_runs_the_server(stages: list[Stage]) -> None:
-    entrypoint = json.loads(stages[-1].args("ENTRYPOINT")[-1])
+@pytest.mark.parametrize("image", TARGETS)
+def test_entrypoint_disables_core_dumps_and_runs_the_server(
+    stages: list[Stage], image: str
+) -> None:
+    config = image_config(stages, target(stages, image))
+    entrypoint = json.loads(config.args("ENTRYPOINT")[-1])
     assert entrypoint[:2] == ["/bin/sh", "-c"]
     assert entrypoint[2].startswith("ulimit -c 0 && exec m2fp serve ")
-    env = " ".join(stages[-1].args("ENV"))
+    env = " ".join(config.args("ENV"))
     assert "PYTHONDONTWRITEBYTECODE=1" in env and "HOME=/tmp" in env
+
+
+def test_slim_image_installs_the_runtime_extra_and_checks_for_torch(stages: list[Stage]) -> None:
+    runs = " && ".join(build_stage(stages, "runtime").args("RUN"))
+    (install,) = pip_installs(runs)
+    assert pip_requirements(install) == [".[runtime]"]
+    assert "find_spec('torch') is not None" in runs  # the build fails where torch came in
+    env = " ".join(target(stages, "runtime").args("ENV"))
+    assert "M2FP_ENGINE=openvino" in env  # the one engine it has
 
 
 def build_arg_defaults(stage: Stage) -> dict[str, str]:
@@ -191,8 +263,8 @@ def test_install_steps_are_those_of_setup_script(stages: list[Stage]) -> None:
     assert "bash scripts/setup.sh" in (REPO / ".ci" / "run").read_text()
     # the project's venv (.venv-checkov is a tool venv the image has no use for)
     native = [c for c in pip_installs(setup) if c.startswith(".venv/")]
-    defaults = build_arg_defaults(stages[0])
-    runs = " && ".join(r for s in stages[:-1] for r in s.args("RUN"))
+    defaults = build_arg_defaults(build_stage(stages, "full"))
+    runs = " && ".join(build_stage(stages, "full").args("RUN"))
     image = pip_installs(expand_build_args(runs, defaults))
     assert len(native) == len(image) == 2
     # first the pinned CPU torch, the same pin, by default from the CPU wheel index
@@ -210,7 +282,7 @@ def test_install_steps_are_those_of_setup_script(stages: list[Stage]) -> None:
 def test_torch_source_is_a_build_argument(stages: list[Stage]) -> None:
     """What the container test passes where the CPU index is out of reach: pip's default index
     for torch's own requirements and a mounted directory holding the wheel."""
-    runs = " && ".join(stages[0].args("RUN"))
+    runs = " && ".join(build_stage(stages, "full").args("RUN"))
     local = {"TORCH_INDEX_URL": "", "TORCH_FIND_LINKS": "/wheels"}
     (torch,) = [c for c in pip_installs(expand_build_args(runs, local)) if "torch==" in c]
     assert shlex.split(torch)[2:] == ["--find-links", "/wheels", "torch==2.13.0"]

@@ -273,6 +273,21 @@ def test_namespace_and_image_digests_are_set_once_in_the_kustomization(manifests
             assert container.get("imagePullPolicy", "IfNotPresent") == "IfNotPresent", name
 
 
+def test_either_m2fp_image_fits_the_manifests(manifests: dict) -> None:
+    """The kustomization's m2fp entry picks the full or the slim image alone: no pod names an
+    engine (each image has its own default: torch, or OpenVINO in the slim one, which has no
+    torch) and both images come from deploy/Dockerfile's targets."""
+    stages = re.findall(r"^FROM \S+ AS (\S+)$", (K8S.parent / "Dockerfile").read_text(), re.M)
+    assert {"runtime", "full"} <= set(stages)
+    assert "--target runtime" in (K8S / "kustomization.yaml").read_text()
+    for name, pod in _pods(manifests).items():
+        for container in pod["containers"] + pod.get("initContainers", []):
+            if container["image"].split(":")[0] == "m2fp":
+                env = {variable["name"] for variable in container.get("env", [])}
+                assert "M2FP_ENGINE" not in env, name
+                assert "--engine" not in " ".join(container.get("args", [])), name
+
+
 def test_network_policies_fence_app_and_redis(manifests: dict) -> None:
     redis_policy = manifests[("NetworkPolicy", "m2fp-redis")]
     (rule,) = redis_policy["spec"]["ingress"]

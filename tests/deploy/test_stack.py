@@ -3,8 +3,8 @@ replicas sharing limits and bans through it, and nginx rendered from
 deploy/nginx/m2fp.conf.template with a freshly generated self-signed certificate.
 
 Each test speaks from its own loopback source address (127.0.0.N), so each is a distinct client
-with its own quota. Tests that disturb the stack (Redis outage, a killed replica) restore it
-before they return and run last.
+with its own quota. Tests that disturb the stack (Redis outage, a killed replica) get a stack
+of their own (``own_stack``), so the tests run in any order.
 """
 
 from __future__ import annotations
