@@ -52,6 +52,7 @@ def quantized_parts(flags: frozenset[str]) -> tuple[str, ...]:
 
 
 def _nncf():
+    _openvino()  # first: NNCF imports OpenVINO, whose telemetry _openvino refuses
     try:
         import nncf
     except ImportError as exc:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,6 +62,17 @@ OPENVINO_MISSING = "the OpenVINO engine needs the optional package: pip install 
 
 
 def _openvino():
+    """The ``openvino`` module, imported with OpenVINO's usage telemetry refused.
+
+    With ``openvino-telemetry`` installed (a dependency of the ``openvino`` wheel), every
+    ``import openvino`` writes a client ID and usage stats under ``$HOME/intel`` and queues
+    analytics events unless the user opted out. A service for photos of people sends nothing
+    to anyone it was not asked to, so the telemetry module is made unimportable before the
+    first import: OpenVINO (and NNCF, imported after it) then use their own no-op stubs.
+    Every import of OpenVINO in m2fp goes through here.
+    """
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)
     try:
         import openvino
     except ImportError as exc:
