@@ -94,7 +94,7 @@ def network_outputs(parser: HumanParser, photo: Image.Image) -> tuple[np.ndarray
     """The multi-person network's float32 class logits Qx(K+1) and mask logits QxHp/4xWp/4."""
     _, batch = parser._preprocess(photo)
     class_logits, mask_logits = parser._forward(batch)
-    return class_logits[0].numpy(), mask_logits[0].numpy()
+    return np.asarray(class_logits[0]), np.asarray(mask_logits[0])
 
 
 def drift(ours: np.ndarray, exact: np.ndarray) -> float:
@@ -153,7 +153,7 @@ def test_bf16_runs_every_layer_in_bf16_but_the_output_heads(photos):
     assert len(heads) == 4  # class_embed and the mask MLP's three layers
     assert {name for name, dtype in answered.items() if dtype is torch.float32} == heads
     assert {dtype for name, dtype in answered.items() if name not in heads} == {torch.bfloat16}
-    assert class_logits.dtype is mask_logits.dtype is torch.float32
+    assert class_logits.dtype == mask_logits.dtype == np.float32  # handed back on the host
 
 
 def test_bf16_outputs_stay_within_bf16_rounding_of_exact(photos):

@@ -7,12 +7,16 @@ any batch size, and is the fallback for inputs the exported graphs do not cover
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
 import torch
 
 from m2fp.compute.options import Precision
 from m2fp.compute.precision import compute, prepare_model
 from m2fp.modeling.m2fp import M2FP
+
+if TYPE_CHECKING:  # the engine runs on torch alone (benchmarks/gpu_check.py imports it so)
+    import numpy as np
 
 
 class TorchEngine:
