@@ -317,7 +317,7 @@ def _package_only(
         return LoadedModel(model=None, config=config, sha256=digest, openvino=_read_package(beside))
     if key is None:
         raise ModelKeyError(MISSING_KEY)
-    from m2fp.protection.envelope_chunks import decrypted_payload
+    from m2fp.protection.envelope_chunks import decrypted_sections
     from m2fp.protection.envelope_header import is_envelope, open_envelope
 
     if not is_envelope(sniff(path)):
@@ -326,14 +326,13 @@ def _package_only(
     with open_envelope(path) as (_, header):
         if name not in {section[0] for section in header.sections()}:
             return None
-    with decrypted_payload(path, parse_key(key), expected_sha256=expected_sha256) as (
-        header,
-        data,
-    ):
+    # every chunk authenticated and every section hashed; only the package's bytes are kept
+    with decrypted_sections(
+        path, parse_key(key), keep={name: None}, expected_sha256=expected_sha256
+    ) as (header, kept):
         validate_config(header.config)
-        start, stop = next((a, b) for n, a, b, _ in header.sections() if n == name)
-        # from_bytes copies what it keeps: the plaintext is wiped when this block ends
-        package = OpenVINOPackage.from_bytes(memoryview(data)[start:stop])
+        # from_bytes copies what it keeps: the kept bytes are wiped when this block ends
+        package = OpenVINOPackage.from_bytes(memoryview(kept.get(name, b"")))
         return LoadedModel(
             model=None, config=header.config, sha256=header.plaintext_sha256, openvino=package
         )
