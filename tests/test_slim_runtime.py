@@ -246,3 +246,81 @@ def test_loading_a_package_reads_no_weights_into_tensors(openvino_model_dir):
         """
     )
     assert_no_torch(proc)
+
+
+def info_without_torch(*args: str) -> str:
+    """``m2fp model info ARGS`` run with torch refused: its standard output."""
+    command = ["model", "info", *args]
+    proc = run_without_torch(f"from m2fp.cli import run\nassert run({command!r}) == 0\n")
+    assert_no_torch(proc)
+    return proc.stdout.removesuffix(ABSENT + "\n") if ABSENT in proc.stdout else proc.stdout
+
+
+@pytest.fixture(scope="module")
+def packaged_envelope(openvino_model_dir, tmp_path_factory):
+    """The package directory as an ``.m2fp`` file (fp32 attachment) and its key file."""
+    from tests.utils.model_keys import make_key_file
+
+    where = tmp_path_factory.mktemp("slim_info")
+    key_file = make_key_file(where / "model.key")
+    envelope = where / "tiny.m2fp"
+    encrypt = ["model", "encrypt", str(openvino_model_dir), "--key-file", str(key_file)]
+    assert run([*encrypt, "--out", str(envelope)]) == 0
+    return envelope, key_file
+
+
+@pytest.mark.parametrize("form", ["directory", "m2fp"])
+def test_model_info_without_torch_reports_what_the_torch_install_does(
+    form, openvino_model_dir, packaged_envelope, capsys
+):
+    envelope, key_file = packaged_envelope
+    args = [str(openvino_model_dir)] if form == "directory" else [str(envelope)]
+    args += [] if form == "directory" else ["--key-file", str(key_file)]
+    capsys.readouterr()
+    assert run(["model", "info", "--json", *args]) == 0  # with torch, in this process
+    with_torch = json.loads(capsys.readouterr().out)
+    assert run(["model", "info", *args]) == 0
+    summary_with_torch = capsys.readouterr().out
+    slim = json.loads(info_without_torch("--json", *args))
+    # the compute facts differ by install: the default torch engine cannot run without torch
+    with_torch.pop("compute")
+    assert slim.pop("compute") == {"engine": "torch", "unavailable": TORCH_LINE[len("m2fp: ") :]}
+    assert slim == with_torch
+    assert slim["openvino_packages"]["fp32"]["matches_weights"]
+    # the same rows but the compute facts (the labels align to the longest: compare words)
+    assert rows(info_without_torch(*args)) == rows(summary_with_torch)
+
+
+def rows(summary: str) -> list[list[str]]:
+    return [
+        line.split()
+        for line in summary.splitlines()
+        if not line.startswith(("compute", "available"))
+    ]
+
+
+def test_model_info_without_torch_authenticates_the_whole_envelope(packaged_envelope, tmp_path):
+    envelope, key_file = packaged_envelope
+    tampered = tmp_path / "tampered.m2fp"
+    data = bytearray(envelope.read_bytes())
+    data[-40] ^= 1  # inside the last chunk: neither the weights' head nor the header
+    tampered.write_bytes(data)
+    command = ["model", "info", str(tampered), "--key-file", str(key_file)]
+    proc = run_without_torch(f"from m2fp.cli import run\nprint(run({command!r}))\n")
+    assert_no_torch(proc)
+    assert proc.stdout.splitlines()[0] == "1"
+    problems = proc.stderr.strip().splitlines()
+    assert len(problems) == 1 and "failed authentication" in problems[0], proc.stderr
+
+
+def test_model_info_of_a_pt_checkpoint_without_torch_names_the_extra(tmp_path):
+    import shutil
+
+    from tests.conftest import GOLDEN
+
+    shutil.copy(GOLDEN / "configuration.json", tmp_path / "configuration.json")
+    (tmp_path / "pytorch_model.pt").write_bytes(b"a pickle archive torch would read")
+    command = ["model", "info", str(tmp_path)]
+    proc = run_without_torch(f"from m2fp.cli import run\nprint(run({command!r}))\n")
+    assert_no_torch(proc)
+    assert proc.stderr.strip().splitlines() == [TORCH_LINE]

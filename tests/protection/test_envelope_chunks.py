@@ -13,11 +13,17 @@ from cryptography.exceptions import InvalidTag
 
 from m2fp.errors import CheckpointError, IntegrityError, ModelKeyError
 from m2fp.protection import envelope_chunks
-from m2fp.protection.envelope_chunks import decrypt_chunks, encrypt_chunks, split_payload
+from m2fp.protection.envelope_chunks import (
+    decrypt_chunks,
+    decrypted_sections,
+    encrypt_chunks,
+    split_payload,
+)
 from m2fp.protection.envelope_header import (
     MIN_CHUNK_SIZE,
     PREFIX,
     TAG_BYTES,
+    Attachment,
     Header,
     new_header,
     read_header,
@@ -236,3 +242,60 @@ def test_writer_refuses_inconsistent_input():
             new_header(
                 config={}, key=KEY, plaintext_size=0, plaintext_sha256="0" * 64, chunk_size=size
             )
+
+
+def seal_with_attachment(attachment: bytes, key: bytes = KEY) -> bytes:
+    """PAYLOAD as the weights, then ``attachment`` as section ``extra`` (spanning chunks)."""
+    header = new_header(
+        config=golden_config(),
+        key=key,
+        plaintext_size=len(PAYLOAD),
+        plaintext_sha256=hashlib.sha256(PAYLOAD).hexdigest(),
+        chunk_size=CS,
+        attachments=(
+            Attachment(
+                name="extra", size=len(attachment), sha256=hashlib.sha256(attachment).hexdigest()
+            ),
+        ),
+    )
+    out = io.BytesIO()
+    encrypt_chunks(out, header, key, split_payload(header, PAYLOAD, attachment))
+    return out.getvalue()
+
+
+ATTACHED = bytes(reversed(range(256))) * (CS * 3 // 256) + b"tail"
+
+
+def test_decrypted_sections_keeps_only_what_is_asked(tmp_path):
+    path = tmp_path / "model.m2fp"
+    path.write_bytes(seal_with_attachment(ATTACHED))
+    with decrypted_sections(path, KEY, keep={"weights": 100, "extra": None}) as (header, kept):
+        assert header.plaintext_size == len(PAYLOAD)
+        assert bytes(kept["weights"]) == PAYLOAD[:100]
+        assert bytes(kept["extra"]) == ATTACHED
+        held = list(kept.values())
+    assert all(not any(buffer) for buffer in held)  # wiped when the block ends
+    with decrypted_sections(path, KEY, keep={"extra": CS + 5, "absent": None}) as (_, kept):
+        assert kept.keys() == {"extra"} and bytes(kept["extra"]) == ATTACHED[: CS + 5]
+
+
+@pytest.mark.parametrize("where", ["weights", "attachment"])
+def test_decrypted_sections_authenticates_the_sections_it_does_not_keep(tmp_path, where):
+    data = bytearray(seal_with_attachment(ATTACHED))
+    data[-20 if where == "attachment" else len(header_of(bytes(data)).raw) + CS + 3] ^= 1
+    path = tmp_path / "model.m2fp"
+    path.write_bytes(data)
+    keep = {"weights": 8} if where == "attachment" else {"extra": None}
+    failed = pytest.raises(IntegrityError, match="failed authentication")
+    with failed, decrypted_sections(path, KEY, keep=keep):
+        pytest.fail("the block ran on a file that does not authenticate")
+
+
+def test_decrypted_sections_checks_the_pin_and_the_key(tmp_path):
+    path = tmp_path / "model.m2fp"
+    path.write_bytes(seal_with_attachment(ATTACHED))
+    pinned = decrypted_sections(path, KEY, keep={}, expected_sha256="0" * 64)
+    with pytest.raises(IntegrityError), pinned:
+        pass
+    with pytest.raises(ModelKeyError), decrypted_sections(path, generate_key(), keep={}):
+        pass

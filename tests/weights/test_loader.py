@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,10 @@ import torch
 from torch.torch_version import TorchVersion
 
 from m2fp import HumanParser
+from m2fp.compute.options import Precision
+from m2fp.engines.openvino_package import OpenVINOPackage
 from m2fp.errors import CheckpointError, IntegrityError, ModelKeyError
-from m2fp.protection.envelope_header import open_envelope
+from m2fp.protection.envelope_header import MIN_CHUNK_SIZE, TAG_BYTES, open_envelope
 from m2fp.protection.keys import encode_key, generate_key
 from m2fp.weights import loader
 from m2fp.weights.checkpoint import state_dict_from_bytes
@@ -226,3 +229,57 @@ def test_model_config_reads_the_classes_without_the_weights(
     other.write_bytes(b"\x00" * 64)
     with pytest.raises(CheckpointError, match="neither a model directory"):
         model_config(other, key=model_key)
+
+
+SMALL = 16 * MIN_CHUNK_SIZE  # 64 KiB chunks: the weights and the package span many
+
+
+@pytest.fixture(scope="module")
+def packaged_envelope(openvino_model_dir, tmp_path_factory, model_key):
+    """The tiny model with its fp32 OpenVINO package as an ``.m2fp`` file in small chunks
+    (the weights, then the package attachment), and the file's header."""
+    from m2fp.protection.convert import encrypt_payload, model_dir_payload
+
+    payload = model_dir_payload(openvino_model_dir)
+    package = (openvino_model_dir / "openvino_fp32.ovpkg").read_bytes()
+    restamped = replace(OpenVINOPackage.from_bytes(package), weights_sha256=payload.sha256)
+    out = tmp_path_factory.mktemp("packaged") / "tiny.m2fp"
+    attachments = {"openvino_fp32": restamped.to_bytes()}
+    encrypt_payload(payload, key=model_key, out=out, attachments=attachments, chunk_size=SMALL)
+    with open_envelope(out) as (_, header):
+        return out, header
+
+
+def test_package_only_loading_keeps_only_the_package(monkeypatch, packaged_envelope, model_key):
+    # it used to decrypt the whole payload (weights and package) into one buffer
+    from m2fp.protection import envelope_chunks
+
+    def whole_payload(*args, **kwargs):
+        raise AssertionError("the whole payload was decrypted into memory")
+
+    monkeypatch.setattr(envelope_chunks, "decrypted_payload", whole_payload)
+    path, header = packaged_envelope
+    loaded = load_model(path, key=model_key, openvino=Precision.FP32)
+    assert loaded.model is None and loaded.sha256 == header.plaintext_sha256
+    assert loaded.openvino.weights_sha256 == header.plaintext_sha256
+
+
+@pytest.mark.parametrize("section", ["weights", "openvino_fp32"])
+def test_package_only_loading_authenticates_every_section(
+    tmp_path, packaged_envelope, model_key, section
+):
+    path, header = packaged_envelope
+    start = next(begin for name, begin, _, _ in header.sections() if name == section)
+    chunk = (start + 100) // SMALL  # a chunk inside the section, past the weights' header
+    data = bytearray(path.read_bytes())
+    data[len(header.raw) + chunk * (SMALL + TAG_BYTES) + 7] ^= 1
+    tampered = tmp_path / "tampered.m2fp"
+    tampered.write_bytes(data)
+    with pytest.raises(IntegrityError, match="failed authentication"):
+        load_model(tampered, key=model_key, openvino=Precision.FP32)
+
+
+def test_package_only_loading_checks_the_pin(packaged_envelope, model_key):
+    path, _ = packaged_envelope
+    with pytest.raises(IntegrityError):
+        load_model(path, key=model_key, openvino=Precision.FP32, expected_sha256="0" * 64)

@@ -6,17 +6,19 @@ import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from m2fp.cli.errors import EXIT_USAGE, CLIError
 from m2fp.cli.model_lookup import model_path, required_key
 from m2fp.cli.model_summary import summary_lines
 from m2fp.cli.terminal_text import escape_controls
-from m2fp.compute.options import Precision
+from m2fp.compute.options import Engine
 from m2fp.compute.parser_options import ParserOptions
 from m2fp.compute.report import compute_report
-from m2fp.engines.openvino_package import attachment_name, package_file_name, packages_beside
+from m2fp.engines.openvino_package import attachment_name, packages_beside
+from m2fp.errors import TORCH_MISSING, MissingExtraError
 from m2fp.protection.keys import key_id, read_key_file
-from m2fp.weights.loader import open_model, openvino_package
+from m2fp.weights.model_report import model_report
 
 
 def _print_report(
@@ -25,30 +27,26 @@ def _print_report(
     """Open (and so check) the model, then print what it is, the OpenVINO packages that
     travel with it and, with ``options``, what they mean on this machine: a readable
     summary, or with ``as_json`` the whole report as JSON (what scripts read)."""
-    with open_model(path, key=key) as weights:
-        report = weights.describe()
-        packages = {}
-        for precision in (Precision.FP32, Precision.INT8):
-            package = openvino_package(path, weights, precision)
-            if package is not None:
-                where = (
-                    f"attachment {attachment_name(precision.value)}"
-                    if path.is_file()
-                    else package_file_name(precision.value)
-                )
-                packages[precision.value] = {
-                    **package.describe(),
-                    "where": where,
-                    "matches_weights": package.weights_sha256 == weights.sha256,
-                }
-        report["openvino_packages"] = packages
+    report = model_report(path, key)
     if options is not None:
-        report["compute"] = compute_report(options)
+        report["compute"] = _compute(options)
     if as_json:
         print(json.dumps(report, indent=2))
     else:
         for line in summary_lines(path, report):
             print(escape_controls(line))
+
+
+def _compute(options: ParserOptions) -> dict[str, Any]:
+    """``compute_report``; on the slim runtime, where the default torch engine is not
+    installed, the engine asked for and why it cannot run here instead of a refusal: the
+    model is still described (``--engine openvino`` reports the engine that runs)."""
+    try:
+        return compute_report(options)
+    except MissingExtraError as exc:
+        if options.engine is not Engine.TORCH or str(exc) != TORCH_MISSING:
+            raise
+        return {"engine": options.engine.value, "unavailable": TORCH_MISSING}
 
 
 def info(args: argparse.Namespace) -> int:

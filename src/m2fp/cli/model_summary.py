@@ -53,6 +53,8 @@ def _packages(packages: dict[str, dict[str, Any]]) -> str:
 
 
 def _compute(compute: dict[str, Any]) -> list[tuple[str, str]]:
+    if "unavailable" in compute:  # the torch engine on the slim runtime
+        return [("compute", f"{compute.get('engine')} engine: {compute['unavailable']}")]
     threads = compute.get("threads")
     chosen = f"{compute.get('device')}, {compute.get('engine')}, {compute.get('precision')}"
     chosen += f" ({compute.get('accuracy')})"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -186,3 +186,47 @@ def decrypted_payload(
             yield header, plaintext
         finally:
             wipe(plaintext)
+
+
+@contextmanager
+def decrypted_sections(
+    path: Path, key: bytes, *, keep: Mapping[str, int | None], expected_sha256: str | None = None
+) -> Iterator[tuple[Header, dict[str, bytearray]]]:
+    """An ``.m2fp`` file authenticated and hashed whole, as ``decrypted_payload``, holding
+    only what a reader needs: the first ``keep[name]`` bytes of each named section (the
+    weights' safetensors header, the OpenVINO package), not the whole payload. Every chunk's
+    tag and every section's sha256 are checked before the block runs; the kept bytes are wiped
+    when it ends (also on error).
+
+    Args:
+        keep: section name (``weights`` or an attachment's) -> bytes kept from its start
+            (None, or more than it holds: all of it); sections not named are only checked.
+
+    Returns:
+        (the header, section name -> its kept bytes) for the named sections the file has.
+
+    Raises:
+        ModelKeyError, IntegrityError: as ``decrypted_payload``.
+    """
+    with open_envelope(path) as (stream, header):
+        check_key(header, key)
+        check_pin(header.plaintext_sha256, expected_sha256)
+        spans = {
+            name: (start, stop if keep[name] is None else min(stop, start + max(0, keep[name])))
+            for name, start, stop, _ in header.sections()
+            if name in keep
+        }
+        kept = {name: bytearray(stop - start) for name, (start, stop) in spans.items()}
+        try:
+            offset = 0
+            for chunk in decrypt_chunks(stream, header, key):
+                end = offset + len(chunk)
+                for name, (start, stop) in spans.items():
+                    low, high = max(start, offset), min(stop, end)
+                    if low < high:
+                        kept[name][low - start : high - start] = chunk[low - offset : high - offset]
+                offset = end
+            yield header, kept
+        finally:
+            for buffer in kept.values():
+                wipe(buffer)

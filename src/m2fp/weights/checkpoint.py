@@ -23,8 +23,7 @@ from torch.torch_version import TorchVersion
 
 from m2fp.build import build_model
 from m2fp.errors import CheckpointError, ModelNotFoundError
-from m2fp.labels import label_set_of
-from m2fp.task import task_of
+from m2fp.weights.description import describe_weights
 from m2fp.weights.model_files import find_weights, read_config
 from m2fp.weights.safetensors_view import tensors_from_safetensors
 from m2fp.weights.sha256_pin import check_pin
@@ -71,19 +70,14 @@ class ModelWeights:
 
     def describe(self) -> dict[str, Any]:
         """What ``m2fp model info`` prints: everything but the tensors."""
-        report = {
-            "config": self.config,
-            "parameters": self.parameters,
-            "task": task_of(self.config).value,
-            "label_set": label_set_of(tuple(self.config["classes"])).name,
-            "classes": self.config["classes"],
-            "weights_file": self.weights_file,
-            "weights_bytes": self.weights_bytes,
-            "sha256": self.sha256,
-        }
-        if self.protection is not None:
-            report["protection"] = self.protection
-        return report
+        return describe_weights(
+            config=self.config,
+            parameters=self.parameters,
+            weights_file=self.weights_file,
+            weights_bytes=self.weights_bytes,
+            sha256=self.sha256,
+            protection=self.protection,
+        )
 
 
 def require_safe_torch() -> None:

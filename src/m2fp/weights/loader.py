@@ -102,7 +102,7 @@ def _open_protected(
     from m2fp.weights.safetensors_view import tensors_from_safetensors
 
     raw_key = parse_key(key)
-    prefix = _sniff(path)
+    prefix = sniff(path)
     if is_envelope(prefix):
         with decrypted_payload(path, raw_key, expected_sha256=expected_sha256) as (header, data):
             view = memoryview(data)
@@ -120,7 +120,7 @@ def _open_protected(
             )
         return
     if not is_fernet_token(prefix):
-        raise _not_a_model(path)
+        raise not_a_model(path)
     config = read_config(path.parent)
     state_dict, digest, size = decrypt_checkpoint(path, raw_key)
     try:
@@ -167,7 +167,7 @@ def model_config(path: Path, *, key: bytes | str | None = None) -> dict[str, Any
     from m2fp.protection.envelope_header import is_envelope, open_envelope
     from m2fp.protection.fernet_compat import is_fernet_token
 
-    prefix = _sniff(path)
+    prefix = sniff(path)
     if is_envelope(prefix):
         from m2fp.protection.envelope_chunks import decrypt_chunks
 
@@ -178,17 +178,17 @@ def model_config(path: Path, *, key: bytes | str | None = None) -> dict[str, Any
         validate_config(header.config)
         return header.config
     if not is_fernet_token(prefix):
-        raise _not_a_model(path)
+        raise not_a_model(path)
     return read_config(path.parent)
 
 
-def _not_a_model(path: Path) -> CheckpointError:
+def not_a_model(path: Path) -> CheckpointError:
     return CheckpointError(
         f"{path.name} is neither a model directory, an .m2fp file nor a Fernet-wrapped checkpoint"
     )
 
 
-def _sniff(path: Path) -> bytes:
+def sniff(path: Path) -> bytes:
     try:
         with path.open("rb") as handle:
             return handle.read(SNIFF_BYTES)
@@ -275,22 +275,25 @@ def load_model(
             device=device,
             channels_last=True,
         )
-        package = None if openvino is None else openvino_package(path, weights, openvino)
+        package = (
+            None if openvino is None else openvino_package(path, weights.attachments, openvino)
+        )
         return LoadedModel(
             model=model, config=weights.config, sha256=weights.sha256, openvino=package
         )
 
 
 def openvino_package(
-    path: Path, weights: ModelWeights, precision: Precision
+    path: Path, attachments: Mapping[str, memoryview], precision: Precision
 ) -> OpenVINOPackage | None:
     """The OpenVINO package of ``precision`` that travels with the weights ``path`` holds,
-    if any: an attachment of the envelope, or the file beside the weights.
+    if any: one of the envelope's ``attachments`` (``ModelWeights.attachments``), or the
+    file beside the weights.
 
     Raises:
         CheckpointError: it does not parse (``OpenVINOPackage.from_bytes``).
     """
-    attached = weights.attachments.get(attachment_name(precision))
+    attached = attachments.get(attachment_name(precision))
     if attached is not None:
         return OpenVINOPackage.from_bytes(attached)
     beside = path / package_file_name(precision) if path.is_dir() else None
@@ -314,23 +317,22 @@ def _package_only(
         return LoadedModel(model=None, config=config, sha256=digest, openvino=_read_package(beside))
     if key is None:
         raise ModelKeyError(MISSING_KEY)
-    from m2fp.protection.envelope_chunks import decrypted_payload
+    from m2fp.protection.envelope_chunks import decrypted_sections
     from m2fp.protection.envelope_header import is_envelope, open_envelope
 
-    if not is_envelope(_sniff(path)):
+    if not is_envelope(sniff(path)):
         return None
     name = attachment_name(precision)
     with open_envelope(path) as (_, header):
         if name not in {section[0] for section in header.sections()}:
             return None
-    with decrypted_payload(path, parse_key(key), expected_sha256=expected_sha256) as (
-        header,
-        data,
-    ):
+    # every chunk authenticated and every section hashed; only the package's bytes are kept
+    with decrypted_sections(
+        path, parse_key(key), keep={name: None}, expected_sha256=expected_sha256
+    ) as (header, kept):
         validate_config(header.config)
-        start, stop = next((a, b) for n, a, b, _ in header.sections() if n == name)
-        # from_bytes copies what it keeps: the plaintext is wiped when this block ends
-        package = OpenVINOPackage.from_bytes(memoryview(data)[start:stop])
+        # from_bytes copies what it keeps: the kept bytes are wiped when this block ends
+        package = OpenVINOPackage.from_bytes(memoryview(kept.get(name, b"")))
         return LoadedModel(
             model=None, config=header.config, sha256=header.plaintext_sha256, openvino=package
         )
