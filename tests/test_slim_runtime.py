@@ -291,6 +291,22 @@ def test_model_info_without_torch_reports_what_the_torch_install_does(
     assert rows(info_without_torch(*args)) == rows(summary_with_torch)
 
 
+def test_model_info_of_the_openvino_engine_without_torch_reports_its_compute(
+    openvino_model_dir,
+):
+    """The compute facts of the engine the slim runtime runs, GPUs absent (only torch could
+    use one)."""
+    slim = json.loads(info_without_torch("--json", "--engine", "openvino", str(openvino_model_dir)))
+    compute = slim["compute"]
+    assert (compute["engine"], compute["precision"], compute["device"]) == (
+        "openvino",
+        "fp32",
+        "cpu",
+    )
+    assert compute["available"]["cuda"] == [] and compute["available"]["mps"] is False
+    assert compute["available"]["openvino"]
+
+
 def rows(summary: str) -> list[list[str]]:
     return [
         line.split()

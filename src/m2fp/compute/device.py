@@ -108,10 +108,13 @@ def describe_device(device: Device) -> dict[str, Any]:
 def available_devices() -> dict[str, Any]:
     """What this machine offers: CUDA devices by name, MPS, and what ``auto`` picks.
 
-    Raises:
-        MissingExtraError: torch is not installed (only it sees GPUs).
+    Only torch sees GPUs, and only torch can use one: without it (the slim runtime) there are
+    none to offer, and ``auto`` is the CPU the OpenVINO engine runs on.
     """
-    torch = import_torch()
+    try:
+        import torch
+    except ImportError:
+        return {"auto": str(HOST_CPU), "cuda": [], "mps": False}
     cuda = (
         [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         if torch.cuda.is_available()

@@ -53,10 +53,13 @@ def native_bf16() -> bool:
     """True when oneDNN has bf16 kernels for this CPU (AVX512-BF16 or AMX).
 
     Without them PyTorch falls back to reference bf16 kernels that are orders of magnitude
-    slower than fp32, so bf16 is refused rather than silently made slow.
+    slower than fp32, so bf16 is refused rather than silently made slow. False without
+    torch (the slim runtime), which has no eager bf16 at all.
     """
-    import torch
-
+    try:
+        import torch
+    except ImportError:
+        return False
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
