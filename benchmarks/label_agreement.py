@@ -71,12 +71,15 @@ class Agreement:
         changed_coin_flip: of the changed pixels, the fraction that are coin-flip pixels
             (1.0 when none changed).
         confusions: (fp32 class, engine class) -> changed pixels.
+        labelled: fraction of pixels fp32 labels other than background (class 0): what the
+            agreement is about, beyond the empty background.
     """
 
     equal: float
     coin_flip: float
     changed_coin_flip: float
     confusions: Counter
+    labelled: float
 
 
 def compare(reference: ParsedMaps, engine: ParsedMaps) -> Agreement:
@@ -95,6 +98,7 @@ def compare(reference: ParsedMaps, engine: ParsedMaps) -> Agreement:
         coin_flip=float(coin_flip.mean()),
         changed_coin_flip=float((coin_flip & changed).sum() / count) if count else 1.0,
         confusions=confusions,
+        labelled=float((reference.labels != 0).mean()),
     )
 
 
@@ -112,7 +116,8 @@ def agreement_rows(
 
 
 def describe(agreements: list[Agreement], class_names: tuple[str, ...]) -> str:
-    """One line: mean and min agreement, coin-flip pixels, and where the labels changed."""
+    """One line: mean and min agreement, coin-flip pixels, where the labels changed, and how
+    much of the fp32 map is labelled."""
     equal = [a.equal for a in agreements]
     coin = np.mean([a.coin_flip for a in agreements])
     explained = np.mean([a.changed_coin_flip for a in agreements])
@@ -124,5 +129,6 @@ def describe(agreements: list[Agreement], class_names: tuple[str, ...]) -> str:
     )
     return (
         f"{np.mean(equal):.3%} (min {min(equal):.3%}); coin-flip pixels {coin:.3%}; "
-        f"changed pixels that are coin flips {explained:.0%}; changes: {where or 'none'}"
+        f"changed pixels that are coin flips {explained:.0%}; changes: {where or 'none'}; "
+        f"fp32 labels {np.mean([a.labelled for a in agreements]):.1%} of pixels non-background"
     )

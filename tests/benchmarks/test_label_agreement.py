@@ -57,6 +57,7 @@ def test_compare_counts_coin_flips_and_confusions(agreement):
     assert found.coin_flip == pytest.approx(0.5)
     assert found.changed_coin_flip == pytest.approx(1.0)
     assert found.confusions == Counter({(0, 1): 1, (1, 0): 1})
+    assert found.labelled == pytest.approx(0.25)  # pixel 2 is class 1
     # a genuine change: the engine moves class 1 at pixel 0 by 0.2, under the 0.4 margin...
     bigger = maps(agreement, [[[0.7, 0.51, 0.0, 0.0]], [[0.5, 0.49, 0.3, 0.0]]])
     assert agreement.compare(reference, bigger).coin_flip == pytest.approx(0.0)
@@ -64,3 +65,4 @@ def test_compare_counts_coin_flips_and_confusions(agreement):
     line = agreement.describe([found, found], ("Background", "Hat"))
     assert line.startswith("50.000% (min 50.000%); coin-flip pixels 50.000%")
     assert "Background->Hat 50%" in line and "Hat->Background 50%" in line
+    assert line.endswith("fp32 labels 25.0% of pixels non-background")
