@@ -20,7 +20,12 @@ figures:
   against: the trained-like network is chaotic, the plain seeded one is not;
 - int8, eager bf16 and OpenVINO bf16 res5 error on the plain seeded R101 (default
   initialisation), the network issue 14's backbone-feature figures were measured on (int8
-  quantised with the same recipe and scenes).
+  quantised with the same recipe and scenes);
+- seeded-photo label map: on that same seeded R101, each engine's whole parse (its own fp32
+  package, int8 package and bf16 compilation of it) against eager fp32 on the photos: pixels
+  equal, pixels whose fp32 top-2 class margin is below the engine's own error (coin flips,
+  ``label_agreement``), and which classes changed. ``--accuracy-only`` runs just this and the
+  res5 figures (no timing, no start-up; minutes instead of the whole run).
 int8 quantises the backbone, and the head's matmuls too where the CPU has VNNI/AMX-INT8
 (``m2fp.engines.int8.quantized_parts``); its res5 figures are the backbone's.
 bf16 (eager autocast; OpenVINO: the fp32 package, both graphs compiled for bf16) is
@@ -37,6 +42,7 @@ or int8 package beside the weights (OpenVINO; compiling for a shape happens at t
 of that shape and is reported apart).
 
 Usage: .venv/bin/python benchmarks/bench_engines.py [--rounds 5] [--photos 2] [--calibration 32]
+       .venv/bin/python benchmarks/bench_engines.py --accuracy-only [--photos 3] [--no-int8]
 Needs m2fp[int8]. Prints the CPU's flags and the 1-minute load: measure on a quiet machine.
 """
 
@@ -53,6 +59,7 @@ import numpy as np
 import openvino as ov
 import torch
 from bench_pipeline import SEED, network_input, realistic_model, synthetic_photo
+from label_agreement import agreement_rows, describe
 from parser_startup import measure_startup, write_forms
 
 from m2fp import HumanParser, ParserOptions
@@ -85,6 +92,7 @@ ISA_FLAGS = (
     "amx_int8",
 )
 BF16_ENGINES = ("eager bf16", "openvino bf16")
+
 NO_BF16 = f"not measured: no {'/'.join(BF16_FLAGS)}"
 
 
@@ -151,15 +159,18 @@ def perturbation_gain(model: M2FP, batch: torch.Tensor, noise: float = PERTURBAT
     return relative_error(moved, res5)
 
 
+def seeded_model() -> M2FP:
+    """The plain seeded R101 (``torch.manual_seed(SEED)``, default initialisation): the network
+    issue 14's backbone-feature figures were measured on."""
+    torch.manual_seed(SEED)
+    return build_model(preset("m2fp_r101_cihp")).eval()
+
+
 def seeded_figures(
-    photos: list[bytes], calibration: list[torch.Tensor], alpha: float, bf16: bool
+    seeded: M2FP, photos: list[bytes], calibration: list[torch.Tensor], alpha: float, bf16: bool
 ) -> dict[str, float]:
     """res5 error of the int8 recipe (and, with ``bf16``, of eager and OpenVINO bf16) on the
-    plain seeded R101 (``torch.manual_seed(SEED)``, default initialisation: the network
-    issue 14's backbone-feature figures were measured on), and that network's perturbation
-    gain."""
-    torch.manual_seed(SEED)
-    seeded = build_model(preset("m2fp_r101_cihp")).eval()
+    seeded R101 (``seeded_model``), and that network's perturbation gain."""
     inputs = [network_input(seeded, photo) for photo in photos]
     with torch.inference_mode():
         references = [seeded.backbone(x)["res5"] for x in inputs]
@@ -179,6 +190,97 @@ def seeded_figures(
     return figures
 
 
+def seeded_label_maps(
+    seeded: M2FP,
+    photos: list[bytes],
+    calibration: list[torch.Tensor] | None,
+    *,
+    alpha: float,
+    bf16: bool,
+    threads: int,
+) -> dict[str, str]:
+    """Each engine's label map against eager fp32's on ``photos``, on the seeded R101: eager
+    bf16 and OpenVINO bf16 (where the CPU has native bf16) and OpenVINO int8 (the recipe the
+    product uses: ``quantized_parts`` of this CPU; skipped when ``calibration`` is None),
+    each parsing the photo's bytes whole. Returns one ``label_agreement.describe`` line per
+    engine, which says how much of the fp32 map is labelled: the plain seeded R101's class
+    probabilities stay below 0.15 (untrained head), and a pixel is pasted only where instance
+    score (<= class probability) x mask probability exceeds 0.5, so its maps come out all
+    background and the agreement is vacuous (see BENCHMARKS.md); a trained or head-pinned
+    network is needed."""
+    class_names = tuple(preset("m2fp_r101_cihp")["classes"])
+    package = convert_fp32(seeded)
+
+    def parser(engine: str, precision: str, openvino_package=None) -> HumanParser:
+        options = ParserOptions(engine=engine, precision=precision, threads=threads)
+        return HumanParser(
+            model=seeded,
+            class_names=class_names,
+            ins_score_thr=0.3,
+            options=options,
+            openvino_package=openvino_package,
+        )
+
+    parsers = {"eager": parser("torch", "fp32")}
+    if bf16:
+        parsers["eager bf16"] = parser("torch", "bf16")
+        parsers["openvino bf16"] = parser("openvino", "bf16", package)
+    if calibration is not None:
+        int8 = quantize_package(
+            package, calibration, smooth_quant_alpha=alpha, parts=quantized_parts(cpu_flags())
+        )
+        parsers["openvino int8"] = parser("openvino", "int8", int8)
+    rows = agreement_rows(parsers, photos, reference="eager")
+    lines = {name: describe(row, class_names) for name, row in rows.items()}
+    lines.setdefault("openvino int8", "not measured: --no-int8")
+    if not bf16:
+        lines.update(dict.fromkeys(BF16_ENGINES, NO_BF16))
+    return lines
+
+
+def print_seeded(seeded: dict[str, float], label_maps: dict[str, str], bf16: bool) -> None:
+    """The seeded-R101 figures: res5 error and label-map agreement of every fast engine."""
+    print(f"int8 res5 rel. error on the seeded R101 (same recipe): {seeded['openvino int8']:.2%}")
+    for name in BF16_ENGINES:
+        figure = f"{seeded[name]:.2%}" if bf16 else NO_BF16
+        print(f"{name} res5 rel. error on the seeded R101: {figure}")
+    for name in (*BF16_ENGINES, "openvino int8"):
+        print(f"{name} label map vs eager fp32 on the seeded R101: {label_maps[name]}")
+
+
+def accuracy_only(args: argparse.Namespace, threads: int, bf16: bool) -> None:
+    """The seeded-R101 accuracy figures alone: res5 errors and label-map agreement (with
+    ``--no-int8``: the bf16 label maps only, without the minutes of int8 quantisation)."""
+    loads = [os.getloadavg()[0]]
+    seeded = seeded_model()
+    photos = [synthetic_photo(960, 640, SEED + k) for k in range(args.photos + 1)]
+    calibration = None
+    if not args.no_int8:
+        calibration = calibration_inputs(
+            args.calibration,
+            pixel_mean=seeded.pixel_mean,
+            pixel_std=seeded.pixel_std,
+            min_size=640,
+            max_size=1333,
+        )
+        figures = seeded_figures(seeded, photos, calibration, args.alpha, bf16)
+        loads.append(os.getloadavg()[0])
+    label_maps = seeded_label_maps(
+        seeded, photos, calibration, alpha=args.alpha, bf16=bf16, threads=threads
+    )
+    loads.append(os.getloadavg()[0])
+    print(f"{len(photos)} seeded photos (960x640); 1-minute load {min(loads):.2f}-{max(loads):.2f}")
+    if args.no_int8:
+        for name in (*BF16_ENGINES, "openvino int8"):
+            print(f"{name} label map vs eager fp32 on the seeded R101: {label_maps[name]}")
+        return
+    print(
+        f"perturbation gain ({PERTURBATION:.0%} noise at res2 -> res5 change, fp32): "
+        f"seeded {figures['gain']:.1%}"
+    )
+    print_seeded(figures, label_maps, bf16)
+
+
 def main() -> None:
     args = parse_args()
     if args.threads:
@@ -189,6 +291,9 @@ def main() -> None:
     bf16 = bool(bf16_units(cpu_flags()))
     if not bf16:
         print(f"eager bf16, openvino bf16: {NO_BF16} (emulated bf16 is slower than fp32)")
+    if args.accuracy_only:
+        accuracy_only(args, threads, bf16)
+        return
     loads = [os.getloadavg()[0]]
 
     photo = synthetic_photo(960, 640, SEED)
@@ -363,7 +468,12 @@ def main() -> None:
         accuracy[name]["res5"] = float(np.mean(errors))
         accuracy[name]["res5_each"] = errors
     trained_like_gain = perturbation_gain(model, inputs[0])
-    seeded = seeded_figures(photos, calibration, args.alpha, bf16)
+    seeded_r101 = seeded_model()
+    seeded = seeded_figures(seeded_r101, photos, calibration, args.alpha, bf16)
+    label_maps = seeded_label_maps(
+        seeded_r101, photos, calibration, alpha=args.alpha, bf16=bf16, threads=threads
+    )
+    del seeded_r101
     loads.append(os.getloadavg()[0])
 
     print(f"\n1-minute load during the run: {min(loads):.2f}-{max(loads):.2f} (own threads too)")
@@ -405,10 +515,7 @@ def main() -> None:
         f"perturbation gain ({PERTURBATION:.0%} noise at res2 -> res5 change, fp32): "
         f"trained-like {trained_like_gain:.1%}, seeded {seeded['gain']:.1%}"
     )
-    print(f"int8 res5 rel. error on the seeded R101 (same recipe): {seeded['openvino int8']:.2%}")
-    for name in BF16_ENGINES:
-        figure = f"{seeded[name]:.2%}" if bf16 else NO_BF16
-        print(f"{name} res5 rel. error on the seeded R101: {figure}")
+    print_seeded(seeded, label_maps, bf16)
     print(
         "\n| start-up step | time |\n| --- | --- |\n"
         f"| convert to fp32 package (torch.export + OpenVINO, once) | {convert_s:.1f} s |\n"
@@ -442,6 +549,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: keep)")
     parser.add_argument("--startup-rounds", type=int, default=3, help="starts per form")
     parser.add_argument("--workdir", default=None, help="where the model forms are written")
+    parser.add_argument(
+        "--accuracy-only",
+        action="store_true",
+        help="only the seeded-R101 res5 errors and label-map agreement (no timing, no start-up)",
+    )
+    parser.add_argument(
+        "--no-int8", action="store_true", help="with --accuracy-only: the bf16 label maps only"
+    )
     return parser.parse_args()
 
 
