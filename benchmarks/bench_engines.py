@@ -190,6 +190,26 @@ def seeded_figures(
     return figures
 
 
+def engine_parser(
+    model: M2FP,
+    engine: str,
+    precision: str,
+    *,
+    threads: int,
+    package: OpenVINOPackage | None = None,
+) -> HumanParser:
+    """A whole parser of ``model`` (the R101's classes) on ``engine`` in ``precision``, from
+    ``package`` for the OpenVINO engine: what each row's end-to-end figures run."""
+    options = ParserOptions(engine=engine, precision=precision, threads=threads)
+    return HumanParser(
+        model=model,
+        class_names=tuple(preset("m2fp_r101_cihp")["classes"]),
+        ins_score_thr=0.3,
+        options=options,
+        openvino_package=package,
+    )
+
+
 def seeded_label_maps(
     seeded: M2FP,
     photos: list[bytes],
@@ -212,14 +232,7 @@ def seeded_label_maps(
     package = convert_fp32(seeded)
 
     def parser(engine: str, precision: str, openvino_package=None) -> HumanParser:
-        options = ParserOptions(engine=engine, precision=precision, threads=threads)
-        return HumanParser(
-            model=seeded,
-            class_names=class_names,
-            ins_score_thr=0.3,
-            options=options,
-            openvino_package=openvino_package,
-        )
+        return engine_parser(seeded, engine, precision, threads=threads, package=openvino_package)
 
     parsers = {"eager": parser("torch", "fp32")}
     if bf16:
@@ -377,21 +390,14 @@ def main() -> None:
     # each engine's whole parser, for end to end: the same weights and the same packages
     parsers = {"eager": parser}
 
-    def engine_parser(engine: str, precision: str, package=None) -> HumanParser:
-        options = ParserOptions(engine=engine, precision=precision, threads=threads)
-        return HumanParser(
-            model=model,
-            class_names=class_names,
-            ins_score_thr=0.3,
-            options=options,
-            openvino_package=package,
-        )
+    def parser_of(engine: str, precision: str, package=None) -> HumanParser:
+        return engine_parser(model, engine, precision, threads=threads, package=package)
 
     if bf16:
-        parsers["eager bf16"] = engine_parser("torch", "bf16")
+        parsers["eager bf16"] = parser_of("torch", "bf16")
         engines["eager bf16"] = parsers["eager bf16"]._forward
     engines["openvino fp32"] = fp32_engine
-    parsers["openvino fp32"] = engine_parser("openvino", "fp32", fp32_package)
+    parsers["openvino fp32"] = parser_of("openvino", "fp32", fp32_package)
     if bf16:
         bf16_engine = OpenVINOEngine(
             package=OpenVINOPackage.from_bytes(data), precision="bf16", num_threads=threads
@@ -399,9 +405,9 @@ def main() -> None:
         _, bf16_compile_s = timed(lambda: bf16_engine.compiled(*batch.shape[-2:]))
         print(f"bf16 (OpenVINO, from the fp32 package): compile {bf16_compile_s:.1f} s")
         engines["openvino bf16"] = bf16_engine
-        parsers["openvino bf16"] = engine_parser("openvino", "bf16", fp32_package)
+        parsers["openvino bf16"] = parser_of("openvino", "bf16", fp32_package)
     engines["openvino int8"] = int8_engine
-    parsers["openvino int8"] = engine_parser("openvino", "int8", int8_package)
+    parsers["openvino int8"] = parser_of("openvino", "int8", int8_package)
     samples: dict[str, list[float]] = {name: [] for name in engines}
     with torch.inference_mode():
         for fn in engines.values():

@@ -75,15 +75,20 @@ def test_human_parser_from_a_package_directory(
     assert_like_torch_engine(persons, np.load(tmp_path / "labels.npy"), torch_reference)
 
 
-def test_cli_parse(openvino_model_dir, golden_image_path, torch_reference, tmp_path):
-    out = tmp_path / "out"
-    args = ["parse", str(golden_image_path), "--model", str(openvino_model_dir)]
-    args += ["--engine", "openvino", "--out", str(out), *sizes()]
+def assert_cli_parse_like_torch_engine(args: list[str], out, torch_reference) -> None:
+    """``m2fp ARGS`` run with torch refused writes into ``out`` what the torch engine parses."""
     proc = run_without_torch(f"from m2fp.cli import run\nassert run({args!r}) == 0\n")
     assert_no_torch(proc)
     written = json.loads((out / "image.json").read_text())
     label_map = np.asarray(Image.open(out / "image_labels.png"))
     assert_like_torch_engine(written["persons"], label_map, torch_reference)
+
+
+def test_cli_parse(openvino_model_dir, golden_image_path, torch_reference, tmp_path):
+    out = tmp_path / "out"
+    args = ["parse", str(golden_image_path), "--model", str(openvino_model_dir)]
+    args += ["--engine", "openvino", "--out", str(out), *sizes()]
+    assert_cli_parse_like_torch_engine(args, out, torch_reference)
 
 
 def test_encrypted_model_with_its_key_file(
@@ -99,11 +104,7 @@ def test_encrypted_model_with_its_key_file(
     out = tmp_path / "out"
     args = ["parse", str(golden_image_path), "--model", str(envelope), "--key-file"]
     args += [str(key_file), "--engine", "openvino", "--out", str(out), *sizes()]
-    proc = run_without_torch(f"from m2fp.cli import run\nassert run({args!r}) == 0\n")
-    assert_no_torch(proc)
-    written = json.loads((out / "image.json").read_text())
-    label_map = np.asarray(Image.open(out / "image_labels.png"))
-    assert_like_torch_engine(written["persons"], label_map, torch_reference)
+    assert_cli_parse_like_torch_engine(args, out, torch_reference)
 
 
 def test_serve_answers_parse_over_http(

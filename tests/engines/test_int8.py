@@ -43,18 +43,23 @@ def test_calibration_inputs_are_network_inputs(golden_network):
 
 
 @pytest.fixture(scope="module")
-def int8_package(golden_network, fp32_package):
-    pytest.importorskip("nncf", reason="int8 tests need m2fp[int8]")
-    from m2fp.engines.int8 import quantize_package
-
-    calibration = calibration_inputs(
+def golden_calibration(golden_network):
+    """Four drawn calibration scenes at the golden model's sizes."""
+    return calibration_inputs(
         4,
         pixel_mean=golden_network.pixel_mean,
         pixel_std=golden_network.pixel_std,
         min_size=golden_sizes()[0],
         max_size=golden_sizes()[1],
     )
-    return quantize_package(fp32_package, calibration)
+
+
+@pytest.fixture(scope="module")
+def int8_package(golden_calibration, fp32_package):
+    pytest.importorskip("nncf", reason="int8 tests need m2fp[int8]")
+    from m2fp.engines.int8 import quantize_package
+
+    return quantize_package(fp32_package, golden_calibration)
 
 
 def test_int8_package_layout(int8_package, fp32_package):
@@ -156,18 +161,11 @@ def _quantised_matmul(matmul) -> bool:
 
 
 @pytest.fixture(scope="module")
-def int8_head_package(golden_network, fp32_package):
+def int8_head_package(golden_calibration, fp32_package):
     pytest.importorskip("nncf", reason="int8 tests need m2fp[int8]")
     from m2fp.engines.int8 import quantize_package
 
-    calibration = calibration_inputs(
-        4,
-        pixel_mean=golden_network.pixel_mean,
-        pixel_std=golden_network.pixel_std,
-        min_size=golden_sizes()[0],
-        max_size=golden_sizes()[1],
-    )
-    return quantize_package(fp32_package, calibration, parts=("backbone", "head"))
+    return quantize_package(fp32_package, golden_calibration, parts=("backbone", "head"))
 
 
 def test_head_int8_keeps_the_sampler_placement_fp32(int8_head_package, fp32_package):
