@@ -27,6 +27,9 @@ from m2fp.compute.threads import plan_threads
 # inputs per actor call: small enough that an interrupted job loses little, large enough
 # that the parser's own batching (``parse_in_batches``) has photos to group
 DEFAULT_BATCH_SIZE = 8
+# how long the actor pool may take to start (each actor loads the model) before the job fails:
+# generous, since a cluster may first have to place the actors
+ACTOR_START_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -207,6 +210,10 @@ def run_batch(job: BatchJob) -> Summary:
             config = dataclasses.replace(
                 job.actor, options=dataclasses.replace(job.actor.options, threads=threads)
             )
+            # the pool starts handing out calls once every actor has loaded its model: one
+            # in flight per actor is not enough on its own, since an actor ready first would
+            # take each call in turn while the other is still loading
+            ray.data.DataContext.get_current().wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
             statuses = ray.data.from_items([dataclasses.asdict(s) for s in todo]).map_batches(
                 ParseActor,
                 fn_constructor_kwargs={"config": config},
