@@ -49,6 +49,7 @@ Needs m2fp[int8]. Prints the CPU's flags and the 1-minute load: measure on a qui
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -56,7 +57,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import openvino as ov
 import torch
 from bench_pipeline import SEED, network_input, realistic_model, synthetic_photo
 from label_agreement import agreement_rows, describe
@@ -76,8 +76,11 @@ from m2fp.engines.int8 import (
 )
 from m2fp.engines.openvino_convert import convert_backbone, convert_fp32
 from m2fp.engines.openvino_engine import OpenVINOEngine
-from m2fp.engines.openvino_package import OpenVINOPackage
+from m2fp.engines.openvino_package import OpenVINOPackage, import_openvino
 from m2fp.modeling.m2fp import M2FP
+
+# through m2fp's import: OpenVINO's usage telemetry refused before OpenVINO loads
+ov = import_openvino()
 
 NCHW = "eager, NCHW layout (float-rounding floor)"
 PERTURBATION = 0.01  # relative noise at res2 for perturbation_gain
@@ -113,7 +116,12 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS")
 
 
-def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+def relative_error(actual, expected) -> float:
+    """||actual - expected|| / ||expected|| of two tensors or arrays (the parser's forward
+    returns host numpy arrays, the eager network torch tensors)."""
+    actual, expected = (
+        torch.as_tensor(np.asarray(a, dtype=np.float32)) for a in (actual, expected)
+    )
     return float((actual - expected).norm() / expected.norm())
 
 
@@ -433,6 +441,12 @@ def main() -> None:
             whole[name].append(timed(lambda each=each: each(photo))[1])
     whole_medians = {name: statistics.median(times) for name, times in whole.items()}
     del parsers
+    # printed at once, so that the timing survives a failure in the accuracy part below
+    print(f"forward medians: {json.dumps({k: round(v, 3) for k, v in medians.items()})}")
+    print(
+        f"forward per-round ratios: {json.dumps({k: round(v, 3) for k, v in round_ratios.items()})}"
+    )
+    print(f"end-to-end medians: {json.dumps({k: round(v, 3) for k, v in whole_medians.items()})}")
 
     # accuracy: network outputs and label maps on every photo, res5 of each backbone
     accuracy: dict[str, dict[str, float]] = {}

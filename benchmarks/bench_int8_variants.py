@@ -16,19 +16,21 @@ from __future__ import annotations
 import argparse
 import time
 
-import nncf
 import numpy as np
-import openvino as ov
 import torch
 from bench_pipeline import SEED, network_input, realistic_model, synthetic_photo
-from nncf.quantization.advanced_parameters import AdvancedSmoothQuantParameters
-from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
 from m2fp.build import build_model, preset
 from m2fp.engines.calibration import calibration_inputs
+from m2fp.engines.int8 import import_nncf
 from m2fp.engines.openvino_convert import convert_backbone
+from m2fp.engines.openvino_package import import_openvino
 
 STEM_CONVOLUTIONS = 3  # DeepLabStem: three 3x3 convs, the first ones in the backbone graph
+
+# through m2fp's imports: OpenVINO's usage telemetry refused before OpenVINO loads
+ov = import_openvino()
+nncf = import_nncf()
 
 
 def variant_settings(name: str, stem: list[str]) -> dict:
@@ -42,7 +44,7 @@ def variant_settings(name: str, stem: list[str]) -> dict:
             kwargs["preset"] = nncf.QuantizationPreset.MIXED
         elif part == "quantile":
             advanced["activations_range_estimator_params"] = (
-                RangeEstimatorParametersSet.MEAN_QUANTILE
+                nncf.quantization.range_estimator.RangeEstimatorParametersSet.MEAN_QUANTILE
             )
         elif part == "overflow":
             advanced["overflow_fix"] = nncf.OverflowFix.ENABLE
@@ -53,8 +55,10 @@ def variant_settings(name: str, stem: list[str]) -> dict:
         elif part.startswith("sq"):
             kwargs["model_type"] = nncf.ModelType.TRANSFORMER
             alpha = float(part[2:])
-            advanced["smooth_quant_alphas"] = AdvancedSmoothQuantParameters(
-                convolution=alpha, matmul=-1
+            advanced["smooth_quant_alphas"] = (
+                nncf.quantization.advanced_parameters.AdvancedSmoothQuantParameters(
+                    convolution=alpha, matmul=-1
+                )
             )
         else:
             raise SystemExit(f"unknown variant part {part!r}")

@@ -31,10 +31,10 @@ def _run(code: str, home: Path) -> subprocess.CompletedProcess[str]:
     [
         # the engines' import, then a conversion-time import (OpenVINO's converter has its own
         # telemetry hooks)
-        "from m2fp.engines.openvino_package import _openvino\n"
-        "ov = _openvino()\nimport openvino.tools.ovc",
+        "from m2fp.engines.openvino_package import import_openvino\n"
+        "ov = import_openvino()\nimport openvino.tools.ovc",
         # int8 quantisation imports NNCF, which sends its own events through the same module
-        "from m2fp.engines.int8 import _nncf\n_nncf()",
+        "from m2fp.engines.int8 import import_nncf\n_nncf()",
     ],
     ids=["openvino", "nncf"],
 )

@@ -31,7 +31,7 @@ def export(args: argparse.Namespace) -> int:
     key = required_key(args.key_file) if path.is_file() else None
     if args.format == "onnx":
         return _onnx(path, key, args)
-    return _openvino(path, key, args)
+    return import_openvino(path, key, args)
 
 
 def _onnx(path: Path, key: bytes | None, args: argparse.Namespace) -> int:
@@ -64,7 +64,7 @@ def _onnx(path: Path, key: bytes | None, args: argparse.Namespace) -> int:
     return 0
 
 
-def _openvino(path: Path, key: bytes | None, args: argparse.Namespace) -> int:
+def import_openvino(path: Path, key: bytes | None, args: argparse.Namespace) -> int:
     precision = Precision(args.precision)
     if key is not None:
         if not args.out or Path(args.out).suffix != ".m2fp":

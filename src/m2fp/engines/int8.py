@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from m2fp.compute.cpu_features import vnni_units
-from m2fp.engines.openvino_package import OpenVINOPackage, _openvino, ir_to_bytes
+from m2fp.engines.openvino_package import OpenVINOPackage, import_openvino, ir_to_bytes
 from m2fp.errors import MissingExtraError
 
 # convolutions left in fp32, counted from the input: the stem's first (DeepLabStem has three)
@@ -51,8 +51,8 @@ def quantized_parts(flags: frozenset[str]) -> tuple[str, ...]:
     return ("backbone", "head") if vnni_units(flags) else ("backbone",)
 
 
-def _nncf():
-    _openvino()  # first: NNCF imports OpenVINO, whose telemetry _openvino refuses
+def import_nncf():
+    import_openvino()  # first: NNCF imports OpenVINO, whose telemetry import_openvino refuses
     try:
         import nncf
     except ImportError as exc:
@@ -85,7 +85,7 @@ def quantize_backbone_graph(
         raise ValueError("smooth_quant_alpha must be within [0, 1]")
     if fp32_convolutions < 0:
         raise ValueError("fp32_convolutions must not be negative")
-    nncf = _nncf()
+    nncf = import_nncf()
     from nncf.quantization.advanced_parameters import AdvancedSmoothQuantParameters
 
     convolutions = [
@@ -159,7 +159,7 @@ def quantize_head_graph(head, features: Sequence[Sequence[np.ndarray]]):
     """
     if not features:
         raise ValueError("calibration needs at least one input")
-    nncf = _nncf()
+    nncf = import_nncf()
     static = head.clone()
     static.reshape(
         {port: list(f.shape) for port, f in zip(static.inputs, features[0], strict=True)}
@@ -192,7 +192,7 @@ def quantize_head_graph(head, features: Sequence[Sequence[np.ndarray]]):
 def backbone_features(backbone, calibration: Sequence[torch.Tensor]) -> list[list[np.ndarray]]:
     """res2..res5 of an OpenVINO backbone graph for each input, compiled once (f32)."""
     compiled = (
-        _openvino().Core().compile_model(backbone, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        import_openvino().Core().compile_model(backbone, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     )
     results = []
     for images in calibration:

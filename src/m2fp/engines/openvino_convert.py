@@ -14,18 +14,18 @@ from m2fp.compute.cpu_features import cpu_flags
 from m2fp.compute.options import Precision
 from m2fp.engines.calibration import DEFAULT_SCENES, DEFAULT_SEED, calibration_inputs
 from m2fp.engines.export import export_backbone, export_head
-from m2fp.engines.openvino_package import OpenVINOPackage, _openvino
+from m2fp.engines.openvino_package import OpenVINOPackage, import_openvino
 from m2fp.modeling.m2fp import M2FP
 
 
 def convert_backbone(model: M2FP):
     """The backbone as an ``openvino.Model``: ``images`` -> res2..res5."""
-    return _openvino().convert_model(export_backbone(model))
+    return import_openvino().convert_model(export_backbone(model))
 
 
 def convert_head(model: M2FP):
     """Pixel and transformer decoders as an ``openvino.Model``: res2..res5 -> outputs."""
-    return _openvino().convert_model(export_head(model))
+    return import_openvino().convert_model(export_head(model))
 
 
 def convert_fp32(model: M2FP, *, weights_sha256: str | None = None) -> OpenVINOPackage:

@@ -35,7 +35,7 @@ import numpy as np
 
 from m2fp.compute.cpu_features import BF16_FLAGS, bf16_units, cpu_flags
 from m2fp.engines.network_input import check_network_input
-from m2fp.engines.openvino_package import OpenVINOPackage, _openvino, package_precision
+from m2fp.engines.openvino_package import OpenVINOPackage, import_openvino, package_precision
 from m2fp.errors import PrecisionUnsupportedError
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ class OpenVINOEngine:
             raise ValueError(f"a {package.precision} package does not run in {precision}")
         if precision == "bf16":
             check_openvino_bf16(cpu_flags())
-        ov = _openvino()
+        ov = import_openvino()
         self.precision = precision
         self.max_shapes = max_shapes
         self._core = ov.Core()
@@ -176,7 +176,7 @@ class OpenVINOEngine:
             ValueError: ``images`` breaks the contract above.
         """
         height, width = check_network_input(images)
-        ov = _openvino()
+        ov = import_openvino()
         stages = self.compiled(height, width)
         array = np.ascontiguousarray(images)
         backbone, head = (stage.create_infer_request() for stage in stages)

@@ -61,7 +61,7 @@ def package_precision(precision: str) -> str:
 OPENVINO_MISSING = "the OpenVINO engine needs the optional package: pip install 'm2fp[openvino]'"
 
 
-def _openvino():
+def import_openvino():
     """The ``openvino`` module, imported with OpenVINO's usage telemetry refused.
 
     With ``openvino-telemetry`` installed (a dependency of the ``openvino`` wheel), every
@@ -125,7 +125,7 @@ def ir_to_bytes(model) -> tuple[bytes, bytes]:
     OpenVINO serialises to paths only; the paths are links to anonymous memory files (Linux
     ``memfd_create``), so the plaintext weights never reach a disk.
     """
-    ov = _openvino()
+    ov = import_openvino()
     if not hasattr(os, "memfd_create"):
         raise OSError("serialising an OpenVINO model in memory needs Linux (memfd_create)")
     xml_fd = os.memfd_create("m2fp-ir-xml", os.MFD_CLOEXEC)
@@ -145,7 +145,7 @@ def ir_to_bytes(model) -> tuple[bytes, bytes]:
 
 def ir_from_bytes(xml: bytes, weights: bytes):
     """An ``openvino.Model`` read from memory. The weights are used in place, not copied."""
-    ov = _openvino()
+    ov = import_openvino()
     tensor = ov.Tensor(np.frombuffer(weights, dtype=np.uint8)) if weights else ov.Tensor()
     return ov.Core().read_model(model=xml.decode("utf-8"), weights=tensor)
 
@@ -185,7 +185,7 @@ class OpenVINOPackage:
         calibration: Mapping[str, Any] | None = None,
     ) -> OpenVINOPackage:
         """Serialise ``openvino.Model`` graphs (name -> model) into a package."""
-        ov = _openvino()
+        ov = import_openvino()
         parts = {name: ir_to_bytes(model) for name, model in models.items()}
         return cls(
             precision=precision,
