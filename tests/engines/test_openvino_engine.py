@@ -117,6 +117,28 @@ def test_package_round_trip(fp32_package):
     assert again.to_bytes() == data
 
 
+def test_package_views_what_it_may_and_copies_what_it_may_not(fp32_package):
+    """The graphs are views of immutable bytes or of a buffer handed over (no 242 MB copy at
+    a slim start-up); a writable buffer not handed over (decrypted plaintext wiped later) is
+    copied, so wiping it leaves the package whole."""
+    data = fp32_package.to_bytes()
+    for source, owned, shared in [
+        (data, False, True),
+        (bytearray(data), True, True),
+        (bytearray(data), False, False),
+    ]:
+        package = OpenVINOPackage.from_bytes(source, owned=owned)
+        weights = package.parts["backbone"][1]
+        assert (
+            np.shares_memory(np.frombuffer(weights, np.uint8), np.frombuffer(source, np.uint8))
+            is shared
+        )
+        if isinstance(source, bytearray):
+            source[:] = bytes(len(source))  # what wiping decrypted plaintext does
+            assert (package.to_bytes() == data) is not shared
+    assert OpenVINOPackage.from_bytes(bytearray(data), owned=True).parts["head"][0].readonly
+
+
 @pytest.mark.parametrize(
     "damage",
     [

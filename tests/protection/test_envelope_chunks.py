@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import struct
+import threading
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -207,6 +208,41 @@ def test_hash_mismatch_after_valid_tags_is_refused():
         open_sealed(data)
 
 
+@pytest.mark.parametrize("where", [0, CS + 5, 3 * CS + 1])
+def test_hash_mismatch_of_an_attachment_is_refused(where):
+    """The hashing runs a chunk behind the decryption, on another thread: a wrong byte in any
+    chunk of a section (first, middle, last) still fails the digest."""
+    attachment = bytearray(ATTACHED)
+    header = new_header(
+        config=golden_config(),
+        key=KEY,
+        plaintext_size=len(PAYLOAD),
+        plaintext_sha256=hashlib.sha256(PAYLOAD).hexdigest(),
+        chunk_size=CS,
+        attachments=(
+            Attachment(
+                name="extra", size=len(attachment), sha256=hashlib.sha256(attachment).hexdigest()
+            ),
+        ),
+    )
+    attachment[where] ^= 1  # sealed with valid tags, but not what the header's digest says
+    out = io.BytesIO()
+    encrypt_chunks(out, header, KEY, split_payload(header, PAYLOAD, attachment))
+    with pytest.raises(IntegrityError, match="attachment extra does not match"):
+        open_sealed(out.getvalue())
+
+
+def test_closing_early_stops_the_hashing_and_wipes():
+    data = seal(PAYLOAD)
+    stream = io.BytesIO(data)
+    chunks = decrypt_chunks(stream, read_header(stream, file_size=len(data)), KEY)
+    first, second = next(chunks), next(chunks)
+    assert bytes(first) and bytes(second)
+    chunks.close()
+    assert not any(first) and not any(second)
+    assert not [t for t in threading.enumerate() if t.name.startswith("m2fp-envelope-hash")]
+
+
 def test_decrypted_chunk_buffer_is_zeroed_when_done():
     data = seal(PAYLOAD)
     stream = io.BytesIO(data)
@@ -277,6 +313,22 @@ def test_decrypted_sections_keeps_only_what_is_asked(tmp_path):
     assert all(not any(buffer) for buffer in held)  # wiped when the block ends
     with decrypted_sections(path, KEY, keep={"extra": CS + 5, "absent": None}) as (_, kept):
         assert kept.keys() == {"extra"} and bytes(kept["extra"]) == ATTACHED[: CS + 5]
+
+
+def test_decrypted_sections_hands_over_only_what_is_named(tmp_path):
+    path = tmp_path / "model.m2fp"
+    path.write_bytes(seal_with_attachment(ATTACHED))
+    keep = {"weights": 100, "extra": None}
+    with decrypted_sections(path, KEY, keep=keep, hand_over={"extra"}) as (_, kept):
+        held = dict(kept)
+    assert bytes(held["extra"]) == ATTACHED  # the caller's now: not wiped
+    assert not any(held["weights"])
+    # a block that fails wipes the handed-over buffers too
+    failed = pytest.raises(RuntimeError)
+    with failed, decrypted_sections(path, KEY, keep=keep, hand_over={"extra"}) as (_, kept):
+        held = dict(kept)
+        raise RuntimeError("the caller failed")
+    assert not any(held["extra"]) and not any(held["weights"])
 
 
 @pytest.mark.parametrize("where", ["weights", "attachment"])

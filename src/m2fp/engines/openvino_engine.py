@@ -108,7 +108,7 @@ class OpenVINOEngine:
         self.precision = precision
         self.max_shapes = max_shapes
         self._core = ov.Core()
-        self._models = package.models()
+        self._models = package.models(self._core)
         config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
         if num_threads is not None:
             config["INFERENCE_NUM_THREADS"] = num_threads

@@ -143,11 +143,13 @@ def ir_to_bytes(model) -> tuple[bytes, bytes]:
         os.close(bin_fd)
 
 
-def ir_from_bytes(xml: bytes, weights: bytes):
-    """An ``openvino.Model`` read from memory. The weights are used in place, not copied."""
+def ir_from_bytes(xml: bytes | memoryview, weights: bytes | memoryview, core=None):
+    """An ``openvino.Model`` read from memory by ``core`` (default: a new ``openvino.Core``;
+    each costs a plugin registry, so a caller reading several graphs passes its own). The
+    weights are used in place, not copied: they must outlive the model."""
     ov = import_openvino()
-    tensor = ov.Tensor(np.frombuffer(weights, dtype=np.uint8)) if weights else ov.Tensor()
-    return ov.Core().read_model(model=xml.decode("utf-8"), weights=tensor)
+    tensor = ov.Tensor(np.frombuffer(weights, dtype=np.uint8)) if len(weights) else ov.Tensor()
+    return (core or ov.Core()).read_model(model=str(xml, "utf-8"), weights=tensor)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +158,8 @@ class OpenVINOPackage:
 
     Attributes:
         precision: ``fp32`` (exact) or ``int8`` (quantised, an approximation).
-        parts: part name -> (IR xml, IR bin).
+        parts: part name -> (IR xml, IR bin): bytes, or read-only views of the one buffer
+            the package was parsed from (``from_bytes``).
         openvino_version: the OpenVINO that converted it (IR is read by the same or newer).
         weights_sha256: the sha256 of the weights it was converted from (``ModelWeights``),
             so that a package is never run beside other weights; None if unknown.
@@ -164,7 +167,7 @@ class OpenVINOPackage:
     """
 
     precision: str
-    parts: Mapping[str, tuple[bytes, bytes]]
+    parts: Mapping[str, tuple[bytes | memoryview, bytes | memoryview]]
     openvino_version: str
     weights_sha256: str | None = None
     calibration: Mapping[str, Any] | None = None
@@ -225,9 +228,13 @@ class OpenVINOPackage:
             "bytes": sum(len(xml) + len(weights) for xml, weights in self.parts.values()),
         }
 
-    def models(self) -> dict[str, object]:
-        """The graphs as ``openvino.Model`` objects, read from memory."""
-        return {name: ir_from_bytes(xml, weights) for name, (xml, weights) in self.parts.items()}
+    def models(self, core=None) -> dict[str, object]:
+        """The graphs as ``openvino.Model`` objects, read from memory by ``core`` (default:
+        one new ``openvino.Core`` for all)."""
+        core = core or import_openvino().Core()
+        return {
+            name: ir_from_bytes(xml, weights, core) for name, (xml, weights) in self.parts.items()
+        }
 
     def to_bytes(self) -> bytes:
         header = {
@@ -248,13 +255,22 @@ class OpenVINOPackage:
         return b"".join(chunks)
 
     @classmethod
-    def from_bytes(cls, data: bytes | memoryview) -> OpenVINOPackage:
+    def from_bytes(
+        cls, data: bytes | bytearray | memoryview, *, owned: bool = False
+    ) -> OpenVINOPackage:
         """Parse ``to_bytes`` output.
+
+        The graphs are read-only views of ``data``, not copies (a fp32 R101 package is 242 MB,
+        and copying it out cost a seventh of a slim replica's start-up), where that is safe:
+        ``data`` is immutable ``bytes``, or ``owned`` says the caller hands its buffer over
+        (it neither changes nor wipes it afterwards; the package keeps it alive). A writable
+        buffer not handed over (a view of decrypted plaintext that is wiped later) is copied.
 
         Raises:
             CheckpointError: not a package, truncated, extended or malformed.
         """
-        view = memoryview(data)
+        view = memoryview(data).cast("B")
+        view = view.toreadonly() if view.readonly or owned else memoryview(bytes(view))
         start = len(MAGIC) + 8
         if len(view) < start or bytes(view[: len(MAGIC)]) != MAGIC:
             raise CheckpointError("not an m2fp OpenVINO package")
@@ -278,8 +294,8 @@ class OpenVINOPackage:
         for name, xml_len, bin_len in spans:
             if xml_len < 0 or bin_len < 0 or offset + xml_len + bin_len > len(view):
                 raise CheckpointError("OpenVINO package: truncated")
-            xml = bytes(view[offset : offset + xml_len])
-            weights = bytes(view[offset + xml_len : offset + xml_len + bin_len])
+            xml = view[offset : offset + xml_len]
+            weights = view[offset + xml_len : offset + xml_len + bin_len]
             parts[str(name)] = (xml, weights)
             offset += xml_len + bin_len
         if offset != len(view):

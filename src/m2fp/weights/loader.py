@@ -326,13 +326,13 @@ def _package_only(
     with open_envelope(path) as (_, header):
         if name not in {section[0] for section in header.sections()}:
             return None
-    # every chunk authenticated and every section hashed; only the package's bytes are kept
+    # every chunk authenticated and every section hashed; only the package's bytes are kept,
+    # and handed over to the package, which views its graphs in them (no copy)
     with decrypted_sections(
-        path, parse_key(key), keep={name: None}, expected_sha256=expected_sha256
+        path, parse_key(key), keep={name: None}, expected_sha256=expected_sha256, hand_over={name}
     ) as (header, kept):
         validate_config(header.config)
-        # from_bytes copies what it keeps: the kept bytes are wiped when this block ends
-        package = OpenVINOPackage.from_bytes(memoryview(kept.get(name, b"")))
+        package = OpenVINOPackage.from_bytes(kept[name], owned=True)
         return LoadedModel(
             model=None, config=header.config, sha256=header.plaintext_sha256, openvino=package
         )
