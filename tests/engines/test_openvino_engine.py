@@ -136,7 +136,16 @@ def test_package_views_what_it_may_and_copies_what_it_may_not(fp32_package):
         if isinstance(source, bytearray):
             source[:] = bytes(len(source))  # what wiping decrypted plaintext does
             assert (package.to_bytes() == data) is not shared
-    assert OpenVINOPackage.from_bytes(bytearray(data), owned=True).parts["head"][0].readonly
+    # a handed-over buffer's views stay writable: OpenVINO shares only writable memory
+    owned = OpenVINOPackage.from_bytes(bytearray(data), owned=True)
+    assert not owned.parts["backbone"][1].readonly
+    assert OpenVINOPackage.from_bytes(data).parts["backbone"][1].readonly
+    # graphs read from shared memory compute what graphs read from a copy compute
+    engine = OpenVINOEngine(package=owned)
+    reference = OpenVINOEngine(package=OpenVINOPackage.from_bytes(data))
+    images = np.random.default_rng(0).standard_normal((1, 3, 64, 96), dtype=np.float32)
+    for got, expected in zip(engine.infer(images), reference.infer(images), strict=True):
+        np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize(

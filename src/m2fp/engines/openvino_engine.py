@@ -108,6 +108,8 @@ class OpenVINOEngine:
         self.precision = precision
         self.max_shapes = max_shapes
         self._core = ov.Core()
+        # the graphs may share the package's buffer (OpenVINOPackage.models): kept alive here
+        self._package = package
         self._models = package.models(self._core)
         config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
         if num_threads is not None:

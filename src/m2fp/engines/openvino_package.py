@@ -101,9 +101,23 @@ def packages_beside(model_dir: Path, weights_sha256: str) -> dict[str, OpenVINOP
     for precision in PRECISIONS:
         path = model_dir / package_file_name(precision)
         if path.is_file():
-            package = OpenVINOPackage.from_bytes(path.read_bytes())
+            package = OpenVINOPackage.from_bytes(read_owned(path), owned=True)
             packages[precision] = package.check(precision, weights_sha256)
     return packages
+
+
+def read_owned(path: Path) -> bytearray:
+    """A package file's bytes in a buffer of its own, to hand over to ``from_bytes`` (whose
+    graphs then share it with OpenVINO instead of being copied).
+
+    Raises:
+        OSError: it cannot be read, or changed size while being read.
+    """
+    with path.open("rb") as handle:
+        data = bytearray(os.fstat(handle.fileno()).st_size)
+        if handle.readinto(data) != len(data) or handle.read(1):
+            raise OSError(f"{path.name} changed while being read")
+    return data
 
 
 def _read_fd(fd: int) -> bytes:
@@ -145,10 +159,15 @@ def ir_to_bytes(model) -> tuple[bytes, bytes]:
 
 def ir_from_bytes(xml: bytes | memoryview, weights: bytes | memoryview, core=None):
     """An ``openvino.Model`` read from memory by ``core`` (default: a new ``openvino.Core``;
-    each costs a plugin registry, so a caller reading several graphs passes its own). The
-    weights are used in place, not copied: they must outlive the model."""
+    each costs a plugin registry, so a caller reading several graphs passes its own).
+
+    Writable ``weights`` (a package's handed-over buffer, ``OpenVINOPackage.from_bytes``) are
+    shared with the model, not copied (OpenVINO shares only writable memory; copying R101's
+    242 MB took 0.15 s of a slim start-up): they must then outlive the model. Read-only
+    weights are copied into OpenVINO's own tensor."""
     ov = import_openvino()
-    tensor = ov.Tensor(np.frombuffer(weights, dtype=np.uint8)) if len(weights) else ov.Tensor()
+    array = np.frombuffer(weights, dtype=np.uint8)
+    tensor = ov.Tensor(array, shared_memory=array.flags.writeable) if len(array) else ov.Tensor()
     return (core or ov.Core()).read_model(model=str(xml, "utf-8"), weights=tensor)
 
 
@@ -158,8 +177,9 @@ class OpenVINOPackage:
 
     Attributes:
         precision: ``fp32`` (exact) or ``int8`` (quantised, an approximation).
-        parts: part name -> (IR xml, IR bin): bytes, or read-only views of the one buffer
-            the package was parsed from (``from_bytes``).
+        parts: part name -> (IR xml, IR bin): bytes, or views of the one buffer the package
+            was parsed from (``from_bytes``): read-only, or writable where that buffer was
+            handed over, so that ``models`` shares it with OpenVINO.
         openvino_version: the OpenVINO that converted it (IR is read by the same or newer).
         weights_sha256: the sha256 of the weights it was converted from (``ModelWeights``),
             so that a package is never run beside other weights; None if unknown.
@@ -230,7 +250,8 @@ class OpenVINOPackage:
 
     def models(self, core=None) -> dict[str, object]:
         """The graphs as ``openvino.Model`` objects, read from memory by ``core`` (default:
-        one new ``openvino.Core`` for all)."""
+        one new ``openvino.Core`` for all). Graphs of a handed-over buffer share its memory
+        (``ir_from_bytes``): keep the package while they, or models compiled from them, live."""
         core = core or import_openvino().Core()
         return {
             name: ir_from_bytes(xml, weights, core) for name, (xml, weights) in self.parts.items()
@@ -260,17 +281,19 @@ class OpenVINOPackage:
     ) -> OpenVINOPackage:
         """Parse ``to_bytes`` output.
 
-        The graphs are read-only views of ``data``, not copies (a fp32 R101 package is 242 MB,
-        and copying it out cost a seventh of a slim replica's start-up), where that is safe:
-        ``data`` is immutable ``bytes``, or ``owned`` says the caller hands its buffer over
-        (it neither changes nor wipes it afterwards; the package keeps it alive). A writable
-        buffer not handed over (a view of decrypted plaintext that is wiped later) is copied.
+        The graphs are views of ``data``, not copies (a fp32 R101 package is 242 MB, and
+        copying it out cost a seventh of a slim replica's start-up), where that is safe:
+        ``data`` is immutable ``bytes`` (read-only views), or ``owned`` says the caller hands
+        its buffer over (it neither changes nor wipes it afterwards; the package keeps it
+        alive, and its writable views let OpenVINO share it too). A writable buffer not handed
+        over (a view of decrypted plaintext that is wiped later) is copied.
 
         Raises:
             CheckpointError: not a package, truncated, extended or malformed.
         """
         view = memoryview(data).cast("B")
-        view = view.toreadonly() if view.readonly or owned else memoryview(bytes(view))
+        if not (view.readonly or owned):
+            view = memoryview(bytes(view))
         start = len(MAGIC) + 8
         if len(view) < start or bytes(view[: len(MAGIC)]) != MAGIC:
             raise CheckpointError("not an m2fp OpenVINO package")

@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from m2fp.compute.options import Precision
-from m2fp.engines.openvino_package import OpenVINOPackage, attachment_name, package_file_name
+from m2fp.engines.openvino_package import (
+    OpenVINOPackage,
+    attachment_name,
+    package_file_name,
+    read_owned,
+)
 from m2fp.errors import CheckpointError, ModelKeyError, missing_torch
 from m2fp.model_config import validate_config
 from m2fp.protection.keys import MISSING_KEY, parse_key
@@ -340,7 +345,7 @@ def _package_only(
 
 def _read_package(file: Path) -> OpenVINOPackage:
     try:
-        data = file.read_bytes()
+        data = read_owned(file)
     except OSError as exc:
-        raise CheckpointError(f"{file.name} could not be read: {exc.strerror}") from None
-    return OpenVINOPackage.from_bytes(data)
+        raise CheckpointError(f"{file.name} could not be read: {exc.strerror or exc}") from None
+    return OpenVINOPackage.from_bytes(data, owned=True)
