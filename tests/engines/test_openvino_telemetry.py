@@ -34,7 +34,7 @@ def _run(code: str, home: Path) -> subprocess.CompletedProcess[str]:
         "from m2fp.engines.openvino_package import import_openvino\n"
         "ov = import_openvino()\nimport openvino.tools.ovc",
         # int8 quantisation imports NNCF, which sends its own events through the same module
-        "from m2fp.engines.int8 import import_nncf\n_nncf()",
+        "from m2fp.engines.int8 import import_nncf\nimport_nncf()",
     ],
     ids=["openvino", "nncf"],
 )
