@@ -16,5 +16,8 @@ DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024
 DEFAULT_ALPHA = 0.6
 # drawn scenes the int8 backbone is calibrated on (m2fp.engines.calibration)
 DEFAULT_CALIBRATION_SCENES = 32
+# how long m2fp batch's actor pool may take to start (each actor loads the model) before the
+# job fails: generous, since a cluster may first have to place the actors
+DEFAULT_ACTOR_START_TIMEOUT_S = 600
 # ONNX export (m2fp.engines.onnx_export): torch's dynamo exporter needs 17 or newer
 DEFAULT_ONNX_OPSET = 18

@@ -13,23 +13,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import re
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from m2fp.batch.actor import ActorConfig, ParseActor
-from m2fp.batch.errors import BatchError
+from m2fp.batch.errors import BatchError, BatchRunError
 from m2fp.batch.outputs import check_form, done_stems, remove_stale_temporaries, write_failures
 from m2fp.batch.sources import list_sources
 from m2fp.compute.threads import plan_threads
+from m2fp.defaults import DEFAULT_ACTOR_START_TIMEOUT_S
+from m2fp.errors import M2FPError
 
 # inputs per actor call: small enough that an interrupted job loses little, large enough
 # that the parser's own batching (``parse_in_batches``) has photos to group
 DEFAULT_BATCH_SIZE = 8
-# how long the actor pool may take to start (each actor loads the model) before the job fails:
-# generous, since a cluster may first have to place the actors
-ACTOR_START_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class BatchJob:
         skip_existing: leave out inputs whose output is complete (resume).
         ray_address: the cluster to join; None starts a local Ray for the job.
         batch_size: inputs per actor call at most (see ``batch_size``).
+        actor_start_timeout: seconds the actor pool may take to start (every actor placed
+            and its model loaded) before the job fails with ``BatchRunError``.
     """
 
     source: str
@@ -56,6 +62,11 @@ class BatchJob:
     skip_existing: bool = False
     ray_address: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
+    actor_start_timeout: float = DEFAULT_ACTOR_START_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        if not self.actor_start_timeout > 0:  # also refuses nan
+            raise ValueError("actor_start_timeout must be a positive number of seconds")
 
 
 @dataclass
@@ -173,6 +184,9 @@ def run_batch(job: BatchJob) -> Summary:
     Raises:
         BatchError: the job cannot start (see ``list_sources``, ``check_form``,
             ``_pool_size``).
+        BatchRunError: the actor pool did not start within ``job.actor_start_timeout``, or
+            an actor failed (its model did not load): one line saying why, not Ray's
+            traceback.
     """
     import ray
 
@@ -213,7 +227,7 @@ def run_batch(job: BatchJob) -> Summary:
             # the pool starts handing out calls once every actor has loaded its model: one
             # in flight per actor is not enough on its own, since an actor ready first would
             # take each call in turn while the other is still loading
-            ray.data.DataContext.get_current().wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
+            ray.data.DataContext.get_current().wait_for_min_actors_s = job.actor_start_timeout
             statuses = ray.data.from_items([dataclasses.asdict(s) for s in todo]).map_batches(
                 ParseActor,
                 fn_constructor_kwargs={"config": config},
@@ -228,14 +242,28 @@ def run_batch(job: BatchJob) -> Summary:
                 batch_size=batch_size(job, len(todo)),
                 batch_format="numpy",
             )
-            for row in statuses.iter_rows():
-                summary.record(row)
-                if row["status"] == "ok":
-                    summary.parsed += 1
-                else:
-                    failures.append(
-                        {"path": row["path"], "code": row["code"], "message": row["message"]}
-                    )
+            try:
+                with _failures_off_the_terminal():
+                    for row in statuses.iter_rows():
+                        summary.record(row)
+                        if row["status"] == "ok":
+                            summary.parsed += 1
+                        else:
+                            failures.append(
+                                {
+                                    "path": row["path"],
+                                    "code": row["code"],
+                                    "message": row["message"],
+                                }
+                            )
+            except ray.exceptions.GetTimeoutError:
+                raise BatchRunError(
+                    f"the actor pool did not start within {job.actor_start_timeout:g} s "
+                    f"({job.actors} actor(s), each loading the model): the cluster may lack "
+                    "the CPUs, GPUs or memory they ask for (--actor-start-timeout waits longer)"
+                ) from None
+            except ray.exceptions.RayError as exc:
+                raise BatchRunError(actor_failure(exc)) from None
     finally:
         if ours:
             ray.shutdown()
@@ -243,6 +271,56 @@ def run_batch(job: BatchJob) -> Summary:
     write_failures(out_dir, failures)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _is_terminal(handler: logging.Handler) -> bool:
+    return getattr(handler, "stream", None) in (sys.stderr, sys.stdout)
+
+
+@contextmanager
+def _failures_off_the_terminal() -> Iterator[None]:
+    """Ray Data logs a failure it is about to raise (an actor pool that did not start, an
+    actor that failed) to the terminal, with its traceback; ``run_batch`` reports each one
+    itself in one line (``BatchRunError``). While the job runs, Ray Data's ERROR records go
+    to its log file only (``/tmp/ray/session_*/logs/ray-data``), not to the terminal."""
+    consoles = [h for h in logging.getLogger("ray.data").handlers if _is_terminal(h)]
+
+    def below_error(record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
+
+    for handler in consoles:
+        handler.addFilter(below_error)
+    try:
+        yield
+    finally:
+        for handler in consoles:
+            handler.removeFilter(below_error)
+
+
+_OWN_ERROR_PREFIX = re.compile(r"^m2fp(?:\.\w+)+: ")
+
+
+def actor_failure(exc: BaseException) -> str:
+    """One line for an actor that failed: the m2fp error it raised (a model that does not
+    load: a corrupt ``.m2fp``, a wrong key, no memory), found in Ray's wrapping of it, else
+    the last line of Ray's own message (its traceback text left out)."""
+    todo, seen = [exc], set()
+    while todo:
+        error = todo.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        # Ray's wrapper may be an instance of the cause's class too: its text holds the
+        # worker's traceback, so only the plain cause is taken
+        if isinstance(error, M2FPError) and type(error).__module__.startswith("m2fp."):
+            return f"a parsing actor failed: {error}"
+        causes = (getattr(error, "cause", None), error.__cause__, error.__context__)
+        todo += [cause for cause in causes if isinstance(cause, BaseException)]
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    last = lines[-1][:300] if lines else type(exc).__name__
+    # an actor's constructor error reaches the driver as text only, its last line
+    # "m2fp.errors.IntegrityError: <message>": our own errors say enough without the class
+    return f"a parsing actor failed: {_OWN_ERROR_PREFIX.sub('', last)}"
 
 
 def summary_json(summary: Summary) -> str:

@@ -21,6 +21,7 @@ from m2fp.cli.parse_arguments import (
 from m2fp.cli.serve_banner import DEFAULT_LOG_FORMAT, LOG_FORMATS
 from m2fp.compute.parser_options import check_max_size, check_min_size
 from m2fp.defaults import (
+    DEFAULT_ACTOR_START_TIMEOUT_S,
     DEFAULT_ALPHA,
     DEFAULT_CALIBRATION_SCENES,
     DEFAULT_MAX_SIZE,
@@ -47,6 +48,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
     return value
 
 
@@ -132,6 +140,14 @@ def _add_batch(commands: argparse._SubParsersAction) -> None:
         type=_non_negative,
         default=None,
         help="GPUs per actor (default: 1 where the cluster has one for each actor, else 0)",
+    )
+    _add_defaulted(
+        ray,
+        "--actor-start-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_ACTOR_START_TIMEOUT_S,
+        help="seconds the actors may take to start (placed on the cluster, model loaded) "
+        "before the job fails",
     )
     add_output_arguments(batch, format_flag="--mask-format")
     add_reading_arguments(batch.add_argument_group("inputs"))

@@ -86,6 +86,7 @@ def batch(args: argparse.Namespace) -> int:
         threads=args.threads,
         skip_existing=args.skip_existing,
         ray_address=args.ray_address,
+        actor_start_timeout=args.actor_start_timeout,
     )
     try:
         summary = run_batch(job)
