@@ -213,23 +213,10 @@ def test_hash_mismatch_of_an_attachment_is_refused(where):
     """The hashing runs a chunk behind the decryption, on another thread: a wrong byte in any
     chunk of a section (first, middle, last) still fails the digest."""
     attachment = bytearray(ATTACHED)
-    header = new_header(
-        config=golden_config(),
-        key=KEY,
-        plaintext_size=len(PAYLOAD),
-        plaintext_sha256=hashlib.sha256(PAYLOAD).hexdigest(),
-        chunk_size=CS,
-        attachments=(
-            Attachment(
-                name="extra", size=len(attachment), sha256=hashlib.sha256(attachment).hexdigest()
-            ),
-        ),
-    )
     attachment[where] ^= 1  # sealed with valid tags, but not what the header's digest says
-    out = io.BytesIO()
-    encrypt_chunks(out, header, KEY, split_payload(header, PAYLOAD, attachment))
+    sealed = seal_with_attachment(bytes(attachment), digest_of=bytes(ATTACHED))
     with pytest.raises(IntegrityError, match="attachment extra does not match"):
-        open_sealed(out.getvalue())
+        open_sealed(sealed)
 
 
 def test_closing_early_stops_the_hashing_and_wipes():
@@ -280,19 +267,20 @@ def test_writer_refuses_inconsistent_input():
             )
 
 
-def seal_with_attachment(attachment: bytes, key: bytes = KEY) -> bytes:
-    """PAYLOAD as the weights, then ``attachment`` as section ``extra`` (spanning chunks)."""
+def seal_with_attachment(
+    attachment: bytes, key: bytes = KEY, *, digest_of: bytes | None = None
+) -> bytes:
+    """PAYLOAD as the weights, then ``attachment`` as section ``extra`` (spanning chunks),
+    its header digest that of ``digest_of`` where given (a section sealed with valid tags but
+    not the bytes its digest names)."""
+    digest = hashlib.sha256(attachment if digest_of is None else digest_of).hexdigest()
     header = new_header(
         config=golden_config(),
         key=key,
         plaintext_size=len(PAYLOAD),
         plaintext_sha256=hashlib.sha256(PAYLOAD).hexdigest(),
         chunk_size=CS,
-        attachments=(
-            Attachment(
-                name="extra", size=len(attachment), sha256=hashlib.sha256(attachment).hexdigest()
-            ),
-        ),
+        attachments=(Attachment(name="extra", size=len(attachment), sha256=digest),),
     )
     out = io.BytesIO()
     encrypt_chunks(out, header, key, split_payload(header, PAYLOAD, attachment))
