@@ -38,6 +38,21 @@ def rss_mib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+CLOSED = "closed while sending"
+
+
+def outcome(answer: httpx.Response | BaseException) -> int | str:
+    """The status, or ``CLOSED`` where the server closed the connection while the client was
+    still sending its body: the early 503 (answered before the body is read) can reach a client
+    that keeps writing as a reset instead (the kernel resets a socket closed with unread data).
+    Any other exception is the test's failure, not an outcome."""
+    if isinstance(answer, httpx.Response):
+        return answer.status_code
+    if isinstance(answer, httpx.WriteError | httpx.ReadError | httpx.RemoteProtocolError):
+        return CLOSED
+    raise answer
+
+
 def big_png() -> bytes:
     noise = np.random.default_rng(0).integers(0, 256, (1650, 1650, 3), dtype=np.uint8)
     buffer = io.BytesIO()
@@ -66,14 +81,15 @@ def test_idle_memory_returns_after_overload_bursts(tiny_model_dir, tmp_path):
                 ],
                 return_exceptions=True,
             )
-            return [getattr(a, "status_code", 0) for a in answers]
+            return [outcome(answer) for answer in answers]
 
         async def soak() -> None:
             limits = httpx.Limits(max_connections=CONCURRENT)
             async with httpx.AsyncClient(timeout=120, limits=limits) as client:
                 for _ in range(BURSTS):
                     statuses = await burst(client)
-                    assert set(statuses) <= {200, 503} and 200 in statuses, statuses
+                    assert set(statuses) <= {200, 503, CLOSED} and 200 in statuses, statuses
+                    assert 503 in statuses, statuses
                     await asyncio.sleep(SETTLE_SECONDS)
                     idle.append(rss_mib(pid))
 
