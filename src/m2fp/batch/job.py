@@ -242,28 +242,14 @@ def run_batch(job: BatchJob) -> Summary:
                 batch_size=batch_size(job, len(todo)),
                 batch_format="numpy",
             )
-            try:
-                with _failures_off_the_terminal():
-                    for row in statuses.iter_rows():
-                        summary.record(row)
-                        if row["status"] == "ok":
-                            summary.parsed += 1
-                        else:
-                            failures.append(
-                                {
-                                    "path": row["path"],
-                                    "code": row["code"],
-                                    "message": row["message"],
-                                }
-                            )
-            except ray.exceptions.GetTimeoutError:
-                raise BatchRunError(
-                    f"the actor pool did not start within {job.actor_start_timeout:g} s "
-                    f"({job.actors} actor(s), each loading the model): the cluster may lack "
-                    "the CPUs, GPUs or memory they ask for (--actor-start-timeout waits longer)"
-                ) from None
-            except ray.exceptions.RayError as exc:
-                raise BatchRunError(actor_failure(exc)) from None
+            for row in _rows_or_one_line(statuses, job):
+                summary.record(row)
+                if row["status"] == "ok":
+                    summary.parsed += 1
+                else:
+                    failures.append(
+                        {"path": row["path"], "code": row["code"], "message": row["message"]}
+                    )
     finally:
         if ours:
             ray.shutdown()
@@ -271,6 +257,24 @@ def run_batch(job: BatchJob) -> Summary:
     write_failures(out_dir, failures)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _rows_or_one_line(statuses: Any, job: BatchJob) -> Iterator[dict[str, Any]]:
+    """The job's status rows as Ray Data hands them back; a pool that did not start in time
+    or an actor that failed is ``BatchRunError`` with one line, not Ray's traceback."""
+    import ray
+
+    try:
+        with _failures_off_the_terminal():
+            yield from statuses.iter_rows()
+    except ray.exceptions.GetTimeoutError:
+        raise BatchRunError(
+            f"the actor pool did not start within {job.actor_start_timeout:g} s "
+            f"({job.actors} actor(s), each loading the model): the cluster may lack "
+            "the CPUs, GPUs or memory they ask for (--actor-start-timeout waits longer)"
+        ) from None
+    except ray.exceptions.RayError as exc:
+        raise BatchRunError(actor_failure(exc)) from None
 
 
 def _is_terminal(handler: logging.Handler) -> bool:
